@@ -1,0 +1,59 @@
+import type { Backend, MemoryInfo, OutInfo, Storage } from '../backend.js';
+import { type DType, type TypedArray, allocHost } from '../dtype.js';
+import type { OpDef } from '../op.js';
+import type { Tensor } from '../tensor.js';
+
+export class CpuStorage implements Storage {
+  refs = 1;
+  constructor(
+    readonly backend: CpuBackend,
+    public data: TypedArray,
+  ) {}
+  get bytes(): number {
+    return this.data.byteLength;
+  }
+}
+
+/**
+ * The CPU reference backend: plain TypeScript, the oracle for every WebGPU kernel. Computes in
+ * JS doubles and stores float32 results rounded to float32; also supports float64 tensors so
+ * that gradients can be checked against finite differences in double precision.
+ */
+export class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+  private inUse = 0;
+
+  upload(data: TypedArray, _dtype: DType): Storage {
+    this.inUse += data.byteLength;
+    return new CpuStorage(this, data);
+  }
+
+  async read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
+    const src = (storage as CpuStorage).data;
+    const out = allocHost(dtype, size);
+    out.set(src.subarray(0, size));
+    return out;
+  }
+
+  execute(op: OpDef<any>, inputs: readonly Tensor[], attrs: any, out: OutInfo): Storage {
+    const args = inputs.map((t) => ({ data: (t.storageFor(op.name) as CpuStorage).data, shape: t.shape, dtype: t.dtype }));
+    const data = op.cpu(args, attrs, out);
+    this.inUse += data.byteLength;
+    return new CpuStorage(this, data);
+  }
+
+  release(storage: Storage): void {
+    this.inUse -= storage.bytes;
+    (storage as CpuStorage).data = new Float32Array(0);
+  }
+
+  memoryInfo(): MemoryInfo {
+    return { bytesInUse: this.inUse, bytesPooled: 0 };
+  }
+
+  async sync(): Promise<void> {}
+
+  destroy(): void {}
+
+  checkDType(_op: string, _dtype: DType): void {}
+}

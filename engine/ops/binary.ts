@@ -1,0 +1,268 @@
+import binaryWgsl from '../../kernels/binary.wgsl';
+import castWgsl from '../../kernels/cast.wgsl';
+import whereWgsl from '../../kernels/where.wgsl';
+import { type DType, allocHost, isFloat, promote } from '../dtype.js';
+import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
+import { type OpDef, defineOp } from '../op.js';
+import { broadcastShapes, broadcastStrides, shapesEqual, sizeOf } from '../shape.js';
+import { Tensor, runOp } from '../tensor.js';
+import { type KernelSource, grid1D } from '../webgpu/webgpu-backend.js';
+import { uniforms } from '../webgpu/uniforms.js';
+import { scalarLike } from './creation.js';
+import { MAX_KERNEL_RANK, collapseDims, forEachStrided, typePrelude, wgslStorageType } from './elementwise-util.js';
+import { reshape } from './shape-ops.js';
+import { log, neg } from './unary.js';
+import { sum } from './reduce.js';
+
+type Kind = 'arith' | 'float' | 'compare';
+
+const kernels = new Map<string, KernelSource>();
+function kernelFor(file: string, base: string, types: Record<string, string>): KernelSource {
+  const name = `${base}_${Object.values(types).join('_')}`;
+  let k = kernels.get(name);
+  if (!k) kernels.set(name, (k = { name, code: typePrelude(types) + file }));
+  return k;
+}
+
+function computeDType(kind: Kind, a: DType, b: DType): DType {
+  const p = promote(a, b);
+  return kind === 'float' && !isFloat(p) ? 'float32' : p;
+}
+
+function packBroadcast(op: string, outShape: readonly number[], inShapes: readonly (readonly number[])[]) {
+  const strides = inShapes.map((s) => broadcastStrides(s, outShape));
+  const c = collapseDims(outShape, strides);
+  if (c.shape.length > MAX_KERNEL_RANK) {
+    throw new ShapeError(`${op}: broadcasting pattern of ${inShapes.map(fmtShape).join(', ')} needs rank ${c.shape.length} > ${MAX_KERNEL_RANK} on WebGPU`);
+  }
+  return c;
+}
+
+function binary(name: string, code: number, kind: Kind, f: (x: number, y: number) => number, grad?: OpDef<object>['grad']): OpDef<object> {
+  return defineOp<object>({
+    name,
+    infer([a, b]) {
+      const shape = broadcastShapes(name, a.shape, b.shape);
+      const dtype = kind === 'compare' ? 'bool' : computeDType(kind, a.dtype, b.dtype);
+      return { shape, dtype };
+    },
+    cpu([a, b], _attrs, out) {
+      const r = allocHost(out.dtype, sizeOf(out.shape));
+      const intOut = out.dtype === 'int32';
+      const c = collapseDims(out.shape, [broadcastStrides(a.shape, out.shape), broadcastStrides(b.shape, out.shape)]);
+      const ad = a.data;
+      const bd = b.data;
+      forEachStrided(c.shape, c.strides, (o, idx) => {
+        const v = f(ad[idx[0]], bd[idx[1]]);
+        r[o] = intOut ? (kind === 'arith' && code === 3 ? Math.trunc(v) : v) : v;
+      });
+      return r;
+    },
+    webgpu(gpu, [a, b], _attrs, out) {
+      const n = sizeOf(out.shape);
+      const cdt = kind === 'compare' ? promote(a.dtype, b.dtype) : out.dtype;
+      const tc = cdt === 'float32' ? 'f32' : 'i32';
+      const kernel = kernelFor(binaryWgsl, 'binary', { TA: wgslStorageType(a.dtype), TB: wgslStorageType(b.dtype), TC: tc, TO: wgslStorageType(out.dtype) });
+      const same = shapesEqual(a.shape, out.shape) && shapesEqual(b.shape, out.shape);
+      const c = same ? { shape: [n], strides: [[1], [1]] } : packBroadcast(name, out.shape, [a.shape, b.shape]);
+      gpu.dispatch({
+        kernel,
+        constants: { OP: code, BCAST: !same },
+        bindings: {
+          a: a.buffer,
+          b: b.buffer,
+          out: out.buffer,
+          params: uniforms().u32(n).u32(c.shape.length).u32(0).u32(0)
+            .u32Array(c.shape, 8).u32Array(c.strides[0], 8).u32Array(c.strides[1], 8).bytes(),
+        },
+        workgroups: grid1D(n),
+      });
+    },
+    grad,
+  });
+}
+
+/** Sums a broadcast gradient back to `shape` (the inverse of broadcasting). */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (shapesEqual(g.shape, shape)) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  const s = axes.length ? sum(g, axes, true) : g;
+  return reshape(s, shape);
+}
+
+const gradIf = (t: Tensor, g: () => Tensor): Tensor | null => (isFloat(t.dtype) ? sumTo(g(), t.shape) : null);
+
+const ADD = binary('add', 0, 'arith', (x, y) => x + y, (dy, [a, b]) => [gradIf(a, () => dy), gradIf(b, () => dy)]);
+const SUB = binary('sub', 1, 'arith', (x, y) => x - y, (dy, [a, b]) => [gradIf(a, () => dy), gradIf(b, () => neg(dy))]);
+const MUL = binary('mul', 2, 'arith', (x, y) => x * y, (dy, [a, b]) => [gradIf(a, () => mul(dy, b)), gradIf(b, () => mul(dy, a))]);
+const DIV = binary('div', 3, 'float', (x, y) => x / y, (dy, [a, b]) => [
+  gradIf(a, () => div(dy, b)),
+  gradIf(b, () => neg(div(mul(dy, a), mul(b, b)))),
+]);
+const POW = binary('pow', 4, 'float', (x, y) => Math.pow(x, y), (dy, [a, b], out) => [
+  gradIf(a, () => mul(dy, mul(b, pow(a, sub(b, 1))))),
+  // d/db a^b = a^b ln a, taken as 0 where a <= 0 (ln undefined) rather than NaN.
+  gradIf(b, () => {
+    const pos = gt(a, 0);
+    return mul(dy, where(pos, mul(out, logSafe(a, pos)), 0));
+  }),
+]);
+// Ties split the gradient evenly between the two inputs.
+const MAXIMUM = binary('maximum', 5, 'arith', (x, y) => Math.max(x, y), (dy, [a, b]) => {
+  const wa = () => add(cast(gt(a, b), dy.dtype), mul(cast(eq(a, b), dy.dtype), 0.5));
+  return [gradIf(a, () => mul(dy, wa())), gradIf(b, () => mul(dy, sub(1, wa())))];
+});
+const MINIMUM = binary('minimum', 6, 'arith', (x, y) => Math.min(x, y), (dy, [a, b]) => {
+  const wa = () => add(cast(lt(a, b), dy.dtype), mul(cast(eq(a, b), dy.dtype), 0.5));
+  return [gradIf(a, () => mul(dy, wa())), gradIf(b, () => mul(dy, sub(1, wa())))];
+});
+const EQ = binary('eq', 7, 'compare', (x, y) => +(x === y));
+const NE = binary('ne', 8, 'compare', (x, y) => +(x !== y));
+const LT = binary('lt', 9, 'compare', (x, y) => +(x < y));
+const LE = binary('le', 10, 'compare', (x, y) => +(x <= y));
+const GT = binary('gt', 11, 'compare', (x, y) => +(x > y));
+const GE = binary('ge', 12, 'compare', (x, y) => +(x >= y));
+
+function logSafe(a: Tensor, pos: Tensor): Tensor {
+  // log of a where a > 0, 1 elsewhere (so the masked-out branch stays finite).
+  return log(where(pos, a, 1));
+}
+
+/** Converts a number operand to a 0-d tensor matching `like` (int stays int for integral numbers). */
+function operand(v: Tensor | number, like: Tensor, op: string): Tensor {
+  if (v instanceof Tensor) return v;
+  if (typeof v !== 'number') throw new ArgumentError(`${op}: operand must be a Tensor or a number, got ${typeof v}`);
+  const dtype: DType = isFloat(like.dtype) ? like.dtype : Number.isInteger(v) ? 'int32' : 'float32';
+  return scalarLike(v, like, dtype);
+}
+
+/** Temporaries made for number operands die with the result (or at once if no graph keeps them). */
+function adoptTemps(r: Tensor, temps: Tensor[]): Tensor {
+  if (temps.length) {
+    if (r.node) (r.owned ??= []).push(...temps);
+    else for (const t of temps) t.dispose();
+  }
+  return r;
+}
+
+function run(op: OpDef<object>, a: Tensor | number, b: Tensor | number): Tensor {
+  const like = a instanceof Tensor ? a : b;
+  if (!(like instanceof Tensor)) throw new ArgumentError(`${op.name}: at least one operand must be a Tensor`);
+  const temps: Tensor[] = [];
+  const conv = (v: Tensor | number) => {
+    if (v instanceof Tensor) return v;
+    const t = operand(v, like, op.name);
+    temps.push(t);
+    return t;
+  };
+  return adoptTemps(runOp(op, [conv(a), conv(b)], {}), temps);
+}
+
+/** a + b (broadcasting). */
+export function add(a: Tensor | number, b: Tensor | number): Tensor { return run(ADD, a, b); }
+/** a − b (broadcasting). */
+export function sub(a: Tensor | number, b: Tensor | number): Tensor { return run(SUB, a, b); }
+/** a · b (broadcasting). */
+export function mul(a: Tensor | number, b: Tensor | number): Tensor { return run(MUL, a, b); }
+/** a / b (true division: int inputs give float32). */
+export function div(a: Tensor | number, b: Tensor | number): Tensor { return run(DIV, a, b); }
+/** a^b elementwise (float; IEEE semantics for negative bases with integer exponents). */
+export function pow(a: Tensor | number, b: Tensor | number): Tensor { return run(POW, a, b); }
+export function maximum(a: Tensor | number, b: Tensor | number): Tensor { return run(MAXIMUM, a, b); }
+export function minimum(a: Tensor | number, b: Tensor | number): Tensor { return run(MINIMUM, a, b); }
+/** Comparisons return bool masks. */
+export function eq(a: Tensor | number, b: Tensor | number): Tensor { return run(EQ, a, b); }
+export function ne(a: Tensor | number, b: Tensor | number): Tensor { return run(NE, a, b); }
+export function lt(a: Tensor | number, b: Tensor | number): Tensor { return run(LT, a, b); }
+export function le(a: Tensor | number, b: Tensor | number): Tensor { return run(LE, a, b); }
+export function gt(a: Tensor | number, b: Tensor | number): Tensor { return run(GT, a, b); }
+export function ge(a: Tensor | number, b: Tensor | number): Tensor { return run(GE, a, b); }
+
+// ---- where ----
+const WHERE = defineOp<object>({
+  name: 'where',
+  infer([c, a, b]) {
+    if (c.dtype !== 'bool') throw new DTypeError(`where: condition must be bool, got ${c.dtype} ${fmtShape(c.shape)}`);
+    if (a.dtype !== b.dtype) throw new DTypeError(`where: branches must share a dtype, got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)}`);
+    return { shape: broadcastShapes('where', c.shape, a.shape, b.shape), dtype: a.dtype };
+  },
+  cpu([c, a, b], _at, out) {
+    const r = allocHost(out.dtype, sizeOf(out.shape));
+    const st = [c.shape, a.shape, b.shape].map((s) => broadcastStrides(s, out.shape));
+    const k = collapseDims(out.shape, st);
+    forEachStrided(k.shape, k.strides, (o, idx) => {
+      r[o] = c.data[idx[0]] ? a.data[idx[1]] : b.data[idx[2]];
+    });
+    return r;
+  },
+  webgpu(gpu, [c, a, b], _at, out) {
+    const n = sizeOf(out.shape);
+    const k = packBroadcast('where', out.shape, [c.shape, a.shape, b.shape]);
+    gpu.dispatch({
+      kernel: kernelFor(whereWgsl, 'where', { T: wgslStorageType(out.dtype) }),
+      bindings: {
+        cond: c.buffer,
+        a: a.buffer,
+        b: b.buffer,
+        out: out.buffer,
+        params: uniforms().u32(n).u32(k.shape.length).u32(0).u32(0)
+          .u32Array(k.shape, 8).u32Array(k.strides[0], 8).u32Array(k.strides[1], 8).u32Array(k.strides[2], 8).bytes(),
+      },
+      workgroups: grid1D(n),
+    });
+  },
+  grad(dy, [c, a, b]) {
+    return [null, gradIf(a, () => where(c, dy, 0)), gradIf(b, () => where(c, 0, dy))];
+  },
+});
+
+/** Elementwise `cond ? a : b` with broadcasting; numbers are allowed for a or b. */
+export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : cond;
+  const dtype: DType = like === cond ? 'float32' : like.dtype;
+  const temps: Tensor[] = [];
+  const conv = (v: Tensor | number) => {
+    if (v instanceof Tensor) return v;
+    const t = scalarLike(v, cond, dtype);
+    temps.push(t);
+    return t;
+  };
+  return adoptTemps(runOp(WHERE, [cond, conv(a), conv(b)], {}), temps);
+}
+
+// ---- cast ----
+interface CastAttrs {
+  dtype: DType;
+}
+const CAST = defineOp<CastAttrs>({
+  name: 'cast',
+  infer: ([x], a) => ({ shape: [...x.shape], dtype: a.dtype }),
+  cpu([x], a, out) {
+    const n = x.data.length;
+    const r = allocHost(out.dtype, n);
+    if (a.dtype === 'bool') for (let i = 0; i < n; i++) r[i] = x.data[i] !== 0 ? 1 : 0;
+    else if (a.dtype === 'int32') for (let i = 0; i < n; i++) r[i] = Math.trunc(x.data[i]);
+    else r.set(x.data);
+    return r;
+  },
+  webgpu(gpu, [x], a, out) {
+    const n = sizeOf(out.shape);
+    gpu.dispatch({
+      kernel: kernelFor(castWgsl, 'cast', { TA: wgslStorageType(x.dtype), TO: wgslStorageType(a.dtype) }),
+      constants: { TO_BOOL: a.dtype === 'bool' },
+      bindings: { x: x.buffer, out: out.buffer, params: uniforms().u32(n).bytes() },
+      workgroups: grid1D(n),
+    });
+  },
+  grad: (dy, [x], _o, a) => [isFloat(x.dtype) && isFloat(a.dtype) ? cast(dy, x.dtype) : null],
+});
+
+/** Converts to another dtype (float → int truncates toward zero; → bool is `x != 0`). */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x;
+  return runOp(CAST, [x], { dtype });
+}

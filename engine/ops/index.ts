@@ -1,0 +1,8 @@
+// The op families. Each op is declared once (see engine/op.ts) in one of these files.
+export * from './creation.js';
+export * from './unary.js';
+export * from './binary.js';
+export * from './reduce.js';
+export * from './shape-ops.js';
+export * from './matmul.js';
+export * from './autograd.js';

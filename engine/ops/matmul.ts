@@ -1,0 +1,148 @@
+import matmulWgsl from '../../kernels/matmul.wgsl';
+import { planMatmul } from '../../kernels/matmul-plan.js';
+import { allocHost, isFloat, promote } from '../dtype.js';
+import { DTypeError, ShapeError, fmtShape } from '../errors.js';
+import { defineOp } from '../op.js';
+import { broadcastShapes, shapesEqual, sizeOf } from '../shape.js';
+import { type Tensor, runOp } from '../tensor.js';
+import { uniforms } from '../webgpu/uniforms.js';
+import { sumTo } from './binary.js';
+import { broadcastTo } from './shape-ops.js';
+import { composite } from './autograd.js';
+
+export interface MatmulOptions {
+  /** Treat the last two dims of `a` as transposed ([.., K, M] holds A) — no copy is made. */
+  transposeA?: boolean;
+  /** Treat the last two dims of `b` as transposed ([.., N, K] holds B). */
+  transposeB?: boolean;
+}
+
+interface MatmulAttrs {
+  transA: boolean;
+  transB: boolean;
+}
+
+const KERNEL = { name: 'matmul', code: matmulWgsl };
+
+function dims(a: readonly number[], b: readonly number[], at: MatmulAttrs) {
+  const M = at.transA ? a[a.length - 1] : a[a.length - 2];
+  const Ka = at.transA ? a[a.length - 2] : a[a.length - 1];
+  const Kb = at.transB ? b[b.length - 1] : b[b.length - 2];
+  const N = at.transB ? b[b.length - 2] : b[b.length - 1];
+  return { M, Ka, Kb, N };
+}
+
+/** Batch strides after broadcasting: the operand's full batch or 0 when it has batch size 1. */
+function batchInfo(a: readonly number[], b: readonly number[]) {
+  const batchShape = broadcastShapes('matmul', a.slice(0, -2), b.slice(0, -2));
+  const batch = sizeOf(batchShape);
+  const aBatch = sizeOf(a.slice(0, -2));
+  const bBatch = sizeOf(b.slice(0, -2));
+  return { batchShape, batch, aBatch, bBatch };
+}
+
+const MATMUL = defineOp<MatmulAttrs>({
+  name: 'matmul',
+  infer([a, b], at) {
+    if (a.rank < 2 || b.rank < 2) {
+      throw new ShapeError(`matmul: both inputs need rank >= 2, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+    }
+    if (!isFloat(a.dtype) || !isFloat(b.dtype)) throw new DTypeError(`matmul: expected float inputs, got ${a.dtype} and ${b.dtype}`);
+    const { M, Ka, Kb, N } = dims(a.shape, b.shape, at);
+    if (Ka !== Kb) {
+      throw new ShapeError(`matmul: inner dims differ: ${fmtShape(a.shape)}${at.transA ? 'ᵀ' : ''} @ ${fmtShape(b.shape)}${at.transB ? 'ᵀ' : ''} (K = ${Ka} vs ${Kb})`);
+    }
+    const { batchShape, batch, aBatch, bBatch } = batchInfo(a.shape, b.shape);
+    if ((aBatch !== 1 && aBatch !== batch) || (bBatch !== 1 && bBatch !== batch)) {
+      throw new ShapeError(`matmul: internal: operands must be pre-broadcast (got ${fmtShape(a.shape)} and ${fmtShape(b.shape)})`);
+    }
+    return { shape: [...batchShape, M, N], dtype: promote(a.dtype, b.dtype) };
+  },
+  cpu([a, b], at, out) {
+    const { M, Ka: K, N } = dims(a.shape, b.shape, at);
+    const { batch, aBatch, bBatch } = batchInfo(a.shape, b.shape);
+    const r = allocHost(out.dtype, batch * M * N);
+    const A = a.data;
+    const B = b.data;
+    // a(i,k) and b(k,j) honour the transpose flags; accumulate in float64.
+    const sai = at.transA ? 1 : K, sak = at.transA ? M : 1;
+    const sbk = at.transB ? 1 : N, sbj = at.transB ? K : 1;
+    const row = new Float64Array(N);
+    for (let t = 0; t < batch; t++) {
+      const ao = aBatch === 1 ? 0 : t * M * K;
+      const bo = bBatch === 1 ? 0 : t * K * N;
+      for (let i = 0; i < M; i++) {
+        row.fill(0);
+        for (let k = 0; k < K; k++) {
+          const av = A[ao + i * sai + k * sak];
+          if (av === 0) continue;
+          const bb = bo + k * sbk;
+          for (let j = 0; j < N; j++) row[j] += av * B[bb + j * sbj];
+        }
+        r.set(row, t * M * N + i * N);
+      }
+    }
+    return r;
+  },
+  webgpu(gpu, [a, b, bias], at, out) {
+    const { M, Ka: K, N } = dims(a.shape, b.shape, at);
+    const { batch, aBatch, bBatch } = batchInfo(a.shape, b.shape);
+    const plan = planMatmul(M, N, K, batch, at.transA, at.transB);
+    const dummy = bias ?? null;
+    const biasBuf = dummy ? dummy.buffer : gpu.allocBuffer(4, 'matmul');
+    gpu.dispatch({
+      kernel: KERNEL,
+      entry: plan.entry,
+      constants: { ...plan.constants, TRANS_A: at.transA, TRANS_B: at.transB, HAS_BIAS: false, ACT: 0 },
+      bindings: {
+        a: a.buffer,
+        b: b.buffer,
+        bias: biasBuf,
+        out: out.buffer,
+        params: uniforms().u32(M).u32(N).u32(K).u32(batch).u32(aBatch === 1 ? 0 : M * K).u32(bBatch === 1 ? 0 : K * N).bytes(),
+      },
+      workgroups: plan.workgroups,
+    });
+    if (!dummy) gpu.freeBuffer(biasBuf);
+  },
+  grad(dy, [a, b], _out, at) {
+    // C = op(A) op(B). dA = dC op(B)ᵀ (or its transpose when A is stored transposed); same for B.
+    let da: Tensor;
+    let db: Tensor;
+    if (!at.transA) da = matmulRaw(dy, b, false, !at.transB);
+    else da = matmulRaw(b, dy, at.transB, true);
+    if (!at.transB) db = matmulRaw(a, dy, !at.transA, false);
+    else db = matmulRaw(dy, a, true, at.transA);
+    return [sumTo(da, a.shape), sumTo(db, b.shape)];
+  },
+});
+
+function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+  // Broadcast leading dims so that each operand's batch is either 1 or the full batch.
+  const batchShape = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const full = sizeOf(batchShape);
+  const fix = (t: Tensor) => {
+    const tb = t.shape.slice(0, -2);
+    if (sizeOf(tb) === 1 || (sizeOf(tb) === full && shapesEqual(tb, batchShape))) return t;
+    return broadcastTo(t, [...batchShape, ...t.shape.slice(-2)]);
+  };
+  return runOp(MATMUL, [fix(a), fix(b)], { transA, transB });
+}
+
+/**
+ * Batched matrix product with NumPy broadcasting over leading dims. 1-D operands are promoted
+ * as in NumPy (a vector `a` becomes [1, K], a vector `b` becomes [K, 1]; the added dim is
+ * removed from the result).
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  return composite(() => {
+    const va = a.rank === 1;
+    const vb = b.rank === 1;
+    const a2 = va ? a.reshape([1, a.shape[0]]) : a;
+    const b2 = vb ? b.reshape([b.shape[0], 1]) : b;
+    let r = matmulRaw(a2, b2, !!opts.transposeA && !va, !!opts.transposeB && !vb);
+    if (va) r = r.squeeze(-2);
+    if (vb) r = r.squeeze(-1);
+    return r;
+  });
+}

@@ -1,0 +1,265 @@
+import type { Backend, Storage } from './backend.js';
+import { type DType, type TypedArray, allocHost, toHost } from './dtype.js';
+import { BackendMismatchError, DisposedTensorError, ShapeError, fmtShape } from './errors.js';
+import type { OpDef } from './op.js';
+import { currentBackend, isRecording, runtime } from './runtime.js';
+import { checkShape, sizeOf } from './shape.js';
+import * as ops from './ops/index.js';
+
+/** The autodiff record of how a tensor was computed. */
+export interface GradNode {
+  readonly op: OpDef<any>;
+  readonly inputs: readonly Tensor[];
+  readonly attrs: any;
+}
+
+interface Held {
+  storage: Storage | null;
+}
+
+const finalizer = new FinalizationRegistry<Held>((held) => {
+  if (held.storage) {
+    if (runtime.debug) console.warn('dubito: a tensor was garbage-collected without dispose(); its memory was released late');
+    releaseStorage(held.storage);
+    held.storage = null;
+    runtime.liveTensors--;
+  }
+});
+
+function releaseStorage(s: Storage): void {
+  s.refs--;
+  if (s.refs === 0) s.backend.release(s);
+}
+
+let nextId = 1;
+
+export type NestedArray = number | NestedArray[];
+
+/**
+ * An n-dimensional array on one backend (WebGPU or the CPU reference). Contiguous, row-major.
+ * Memory is explicit: `dispose()` or a `tidy()` scope frees it; `data()` reads it back
+ * asynchronously. Tensors that `requiresGrad` record how they were made so that `backward()`
+ * and `grad()` can differentiate through them.
+ */
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly size: number;
+  /** True for leaves the user wants gradients for, and for results computed from them. */
+  requiresGrad = false;
+  /** How this tensor was computed (null for leaves and for results computed without grad). */
+  node: GradNode | null = null;
+  /** Accumulated gradient, set by `backward()` on leaves that require grad. */
+  grad: Tensor | null = null;
+  /** Temporaries (scalar operands, composite intermediates) that live and die with this tensor. */
+  owned: Tensor[] | null = null;
+  /** Not disposed by the enclosing tidy scope. */
+  kept = false;
+  private held: Held;
+
+  constructor(storage: Storage, shape: readonly number[], dtype: DType) {
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.size = sizeOf(shape);
+    this.held = { storage };
+    runtime.liveTensors++;
+    finalizer.register(this, this.held, this.held);
+    const scope = runtime.scopes[runtime.scopes.length - 1];
+    if (scope) scope.add(this);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.held.storage === null;
+  }
+
+  /** The storage, or a DisposedTensorError naming `op`. */
+  storageFor(op: string): Storage {
+    const s = this.held.storage;
+    if (!s) throw new DisposedTensorError(`${op}: tensor #${this.id} ${fmtShape(this.shape)} ${this.dtype} was used after dispose()`);
+    return s;
+  }
+
+  get backend(): Backend {
+    return this.storageFor('backend').backend;
+  }
+
+  /** Frees the tensor's memory (shared storage is freed when its last view goes). Idempotent. */
+  dispose(): void {
+    const s = this.held.storage;
+    if (!s) return;
+    this.held.storage = null;
+    finalizer.unregister(this.held);
+    runtime.liveTensors--;
+    releaseStorage(s);
+    if (this.owned) {
+      for (const t of this.owned) t.dispose();
+      this.owned = null;
+    }
+    if (this.grad) {
+      this.grad.dispose();
+      this.grad = null;
+    }
+    for (const scope of runtime.scopes) scope.delete(this);
+  }
+
+  /** Reads the values back (a copy): Float32Array, Float64Array, Int32Array or Uint8Array (bool). */
+  async data(): Promise<TypedArray> {
+    const s = this.storageFor('data');
+    return s.backend.read(s, this.dtype, this.size);
+  }
+
+  /** The values as nested JS arrays in the tensor's shape. */
+  async toArray(): Promise<NestedArray> {
+    const d = await this.data();
+    const build = (dim: number, off: number): NestedArray => {
+      if (dim === this.shape.length) return d[off];
+      const n = this.shape[dim];
+      let stride = 1;
+      for (let i = dim + 1; i < this.shape.length; i++) stride *= this.shape[i];
+      const out: NestedArray[] = [];
+      for (let i = 0; i < n; i++) out.push(build(dim + 1, off + i * stride));
+      return out;
+    };
+    return build(0, 0);
+  }
+
+  /** The single value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new ShapeError(`item: expected a tensor with exactly one element, got shape ${fmtShape(this.shape)}`);
+    return (await this.data())[0];
+  }
+
+  /** Copies the tensor to another backend (e.g. to inspect a WebGPU result on the CPU reference). */
+  async to(backend: Backend): Promise<Tensor> {
+    const d = await this.data();
+    return fromHost(d, this.shape, this.dtype, backend);
+  }
+
+  toString(): string {
+    return `Tensor#${this.id}(${fmtShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''}${this.isDisposed ? ', disposed' : ''})`;
+  }
+
+  // ---- autodiff ----
+  /** Marks a leaf as requiring gradients (chainable). */
+  requireGrad(flag = true): this {
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /** Backpropagates from this scalar, accumulating `.grad` on every leaf that requires grad. */
+  backward(dy?: Tensor, opts?: { createGraph?: boolean }): void {
+    ops.backwardFrom(this, dy, opts);
+  }
+
+  /** A tensor sharing this one's storage with no autodiff history. */
+  detach(): Tensor {
+    return ops.detach(this);
+  }
+
+  // ---- elementwise ----
+  add(b: Tensor | number): Tensor { return ops.add(this, b); }
+  sub(b: Tensor | number): Tensor { return ops.sub(this, b); }
+  mul(b: Tensor | number): Tensor { return ops.mul(this, b); }
+  div(b: Tensor | number): Tensor { return ops.div(this, b); }
+  pow(b: Tensor | number): Tensor { return ops.pow(this, b); }
+  maximum(b: Tensor | number): Tensor { return ops.maximum(this, b); }
+  minimum(b: Tensor | number): Tensor { return ops.minimum(this, b); }
+  eq(b: Tensor | number): Tensor { return ops.eq(this, b); }
+  ne(b: Tensor | number): Tensor { return ops.ne(this, b); }
+  lt(b: Tensor | number): Tensor { return ops.lt(this, b); }
+  le(b: Tensor | number): Tensor { return ops.le(this, b); }
+  gt(b: Tensor | number): Tensor { return ops.gt(this, b); }
+  ge(b: Tensor | number): Tensor { return ops.ge(this, b); }
+  neg(): Tensor { return ops.neg(this); }
+  exp(): Tensor { return ops.exp(this); }
+  log(): Tensor { return ops.log(this); }
+  log1p(): Tensor { return ops.log1p(this); }
+  sqrt(): Tensor { return ops.sqrt(this); }
+  rsqrt(): Tensor { return ops.rsqrt(this); }
+  square(): Tensor { return ops.square(this); }
+  abs(): Tensor { return ops.abs(this); }
+  sign(): Tensor { return ops.sign(this); }
+  relu(): Tensor { return ops.relu(this); }
+  leakyRelu(alpha = 0.01): Tensor { return ops.leakyRelu(this, alpha); }
+  gelu(): Tensor { return ops.gelu(this); }
+  sigmoid(): Tensor { return ops.sigmoid(this); }
+  tanh(): Tensor { return ops.tanh(this); }
+  softplus(): Tensor { return ops.softplus(this); }
+  lgamma(): Tensor { return ops.lgamma(this); }
+  digamma(): Tensor { return ops.digamma(this); }
+  cast(dtype: DType): Tensor { return ops.cast(this, dtype); }
+
+  // ---- reductions ----
+  sum(axes?: number | number[], keepDims = false): Tensor { return ops.sum(this, axes, keepDims); }
+  mean(axes?: number | number[], keepDims = false): Tensor { return ops.mean(this, axes, keepDims); }
+  max(axes?: number | number[], keepDims = false): Tensor { return ops.max(this, axes, keepDims); }
+  min(axes?: number | number[], keepDims = false): Tensor { return ops.min(this, axes, keepDims); }
+  argmax(axis = -1, keepDims = false): Tensor { return ops.argmax(this, axis, keepDims); }
+  argmin(axis = -1, keepDims = false): Tensor { return ops.argmin(this, axis, keepDims); }
+  logsumexp(axes?: number | number[], keepDims = false): Tensor { return ops.logsumexp(this, axes, keepDims); }
+  variance(axes?: number | number[], keepDims = false, correction = 0): Tensor { return ops.variance(this, axes, keepDims, correction); }
+  softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
+  logSoftmax(axis = -1): Tensor { return ops.logSoftmax(this, axis); }
+
+  // ---- linear algebra ----
+  matmul(b: Tensor, opts?: { transposeA?: boolean; transposeB?: boolean }): Tensor { return ops.matmul(this, b, opts); }
+
+  // ---- shape ----
+  reshape(shape: readonly number[]): Tensor { return ops.reshape(this, shape); }
+  flatten(startAxis = 0, endAxis = -1): Tensor { return ops.flatten(this, startAxis, endAxis); }
+  transpose(axis0 = -2, axis1 = -1): Tensor { return ops.transpose(this, axis0, axis1); }
+  permute(perm: readonly number[]): Tensor { return ops.permute(this, perm); }
+  squeeze(axes?: number | number[]): Tensor { return ops.squeeze(this, axes); }
+  unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
+  broadcastTo(shape: readonly number[]): Tensor { return ops.broadcastTo(this, shape); }
+  // slice(begin: readonly number[], size?: readonly number[]): Tensor { return ops.slice(this, begin, size); }
+  // indexSelect(axis: number, indices: Tensor): Tensor { return ops.indexSelect(this, axis, indices); }
+}
+
+/** Creates a tensor from host values on `backend` (default: the current backend). */
+export function fromHost(values: ArrayLike<number>, shape: readonly number[], dtype: DType, backend?: Backend): Tensor {
+  checkShape('tensor', shape);
+  const n = sizeOf(shape);
+  if (values.length !== n) {
+    throw new ShapeError(`tensor: ${values.length} values do not fill shape ${fmtShape(shape)} (${n} elements)`);
+  }
+  const be = backend ?? currentBackend();
+  be.checkDType('tensor', dtype);
+  const host = toHost(values, dtype);
+  return new Tensor(be.upload(host, dtype), shape, dtype);
+}
+
+/** Runs an op: infers the output, executes the backend kernel and records the autodiff node. */
+export function runOp<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A, backend?: Backend): Tensor {
+  let be = backend;
+  for (const t of inputs) {
+    const s = t.storageFor(op.name);
+    if (!be) be = s.backend;
+    else if (s.backend !== be) {
+      throw new BackendMismatchError(`${op.name}: inputs live on different backends (${be.name} and ${s.backend.name}); move one with \`await t.to(backend)\``);
+    }
+  }
+  be ??= currentBackend();
+  const out = op.infer(inputs, attrs);
+  be.checkDType(op.name, out.dtype);
+  let storage: Storage;
+  if (op.view) {
+    storage = inputs[0].storageFor(op.name);
+    storage.refs++;
+  } else {
+    storage = be.execute(op, inputs, attrs, out);
+  }
+  const t = new Tensor(storage, out.shape, out.dtype);
+  if (op.grad && isRecording() && inputs.some((x) => x.requiresGrad)) {
+    t.requiresGrad = true;
+    t.node = { op, inputs: [...inputs], attrs };
+  }
+  return t;
+}
+
+export { allocHost };

@@ -1,0 +1,382 @@
+import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import type { Backend, MemoryInfo, OutInfo, Storage } from '../backend.js';
+import { type DType, type TypedArray, allocHost } from '../dtype.js';
+import { DTypeError, DeviceError, KernelCompileError } from '../errors.js';
+import type { GpuArg, OpDef } from '../op.js';
+import type { Tensor } from '../tensor.js';
+import { BufferPool } from './buffer-pool.js';
+import { getGpu } from './gpu-provider.js';
+
+/** A WGSL kernel: a unique name (cache key) and its source text. */
+export interface KernelSource {
+  readonly name: string;
+  readonly code: string;
+}
+
+export interface DispatchSpec {
+  kernel: KernelSource;
+  entry?: string;
+  /** Pipeline-overridable constants (`override` in WGSL); part of the pipeline cache key. */
+  constants?: Record<string, number | boolean>;
+  /** Buffers by WGSL variable name; typed arrays are uploaded into a fresh uniform buffer. */
+  bindings: Record<string, GPUBuffer | Uint32Array>;
+  workgroups: readonly [number, number, number];
+}
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  bindingNames: { name: string; binding: number }[];
+}
+
+export class GpuStorage implements Storage {
+  refs = 1;
+  constructor(
+    readonly backend: WebGPUBackend,
+    readonly buffer: GPUBuffer,
+    readonly bytes: number,
+  ) {}
+}
+
+const reflectCache = new Map<string, WgslReflect>();
+function reflect(kernel: KernelSource): WgslReflect {
+  let r = reflectCache.get(kernel.code);
+  if (!r) {
+    try {
+      r = new WgslReflect(kernel.code);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      const m = /line[: ]+(\d+)/i.exec(msg);
+      throw new KernelCompileError(kernel.name, m ? Number(m[1]) : undefined, msg);
+    }
+    reflectCache.set(kernel.code, r);
+  }
+  return r;
+}
+
+export interface WebGPUBackendOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Use an existing device (e.g. shared with a renderer). */
+  device?: GPUDevice;
+  /** Submit automatically after this many dispatches (default 64). */
+  maxDispatchesPerSubmit?: number;
+}
+
+/**
+ * The WebGPU backend. Dispatches are encoded into one compute pass of one command encoder and
+ * submitted when a result is read or `maxDispatchesPerSubmit` dispatches are queued. Storage
+ * comes from a size-bucketed pool; pipelines are cached by kernel name, entry and constants;
+ * bind group layouts are derived from the WGSL by reflection.
+ */
+export class WebGPUBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  readonly limits: GPUSupportedLimits;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private queued = 0;
+  private readonly maxQueued: number;
+  private readonly storagePool: BufferPool;
+  private readonly uniformPool: BufferPool;
+  private readonly stagingPool: BufferPool;
+  private readonly pipelines = new Map<string, CachedPipeline>();
+  private readonly pendingChecks: Promise<void>[] = [];
+  private errors: Error[] = [];
+  private lostReason: string | null = null;
+  private destroyed = false;
+  /** Number of dispatches encoded so far (for tests and profiling). */
+  dispatchCount = 0;
+  submitCount = 0;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string },
+    opts: WebGPUBackendOptions,
+  ) {
+    this.limits = device.limits;
+    this.maxQueued = opts.maxDispatchesPerSubmit ?? 64;
+    const U = GPUBufferUsage;
+    this.storagePool = new BufferPool(device, U.STORAGE | U.COPY_SRC | U.COPY_DST);
+    this.uniformPool = new BufferPool(device, U.UNIFORM | U.COPY_DST);
+    this.stagingPool = new BufferPool(device, U.MAP_READ | U.COPY_DST);
+    device.lost.then((info) => {
+      if (!this.destroyed) this.lostReason = info.message || String(info.reason);
+    });
+    const onError = (ev: Event) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.errors.push(new DeviceError(`WebGPU error: ${err.message}`));
+    };
+    if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', onError);
+    else (device as { onuncapturederror: unknown }).onuncapturederror = onError;
+  }
+
+  /** Requests an adapter and device. Returns null when no (working) adapter exists. */
+  static async create(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend | null> {
+    if (opts.device) return new WebGPUBackend(opts.device, { vendor: '', architecture: '', device: '', description: 'user device' }, opts);
+    const gpu = await getGpu();
+    if (!gpu) return null;
+    const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
+    if (!adapter) return null;
+    const want = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY'] as const;
+    const requiredLimits: Record<string, number> = {};
+    for (const k of want) requiredLimits[k] = adapter.limits[k];
+    const features: GPUFeatureName[] = [];
+    for (const f of ['timestamp-query', 'shader-f16'] as GPUFeatureName[]) if (adapter.features.has(f)) features.push(f);
+    let device: GPUDevice;
+    try {
+      device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
+    } catch (e) {
+      throw new DeviceError(`WebGPU: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const info = adapter.info ?? { vendor: '', architecture: '', device: '', description: '' };
+    return new WebGPUBackend(device, { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description }, opts);
+  }
+
+  private checkAlive(what: string): void {
+    if (this.destroyed) throw new DeviceError(`${what}: the WebGPU backend was destroyed`);
+    if (this.lostReason !== null) throw new DeviceError(`${what}: the WebGPU device was lost (${this.lostReason})`);
+  }
+
+  checkDType(op: string, dtype: DType): void {
+    if (dtype === 'float64') throw new DTypeError(`${op}: float64 is not supported on WebGPU (use float32, or the cpu backend for float64)`);
+  }
+
+  // ---- memory ----
+  /** A storage buffer of at least `bytes` from the pool (contents undefined). */
+  allocBuffer(bytes: number, what = 'alloc'): GPUBuffer {
+    this.checkAlive(what);
+    const max = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+    if (bytes > max) {
+      throw new DeviceError(`${what}: a buffer of ${bytes} bytes exceeds this adapter's limit of ${max} bytes (maxStorageBufferBindingSize)`);
+    }
+    return this.storagePool.acquire(bytes);
+  }
+
+  /** Returns a buffer obtained from `allocBuffer` (e.g. a kernel's scratch space). */
+  freeBuffer(buf: GPUBuffer): void {
+    this.storagePool.release(buf, this.encoder !== null);
+  }
+
+  upload(data: TypedArray, dtype: DType): Storage {
+    this.checkDType('upload', dtype);
+    const src = dtype === 'bool' ? Uint32Array.from(data) : data;
+    const bytes = src.byteLength;
+    const buf = this.allocBuffer(bytes, 'upload');
+    if (bytes > 0) this.device.queue.writeBuffer(buf, 0, src.buffer, src.byteOffset, bytes);
+    return new GpuStorage(this, buf, bytes);
+  }
+
+  execute(op: OpDef<any>, inputs: readonly Tensor[], attrs: any, out: OutInfo): Storage {
+    let n = 1;
+    for (const d of out.shape) n *= d;
+    const bytes = n * 4;
+    const buf = this.allocBuffer(bytes, op.name);
+    if (n > 0) {
+      const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
+      op.webgpu(this, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
+    }
+    return new GpuStorage(this, buf, bytes);
+  }
+
+  release(storage: Storage): void {
+    if (this.destroyed) return;
+    this.storagePool.release((storage as GpuStorage).buffer, this.encoder !== null);
+  }
+
+  memoryInfo(): MemoryInfo {
+    return {
+      bytesInUse: this.storagePool.bytesInUse,
+      bytesPooled: this.storagePool.bytesPooled + this.uniformPool.bytesPooled + this.stagingPool.bytesPooled,
+    };
+  }
+
+  // ---- pipelines ----
+  private pipelineFor(kernel: KernelSource, entry: string, constants: Record<string, number | boolean> | undefined): CachedPipeline {
+    const key = constants ? `${kernel.name}|${entry}|${JSON.stringify(constants)}` : `${kernel.name}|${entry}`;
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    const r = reflect(kernel);
+    const fn = r.entry.compute.find((f) => f.name === entry);
+    if (!fn) throw new KernelCompileError(kernel.name, undefined, `no @compute entry point named '${entry}'`);
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    const bindingNames: { name: string; binding: number }[] = [];
+    for (const res of fn.resources) {
+      if (res.group !== 0) throw new KernelCompileError(kernel.name, undefined, `binding '${res.name}' must be in @group(0)`);
+      let type: GPUBufferBindingType;
+      if (res.resourceType === 0) type = 'uniform';
+      else if (res.resourceType === 1) type = res.access === 'read_write' || res.access === 'write' ? 'storage' : 'read-only-storage';
+      else throw new KernelCompileError(kernel.name, undefined, `binding '${res.name}' has an unsupported resource type`);
+      entries.push({ binding: res.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } });
+      bindingNames.push({ name: res.name, binding: res.binding });
+    }
+    const layout = this.device.createBindGroupLayout({ entries });
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code: kernel.code, label: kernel.name });
+    const pipeline = this.device.createComputePipeline({
+      label: key,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: entry, constants: constants ? numericConstants(constants) : undefined },
+    });
+    this.pendingChecks.push(
+      this.device.popErrorScope().then(async (err) => {
+        if (!err) return;
+        this.errors.push(await compileError(kernel.name, module, err.message));
+      }),
+    );
+    p = { pipeline, layout, bindingNames };
+    this.pipelines.set(key, p);
+    return p;
+  }
+
+  /**
+   * Compiles a kernel now and throws a KernelCompileError (kernel name, line, message) if the
+   * WGSL is invalid. Useful to warm the pipeline cache before timing.
+   */
+  async compileKernel(kernel: KernelSource, entry = 'main', constants?: Record<string, number | boolean>): Promise<void> {
+    this.checkAlive('compileKernel');
+    const module = this.device.createShaderModule({ code: kernel.code, label: kernel.name });
+    const info = await module.getCompilationInfo();
+    const bad = info.messages.find((m) => m.type === 'error');
+    if (bad) throw new KernelCompileError(kernel.name, bad.lineNum || undefined, bad.message);
+    this.pipelineFor(kernel, entry, constants);
+    await this.checkErrors();
+  }
+
+  /** Encodes one compute dispatch. Buffers are bound by their WGSL variable names. */
+  dispatch(spec: DispatchSpec): void {
+    this.checkAlive(spec.kernel.name);
+    const [x, y, z] = spec.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) {
+      throw new DeviceError(`${spec.kernel.name}: dispatch of [${x},${y},${z}] workgroups exceeds maxComputeWorkgroupsPerDimension ${maxDim}`);
+    }
+    const p = this.pipelineFor(spec.kernel, spec.entry ?? 'main', spec.constants);
+    const entries: GPUBindGroupEntry[] = [];
+    const uniformsToFree: GPUBuffer[] = [];
+    for (const { name, binding } of p.bindingNames) {
+      const b = spec.bindings[name];
+      if (b === undefined) throw new KernelCompileError(spec.kernel.name, undefined, `no buffer given for binding '${name}'`);
+      if (b instanceof Uint32Array) {
+        const ub = this.uniformPool.acquire(b.byteLength);
+        this.device.queue.writeBuffer(ub, 0, b.buffer, b.byteOffset, b.byteLength);
+        uniformsToFree.push(ub);
+        entries.push({ binding, resource: { buffer: ub } });
+      } else entries.push({ binding, resource: { buffer: b } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: p.layout, entries });
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    this.pass.setPipeline(p.pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(x, y, z);
+    for (const ub of uniformsToFree) this.uniformPool.release(ub, true);
+    this.dispatchCount++;
+    if (++this.queued >= this.maxQueued) this.flush();
+  }
+
+  /** Copies `bytes` between buffers inside the current encoder (ends the open compute pass). */
+  copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.checkAlive('copyBuffer');
+    if (bytes === 0) return;
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Submits everything encoded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    if (this.pass) this.pass.end();
+    this.device.queue.submit([this.encoder.finish()]);
+    this.submitCount++;
+    this.encoder = null;
+    this.pass = null;
+    this.queued = 0;
+    this.storagePool.onSubmit();
+    this.uniformPool.onSubmit();
+  }
+
+  private async checkErrors(): Promise<void> {
+    if (this.pendingChecks.length) await Promise.all(this.pendingChecks.splice(0));
+    if (this.errors.length) {
+      const errs = this.errors;
+      this.errors = [];
+      // A failed kernel compile causes follow-on "invalid pipeline" errors: report the cause.
+      throw errs.find((e) => e instanceof KernelCompileError) ?? errs[0];
+    }
+    this.checkAlive('read');
+  }
+
+  async read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
+    this.checkAlive('read');
+    const src = (storage as GpuStorage).buffer;
+    const bytes = size * 4;
+    const out = allocHost(dtype, size);
+    if (bytes === 0) {
+      this.flush();
+      await this.checkErrors();
+      return out;
+    }
+    const staging = this.stagingPool.acquire(bytes);
+    this.copyBuffer(src, 0, staging, 0, bytes);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+    } catch (e) {
+      await this.checkErrors();
+      throw new DeviceError(`read: mapping the result failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const mapped = staging.getMappedRange(0, bytes);
+    if (dtype === 'bool') (out as Uint8Array).set(new Uint32Array(mapped));
+    else new Uint8Array(out.buffer, out.byteOffset, bytes).set(new Uint8Array(mapped));
+    staging.unmap();
+    this.stagingPool.release(staging, false);
+    await this.checkErrors();
+    return out;
+  }
+
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.flush();
+    this.destroyed = true;
+    this.storagePool.clear();
+    this.uniformPool.clear();
+    this.stagingPool.clear();
+    this.pipelines.clear();
+    this.device.destroy();
+  }
+}
+
+function numericConstants(c: Record<string, number | boolean>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(c)) out[k] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+  return out;
+}
+
+async function compileError(name: string, module: GPUShaderModule, fallback: string): Promise<KernelCompileError> {
+  try {
+    const info = await module.getCompilationInfo();
+    const bad = info.messages.find((m) => m.type === 'error');
+    if (bad) return new KernelCompileError(name, bad.lineNum || undefined, bad.message);
+  } catch {
+    // fall through to the validation message
+  }
+  return new KernelCompileError(name, undefined, fallback);
+}
+
+/** Workgroup counts for a 1-D kernel over `n` items, folded into y when x would exceed 65535. */
+export function grid1D(n: number, workgroupSize = 64): [number, number, number] {
+  const groups = Math.ceil(n / workgroupSize);
+  if (groups <= 65535) return [groups, 1, 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y, 1];
+}

@@ -1,0 +1,6 @@
+/**
+ * dubito — a WebGPU tensor engine with reverse-mode autodiff and hand-written WGSL kernels,
+ * and an uncertainty and explainability toolkit on top. This entry point has no Node-only
+ * imports (browser bundle); `node.ts` adds Node's WebGPU provider.
+ */
+export * from './engine/index.js';

@@ -1,0 +1,24 @@
+// dtype conversion. Prelude gives TA (input storage) and TO (output storage).
+// TO_BOOL: output is bool (u32 0/1), true where the input is non-zero.
+// FROM_BOOL_OR_INT: plain numeric conversion (float -> int truncates toward zero).
+override TO_BOOL: bool = false;
+
+struct Params {
+  n: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<TA>;
+@group(0) @binding(1) var<storage, read_write> out: array<TO>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= params.n) { return; }
+  let v = x[i];
+  if (TO_BOOL) {
+    out[i] = TO(select(0u, 1u, v != TA(0)));
+  } else {
+    out[i] = TO(v);
+  }
+}

@@ -1,0 +1,33 @@
+// out[i] = x[offset + Σ_d c_d · strides[d]] where (c_d) is i unravelled over `shape`
+// (the output's shape). Serves permute/transpose, broadcastTo (stride 0) and slice (offset).
+// Prelude gives T (storage type).
+struct Params {
+  n: u32,
+  rank: u32,
+  offset: u32,
+  _pad: u32,
+  shape: array<vec4<u32>, 2>,
+  strides: array<vec4<u32>, 2>,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read_write> out: array<T>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 {
+  return v[d / 4u][d % 4u];
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= params.n) { return; }
+  var rem = i;
+  var src = params.offset;
+  for (var d = i32(params.rank) - 1; d >= 0; d--) {
+    let s = dim(params.shape, u32(d));
+    src += (rem % s) * dim(params.strides, u32(d));
+    rem = rem / s;
+  }
+  out[i] = x[src];
+}

@@ -1,0 +1,13 @@
+/** Node entry point: everything in `index.ts`, with WebGPU provided by the `webgpu` package. */
+import { installNodeWebGPU, releaseNodeWebGPU } from './platform/node-webgpu.js';
+import { shutdown as shutdownEngine } from './engine/device.js';
+
+installNodeWebGPU();
+
+export * from './index.js';
+
+/** Destroys devices and releases Dawn so the Node process can exit. */
+export function shutdown(): void {
+  shutdownEngine();
+  releaseNodeWebGPU();
+}
