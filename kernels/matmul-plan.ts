@@ -71,6 +71,6 @@ export function planMatmul(
 }
 
 /** Params uniform contents, field order as in matmul.wgsl. */
-export function matmulParams(M: number, N: number, K: number, batch: number, aBatchStride: number, bBatchStride: number): Uint32Array {
+export function matmulParams(M: number, N: number, K: number, batch: number, aBatchStride: number, bBatchStride: number): Uint32Array<ArrayBuffer> {
   return new Uint32Array([M, N, K, batch, aBatchStride, bBatchStride, 0, 0]);
 }

@@ -69,7 +69,7 @@ fn apply(v: TC) -> TC {
     case 7u: { return sign(v); }                              // sign
     case 8u: { return max(v, TC(0)); }                        // relu
     case 9u: { return select(v * TC(params.alpha), v, v > TC(0)); } // leakyRelu
-    case 10u: { return TC(0.5 * f32(v) * (1.0 + erf_f32(f32(v) * 0.70710678118654752))); } // gelu (exact, erf)
+    case 10u: { return TC(0.5 * f32(v) * erfc_f32(-f32(v) * 0.70710678118654752)); } // gelu (exact): ½x·erfc(−x/√2), accurate in the negative tail
     case 11u: { return TC(sigmoid_f32(f32(v))); }             // sigmoid
     case 12u: { return TC(tanh_f32(f32(v))); }                // tanh
     case 13u: {                                               // softplus = max(v,0) + log1p(exp(-|v|))

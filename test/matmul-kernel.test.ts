@@ -61,7 +61,7 @@ interface Case {
   aBroadcast?: boolean; bBroadcast?: boolean;
 }
 
-function rand(n: number, seed: number): Float32Array {
+function rand(n: number, seed: number): Float32Array<ArrayBuffer> {
   let s = seed >>> 0;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -71,7 +71,7 @@ function rand(n: number, seed: number): Float32Array {
   return out;
 }
 
-function storageBuffer(dev: GPUDevice, data: Float32Array | Uint32Array, usage: number): GPUBuffer {
+function storageBuffer(dev: GPUDevice, data: Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>, usage: number): GPUBuffer {
   const size = Math.max(16, Math.ceil(data.byteLength / 4) * 4);
   const buf = dev.createBuffer({ size, usage: usage | GPUBufferUsage.COPY_DST });
   if (data.byteLength > 0) dev.queue.writeBuffer(buf, 0, data);

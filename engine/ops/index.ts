@@ -6,3 +6,4 @@ export * from './reduce.js';
 export * from './shape-ops.js';
 export * from './matmul.js';
 export * from './autograd.js';
+export * from './random.js';

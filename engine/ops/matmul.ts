@@ -1,12 +1,13 @@
 import matmulWgsl from '../../kernels/matmul.wgsl';
-import { planMatmul } from '../../kernels/matmul-plan.js';
+import { matmulParams, planMatmul } from '../../kernels/matmul-plan.js';
 import { allocHost, isFloat, promote } from '../dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../errors.js';
-import { defineOp } from '../op.js';
+import { type GpuArg, defineOp } from '../op.js';
 import { broadcastShapes, shapesEqual, sizeOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
-import { uniforms } from '../webgpu/uniforms.js';
-import { sumTo } from './binary.js';
+import type { WebGPUBackend } from '../webgpu/webgpu-backend.js';
+import { gt, sumTo, where } from './binary.js';
+import { sum } from './reduce.js';
 import { broadcastTo } from './shape-ops.js';
 import { composite } from './autograd.js';
 
@@ -84,27 +85,7 @@ const MATMUL = defineOp<MatmulAttrs>({
     }
     return r;
   },
-  webgpu(gpu, [a, b, bias], at, out) {
-    const { M, Ka: K, N } = dims(a.shape, b.shape, at);
-    const { batch, aBatch, bBatch } = batchInfo(a.shape, b.shape);
-    const plan = planMatmul(M, N, K, batch, at.transA, at.transB);
-    const dummy = bias ?? null;
-    const biasBuf = dummy ? dummy.buffer : gpu.allocBuffer(4, 'matmul');
-    gpu.dispatch({
-      kernel: KERNEL,
-      entry: plan.entry,
-      constants: { ...plan.constants, TRANS_A: at.transA, TRANS_B: at.transB, HAS_BIAS: false, ACT: 0 },
-      bindings: {
-        a: a.buffer,
-        b: b.buffer,
-        bias: biasBuf,
-        out: out.buffer,
-        params: uniforms().u32(M).u32(N).u32(K).u32(batch).u32(aBatch === 1 ? 0 : M * K).u32(bBatch === 1 ? 0 : K * N).bytes(),
-      },
-      workgroups: plan.workgroups,
-    });
-    if (!dummy) gpu.freeBuffer(biasBuf);
-  },
+  webgpu: (gpu, [a, b], at, out) => matmulGpu(gpu, a, b, null, at, out, 0),
   grad(dy, [a, b], _out, at) {
     // C = op(A) op(B). dA = dC op(B)ᵀ (or its transpose when A is stored transposed); same for B.
     let da: Tensor;
@@ -116,6 +97,27 @@ const MATMUL = defineOp<MatmulAttrs>({
     return [sumTo(da, a.shape), sumTo(db, b.shape)];
   },
 });
+
+function matmulGpu(gpu: WebGPUBackend, a: GpuArg, b: GpuArg, bias: GpuArg | null, at: MatmulAttrs, out: GpuArg, act: 0 | 1): void {
+  const { M, Ka: K, N } = dims(a.shape, b.shape, at);
+  const { batch, aBatch, bBatch } = batchInfo(a.shape, b.shape);
+  const plan = planMatmul(M, N, K, batch, at.transA, at.transB, { bias: bias !== null, act });
+  const biasBuf = bias ? bias.buffer : gpu.allocBuffer(4, 'matmul');
+  gpu.dispatch({
+    kernel: KERNEL,
+    entry: plan.entryPoint,
+    constants: plan.constants,
+    bindings: {
+      a: a.buffer,
+      b: b.buffer,
+      bias: biasBuf,
+      out: out.buffer,
+      params: matmulParams(M, N, K, batch, aBatch === 1 ? 0 : M * K, bBatch === 1 ? 0 : K * N),
+    },
+    workgroups: plan.workgroups,
+  });
+  if (!bias) gpu.freeBuffer(biasBuf);
+}
 
 function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
   // Broadcast leading dims so that each operand's batch is either 1 or the full batch.
@@ -144,5 +146,53 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     if (va) r = r.squeeze(-2);
     if (vb) r = r.squeeze(-1);
     return r;
+  });
+}
+
+interface LinearAttrs {
+  act: 0 | 1;
+}
+
+const LINEAR = defineOp<LinearAttrs>({
+  name: 'linear',
+  infer([x, w, bias], at) {
+    if (x.rank !== 2 || w.rank !== 2 || bias.rank !== 1) {
+      throw new ShapeError(`linear: expected x [M,K], weight [N,K], bias [N]; got ${fmtShape(x.shape)}, ${fmtShape(w.shape)}, ${fmtShape(bias.shape)}`);
+    }
+    if (x.shape[1] !== w.shape[1] || bias.shape[0] !== w.shape[0]) {
+      throw new ShapeError(`linear: x ${fmtShape(x.shape)}, weight ${fmtShape(w.shape)} and bias ${fmtShape(bias.shape)} do not fit (x [M,K], weight [N,K], bias [N])`);
+    }
+    if (!isFloat(x.dtype) || x.dtype !== w.dtype || x.dtype !== bias.dtype) {
+      throw new DTypeError(`linear: expected matching float dtypes, got ${x.dtype}, ${w.dtype}, ${bias.dtype}`);
+    }
+    void at;
+    return { shape: [x.shape[0], w.shape[0]], dtype: x.dtype };
+  },
+  cpu([x, w, bias], at, out) {
+    const r = MATMUL.cpu([x, w], { transA: false, transB: true }, out);
+    const N = w.shape[0];
+    for (let i = 0; i < r.length; i++) {
+      const v = r[i] + bias.data[i % N];
+      r[i] = at.act === 1 && v < 0 ? 0 : v;
+    }
+    return r;
+  },
+  webgpu: (gpu, [x, w, bias], at, out) => matmulGpu(gpu, x, w, bias, { transA: false, transB: true }, out, at.act),
+  grad(dy, [x, w, bias], out, at) {
+    const dz = at.act === 1 ? where(gt(out, 0), dy, 0) : dy;
+    return [matmulRaw(dz, w, false, false), matmulRaw(dz, x, true, false), sum(dz, 0)];
+  },
+});
+
+/**
+ * y = act(x·Wᵀ + b) in one kernel (bias and ReLU fused into the matmul epilogue), with
+ * x [..., K], weight [N, K] (PyTorch Linear layout) and bias [N]. Leading dims of x are flattened.
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor, activation: 'none' | 'relu' = 'none'): Tensor {
+  return composite(() => {
+    const lead = x.shape.slice(0, -1);
+    const x2 = x.rank === 2 ? x : x.reshape([-1, x.shape[x.rank - 1]]);
+    const y = runOp(LINEAR, [x2, weight, bias], { act: activation === 'relu' ? 1 : 0 });
+    return x.rank === 2 ? y : y.reshape([...lead, weight.shape[0]]);
   });
 }

@@ -3,7 +3,7 @@ import unaryWgsl from '../../kernels/unary.wgsl';
 import { type DType, allocHost, isFloat } from '../dtype.js';
 import { ArgumentError } from '../errors.js';
 import { type OpDef, defineOp } from '../op.js';
-import { erf, digamma as digamma64, lgamma as lgamma64, trigamma as trigamma64 } from '../special.js';
+import { erf, geluExact, digamma as digamma64, lgamma as lgamma64, trigamma as trigamma64 } from '../special.js';
 import { type Tensor, runOp } from '../tensor.js';
 import { grid1D, type KernelSource } from '../webgpu/webgpu-backend.js';
 import { uniforms } from '../webgpu/uniforms.js';
@@ -74,7 +74,7 @@ const ABS = unary('abs', 6, (v) => Math.abs(v), true, (dy, x) => mul(dy, signT(x
 const SIGN = unary('sign', 7, (v) => (v > 0 ? 1 : v < 0 ? -1 : 0), true);
 const RELU = unary('relu', 8, (v) => (v > 0 ? v : 0), true, (dy, x) => where(gt(x, 0), dy, 0));
 const LEAKY = unary('leakyRelu', 9, (v, a) => (v > 0 ? v : v * a), true, (dy, x, _o, at) => where(gt(x, 0), dy, mul(dy, at.alpha)));
-const GELU = unary('gelu', 10, (v) => 0.5 * v * (1 + erf(v * SQRT1_2)), false, (dy, x) => {
+const GELU = unary('gelu', 10, geluExact, false, (dy, x) => {
   // d/dx [x Φ(x)] = Φ(x) + x φ(x), written with differentiable ops so gelu has second derivatives.
   const cdf = mul(add(erfT(mul(x, SQRT1_2)), 1), 0.5);
   const pdf = mul(expT(mul(mul(x, x), -0.5)), INV_SQRT_2PI);

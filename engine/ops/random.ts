@@ -1,0 +1,162 @@
+import dropoutWgsl from '../../kernels/dropout.wgsl';
+import philoxWgsl from '../../kernels/philox.wgsl';
+import randomFillWgsl from '../../kernels/random_fill.wgsl';
+import type { Backend } from '../backend.js';
+import { isFloat } from '../dtype.js';
+import { ArgumentError, DTypeError, fmtShape } from '../errors.js';
+import { type OpDef, defineOp } from '../op.js';
+import { blocksFor, randomBits, randomBernoulli, randomNormal, randomUniform, splitU53, uniformFromBits } from '../random/philox.js';
+import { currentBackend } from '../runtime.js';
+import { checkShape, sizeOf } from '../shape.js';
+import { type Tensor, runOp } from '../tensor.js';
+import { grid1D } from '../webgpu/webgpu-backend.js';
+import { uniforms } from '../webgpu/uniforms.js';
+
+/**
+ * Counter-based randomness (Philox4x32-10, identical in TS and WGSL). Every draw is keyed by a
+ * stream `(seed, offset)`; element i of a draw uses block `offset + ⌊i/4⌋`, word `i mod 4`
+ * (see engine/random/philox.ts). A process-wide generator hands out non-overlapping streams:
+ * `manualSeed(s)` resets it, and each draw of n elements advances the offset by ⌈n/4⌉ blocks.
+ * Explicit `{ seed, offset }` options bypass the generator.
+ */
+const generator = { seed: 0, offset: 0 };
+
+/** Resets the global generator (initialisation, dropout masks and sampling become reproducible). */
+export function manualSeed(seed: number): void {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new ArgumentError(`manualSeed: seed must be an integer in [0, 2^53), got ${seed}`);
+  generator.seed = seed;
+  generator.offset = 0;
+}
+
+/** Reserves a stream for `n` elements from the global generator. */
+export function nextStream(n: number): { seed: number; offset: number } {
+  const s = { seed: generator.seed, offset: generator.offset };
+  generator.offset += Math.max(1, blocksFor(n));
+  return s;
+}
+
+export interface RandomOptions {
+  seed?: number;
+  offset?: number;
+  backend?: Backend;
+}
+
+interface FillAttrs {
+  shape: number[];
+  kind: 0 | 1 | 2;
+  seed: number;
+  offset: number;
+  p: number;
+  low: number;
+  high: number;
+}
+
+const FILL_KERNEL = { name: 'random_fill', code: philoxWgsl + '\n' + randomFillWgsl };
+
+const RANDOM = defineOp<FillAttrs>({
+  name: 'random',
+  infer: (_i, a) => ({ shape: [...a.shape], dtype: 'float32' }),
+  cpu(_i, a, out) {
+    const n = sizeOf(out.shape);
+    if (a.kind === 0) return randomUniform(n, a.seed, a.offset, a.low, a.high);
+    if (a.kind === 1) return randomNormal(n, a.seed, a.offset, a.low, a.high);
+    return Float32Array.from(randomBernoulli(n, a.seed, a.offset, a.p));
+  },
+  webgpu(gpu, _i, a, out) {
+    const n = sizeOf(out.shape);
+    const [slo, shi] = splitU53(a.seed);
+    const [olo, ohi] = splitU53(a.offset);
+    gpu.dispatch({
+      kernel: FILL_KERNEL,
+      bindings: { out: out.buffer, params: uniforms().u32(n).u32(slo).u32(shi).u32(olo).u32(ohi).u32(a.kind).f32(a.p).f32(a.low).f32(a.high).bytes() },
+      workgroups: grid1D(n),
+    });
+  },
+});
+
+function stream(opts: RandomOptions, n: number): { seed: number; offset: number } {
+  if (opts.seed === undefined) {
+    if (opts.offset !== undefined) throw new ArgumentError('random: `offset` given without `seed`');
+    return nextStream(n);
+  }
+  return { seed: opts.seed, offset: opts.offset ?? 0 };
+}
+
+function draw(op: string, shape: readonly number[], kind: 0 | 1 | 2, p: number, low: number, high: number, opts: RandomOptions): Tensor {
+  checkShape(op, shape);
+  for (const [k, v] of [['p', p], ['low', low], ['high', high]] as const) {
+    if (!Number.isFinite(v)) throw new ArgumentError(`${op}: ${k} must be finite, got ${v}`);
+  }
+  const s = stream(opts, sizeOf(shape));
+  return runOp(RANDOM, [], { shape: [...shape], kind, seed: s.seed, offset: s.offset, p, low, high }, opts.backend ?? currentBackend());
+}
+
+/** Uniform samples in [low, high) (float32), bit-identical on both backends for the same stream. */
+export function uniform(shape: readonly number[], opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+  return draw('uniform', shape, 0, 0, opts.low ?? 0, opts.high ?? 1, opts);
+}
+
+/** Normal samples (fixed-point Box–Muller, bit-identical on both backends). */
+export function normal(shape: readonly number[], opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+  return draw('normal', shape, 1, 0, opts.mean ?? 0, opts.std ?? 1, opts);
+}
+
+/** 1.0 with probability p, else 0.0 (float32). */
+export function bernoulli(shape: readonly number[], p: number, opts: RandomOptions = {}): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new ArgumentError(`bernoulli: p must be in [0, 1], got ${p}`);
+  return draw('bernoulli', shape, 2, p, 0, 1, opts);
+}
+
+// ---- dropout ----
+interface DropoutAttrs {
+  p: number;
+  seed: number;
+  offset: number;
+}
+
+const DROPOUT_KERNEL = { name: 'dropout', code: philoxWgsl + '\n' + dropoutWgsl };
+
+const DROPOUT: OpDef<DropoutAttrs> = defineOp<DropoutAttrs>({
+  name: 'dropout',
+  infer([x]) {
+    if (x.dtype !== 'float32' && x.dtype !== 'float64') throw new DTypeError(`dropout: expected a float tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
+    return { shape: [...x.shape], dtype: x.dtype };
+  },
+  cpu([x], a, out) {
+    const n = x.data.length;
+    const bits = randomBits(n, a.seed, a.offset);
+    const scale = Math.fround(1 / (1 - a.p));
+    const r = out.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+    for (let i = 0; i < n; i++) r[i] = uniformFromBits(bits[i]) >= a.p ? x.data[i] * scale : 0;
+    return r;
+  },
+  webgpu(gpu, [x], a, out) {
+    const n = sizeOf(out.shape);
+    const [slo, shi] = splitU53(a.seed);
+    const [olo, ohi] = splitU53(a.offset);
+    gpu.dispatch({
+      kernel: DROPOUT_KERNEL,
+      bindings: {
+        x: x.buffer,
+        out: out.buffer,
+        params: uniforms().u32(n).u32(slo).u32(shi).u32(olo).u32(ohi).f32(a.p).f32(Math.fround(1 / (1 - a.p))).u32(0).bytes(),
+      },
+      workgroups: grid1D(n),
+    });
+  },
+  // The mask is a fixed function of (seed, offset, index): the same op applied to dy is the gradient.
+  grad: (dy, _x, _o, a): Tensor[] => [runOp(DROPOUT, [dy], a)],
+});
+
+/**
+ * Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p).
+ * Element i is dropped iff uniform_i < p for the Philox stream (seed, offset), so the mask is
+ * identical on both backends; rows of a (T·B)-row batch get independent masks (MC dropout).
+ */
+export function dropout(x: Tensor, p: number, opts: { seed?: number; offset?: number } = {}): Tensor {
+  if (!(p >= 0 && p < 1)) throw new ArgumentError(`dropout: p must be in [0, 1), got ${p}`);
+  if (!isFloat(x.dtype)) throw new DTypeError(`dropout: expected a float tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
+  if (p === 0) return x;
+  const s = stream(opts, x.size);
+  return runOp(DROPOUT, [x], { p, seed: s.seed, offset: s.offset });
+}
