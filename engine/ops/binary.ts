@@ -152,6 +152,7 @@ function adoptTemps(r: Tensor, temps: Tensor[]): Tensor {
 function run(op: OpDef<object>, a: Tensor | number, b: Tensor | number): Tensor {
   const like = a instanceof Tensor ? a : b;
   if (!(like instanceof Tensor)) throw new ArgumentError(`${op.name}: at least one operand must be a Tensor`);
+  like.storageFor(op.name);
   const temps: Tensor[] = [];
   const conv = (v: Tensor | number) => {
     if (v instanceof Tensor) return v;
@@ -222,6 +223,7 @@ const WHERE = defineOp<object>({
 
 /** Elementwise `cond ? a : b` with broadcasting; numbers are allowed for a or b. */
 export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  cond.storageFor('where');
   const like = a instanceof Tensor ? a : b instanceof Tensor ? b : cond;
   const dtype: DType = like === cond ? 'float32' : like.dtype;
   const temps: Tensor[] = [];

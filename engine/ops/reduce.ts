@@ -184,13 +184,18 @@ export function argmin(x: Tensor, axis = -1, keepDims = false): Tensor {
   return runOp(ARGMIN_OP, [x], { axes: [normAxis('argmin', axis, x.rank)], keepDims });
 }
 
+/** The detached max over `axes` (keepDims), replaced by 0 where it is ±∞ or NaN so that
+ * (−∞) − (−∞) never produces NaN. */
+function rowShift(x: Tensor, axes: number[]): Tensor {
+  const m = detach(max(x, axes, true));
+  return where(lt(abs(m), Infinity), m, 0);
+}
+
 /** log Σ exp(x) over `axes`, computed as m + log Σ exp(x − m) with m = max (detached): finite for large |x|. */
 export function logsumexp(x: Tensor, axes?: Axes, keepDims = false): Tensor {
   return composite(() => {
     const ax = normAxes('logsumexp', axes, x.rank);
-    const m = detach(max(x, ax, true));
-    // Rows whose max is ±∞ or NaN would give NaN from (−∞) − (−∞); shift by 0 there instead.
-    const mSafe = where(lt(abs(m), Infinity), m, 0);
+    const mSafe = rowShift(x, ax);
     const s = log(sum(exp(sub(x, mSafe)), ax, true));
     const r = add(s, mSafe);
     return keepDims ? r : reshape(r, reducedShape(x.shape, ax, false));
@@ -214,8 +219,14 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   return composite(() => exp(logSoftmax(x, axis)));
 }
 
-/** log softmax along `axis`: x − logsumexp(x), numerically stable. */
+/**
+ * log softmax along `axis`: (x − m) − log Σ exp(x − m) with m the (detached) row max — the
+ * shift is subtracted before the log-sum is, so huge logits lose no precision.
+ */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const ax = normAxis('logSoftmax', axis, x.rank);
-  return composite(() => sub(x, logsumexp(x, ax, true)));
+  return composite(() => {
+    const shifted = sub(x, rowShift(x, [ax]));
+    return sub(shifted, log(sum(exp(shifted), ax, true)));
+  });
 }
