@@ -217,8 +217,8 @@ export class Tensor {
   squeeze(axes?: number | number[]): Tensor { return ops.squeeze(this, axes); }
   unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
   broadcastTo(shape: readonly number[]): Tensor { return ops.broadcastTo(this, shape); }
-  // slice(begin: readonly number[], size?: readonly number[]): Tensor { return ops.slice(this, begin, size); }
-  // indexSelect(axis: number, indices: Tensor): Tensor { return ops.indexSelect(this, axis, indices); }
+  slice(begin: readonly number[], size?: readonly number[]): Tensor { return ops.slice(this, begin, size); }
+  indexSelect(axis: number, indices: Tensor): Tensor { return ops.indexSelect(this, axis, indices); }
 }
 
 /** Creates a tensor from host values on `backend` (default: the current backend). */

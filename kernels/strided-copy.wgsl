@@ -1,13 +1,18 @@
-// out[i] = x[offset + Σ_d c_d · strides[d]] where (c_d) is i unravelled over `shape`
-// (the output's shape). Serves permute/transpose, broadcastTo (stride 0) and slice (offset).
+// out[out_offset + Σ_d c_d · out_strides[d]] = x[offset + Σ_d c_d · strides[d]] where (c_d) is i
+// unravelled over `shape`. With OUT_STRIDED = false the output is written contiguously
+// (out[i]): permute/transpose, broadcastTo (stride 0) and slice (offset). With OUT_STRIDED the
+// copy lands in a strided region of a larger output: concat and pad write each input there.
 // Prelude gives T (storage type).
+override OUT_STRIDED: bool = false;
+
 struct Params {
   n: u32,
   rank: u32,
   offset: u32,
-  _pad: u32,
+  out_offset: u32,
   shape: array<vec4<u32>, 2>,
   strides: array<vec4<u32>, 2>,
+  out_strides: array<vec4<u32>, 2>,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<T>;
@@ -24,10 +29,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= params.n) { return; }
   var rem = i;
   var src = params.offset;
+  var dst = params.out_offset;
   for (var d = i32(params.rank) - 1; d >= 0; d--) {
     let s = dim(params.shape, u32(d));
-    src += (rem % s) * dim(params.strides, u32(d));
+    let c = rem % s;
+    src += c * dim(params.strides, u32(d));
+    if (OUT_STRIDED) {
+      dst += c * dim(params.out_strides, u32(d));
+    }
     rem = rem / s;
   }
-  out[i] = x[src];
+  if (OUT_STRIDED) {
+    out[dst] = x[src];
+  } else {
+    out[i] = x[src];
+  }
 }

@@ -5,5 +5,7 @@ export * from './binary.js';
 export * from './reduce.js';
 export * from './shape-ops.js';
 export * from './matmul.js';
+export * from './conv.js';
 export * from './autograd.js';
 export * from './random.js';
+export * from './pooling.js';

@@ -1,12 +1,15 @@
+import fillWgsl from '../../kernels/fill.wgsl';
+import indexOpsWgsl from '../../kernels/index-ops.wgsl';
 import stridedCopyWgsl from '../../kernels/strided-copy.wgsl';
-import { allocHost } from '../dtype.js';
-import { ArgumentError, IndexError, ShapeError, fmtShape } from '../errors.js';
+import { allocHost, isFloat } from '../dtype.js';
+import { ArgumentError, DTypeError, IndexError, ShapeError, fmtShape } from '../errors.js';
 import { type CpuArg, type GpuArg, defineOp } from '../op.js';
 import { broadcastShapes, broadcastStrides, normAxes, normAxis, resolveReshape, shapesEqual, sizeOf, stridesOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
 import { type KernelSource, type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
 import { uniforms } from '../webgpu/uniforms.js';
-import { sumTo } from './binary.js';
+import { add, sumTo } from './binary.js';
+import { composite } from './autograd.js';
 import { MAX_KERNEL_RANK, collapseDims, forEachStrided, typePrelude, wgslStorageType } from './elementwise-util.js';
 
 // ---- strided copy: the shared kernel behind permute, broadcastTo and slice ----
@@ -27,17 +30,38 @@ export function stridedCopyCpu(x: CpuArg, dtype: CpuArg['dtype'], shape: readonl
   return r;
 }
 
-/** WebGPU: the same strided gather into `out`. */
-export function stridedCopyGpu(gpu: WebGPUBackend, op: string, x: GpuArg, out: GpuArg, shape: readonly number[], strides: readonly number[], offset: number): void {
+/** A strided region of a larger output: element c of the copy lands at offset + Σ c_d·strides[d]. */
+export interface OutRegion {
+  strides: readonly number[];
+  offset: number;
+}
+
+/** CPU: copies the contiguous `x` (of `shape`) into the region `dst` of `r` (concat, pad). */
+function copyIntoCpu(x: CpuArg, r: CpuArg['data'], shape: readonly number[], dst: OutRegion): void {
+  const c = collapseDims(shape, [stridesOf(shape), dst.strides]);
+  const xd = x.data;
+  forEachStrided(c.shape, c.strides, (_o, idx) => {
+    r[dst.offset + idx[1]] = xd[idx[0]];
+  });
+}
+
+/**
+ * WebGPU: the same strided gather into `out` — contiguously, or (with `region`) into a strided
+ * region of `out` (elements outside the region are left untouched).
+ */
+export function stridedCopyGpu(gpu: WebGPUBackend, op: string, x: GpuArg, out: GpuArg, shape: readonly number[], strides: readonly number[], offset: number, region?: OutRegion): void {
   const n = sizeOf(shape);
-  const c = collapseDims(shape, [strides]);
+  if (n === 0) return;
+  const c = collapseDims(shape, region ? [strides, region.strides] : [strides]);
   if (c.shape.length > MAX_KERNEL_RANK) throw new ShapeError(`${op}: a copy pattern over ${fmtShape(shape)} needs rank ${c.shape.length} > ${MAX_KERNEL_RANK} on WebGPU`);
   gpu.dispatch({
     kernel: copyKernel(wgslStorageType(x.dtype)),
+    constants: region ? { OUT_STRIDED: true } : undefined,
     bindings: {
       x: x.buffer,
       out: out.buffer,
-      params: uniforms().u32(n).u32(c.shape.length).u32(offset).u32(0).u32Array(c.shape, 8).u32Array(c.strides[0], 8).bytes(),
+      params: uniforms().u32(n).u32(c.shape.length).u32(offset).u32(region ? region.offset : 0)
+        .u32Array(c.shape, 8).u32Array(c.strides[0], 8).u32Array(region ? c.strides[1] : [], 8).bytes(),
     },
     workgroups: grid1D(n),
   });
@@ -149,4 +173,456 @@ export function transpose(x: Tensor, axis0 = -2, axis1 = -1): Tensor {
   perm[a] = b;
   perm[b] = a;
   return permute(x, perm);
+}
+
+// ---- slice ----
+interface SliceAttrs {
+  begin: number[];
+  size: number[];
+}
+const SLICE = defineOp<SliceAttrs>({
+  name: 'slice',
+  infer: ([x], a) => ({ shape: [...a.size], dtype: x.dtype }),
+  cpu([x], a, out) {
+    const st = stridesOf(x.shape);
+    return stridedCopyCpu(x, out.dtype, a.size, st, a.begin.reduce((p, b, d) => p + b * st[d], 0));
+  },
+  webgpu(gpu, [x], a, out) {
+    const st = stridesOf(x.shape);
+    stridedCopyGpu(gpu, 'slice', x, out, a.size, st, a.begin.reduce((p, b, d) => p + b * st[d], 0));
+  },
+  grad: (dy, [x], _o, a) => [isFloat(x.dtype) ? pad(dy, a.begin.map((b, d) => [b, x.shape[d] - b - a.size[d]] as [number, number])) : null],
+});
+
+/**
+ * The block of `x` starting at `begin` with extent `size` (per dim; −1 = to the end). Negative
+ * begins count from the end; `begin`/`size` may be shorter than the rank (the remaining dims are
+ * taken whole). Out-of-range → IndexError.
+ */
+export function slice(x: Tensor, begin: readonly number[], size?: readonly number[]): Tensor {
+  const r = x.rank;
+  if (begin.length > r) throw new IndexError(`slice: begin [${begin}] has ${begin.length} entries for shape ${fmtShape(x.shape)} (rank ${r})`);
+  if (size && size.length > r) throw new IndexError(`slice: size [${size}] has ${size.length} entries for shape ${fmtShape(x.shape)} (rank ${r})`);
+  const b: number[] = [];
+  const s: number[] = [];
+  for (let d = 0; d < r; d++) {
+    const n = x.shape[d];
+    let bd = d < begin.length ? begin[d] : 0;
+    if (!Number.isInteger(bd)) throw new ArgumentError(`slice: begin [${begin}] must hold integers`);
+    if (bd < 0) bd += n;
+    if (bd < 0 || bd > n) throw new IndexError(`slice: begin ${begin[d]} is out of range for dim ${d} of ${fmtShape(x.shape)} (expected ${-n} <= begin <= ${n})`);
+    let sd = size && d < size.length ? size[d] : -1;
+    if (!Number.isInteger(sd)) throw new ArgumentError(`slice: size [${size}] must hold integers`);
+    if (sd === -1) sd = n - bd;
+    if (sd < 0 || bd + sd > n) throw new IndexError(`slice: size ${size![d]} at begin ${bd} overruns dim ${d} of ${fmtShape(x.shape)} (expected 0 <= size <= ${n - bd}, or -1)`);
+    b.push(bd);
+    s.push(sd);
+  }
+  if (shapesEqual(s, x.shape)) return x;
+  return runOp(SLICE, [x], { begin: b, size: s });
+}
+
+// ---- pad (constant) ----
+interface PadAttrs {
+  pads: [number, number][];
+  value: number;
+}
+const FILL_KERNEL: KernelSource = { name: 'fill', code: fillWgsl };
+function fillBits(value: number, dtype: CpuArg['dtype']): number {
+  if (dtype === 'int32') return value | 0;
+  if (dtype === 'bool') return value ? 1 : 0;
+  return new Uint32Array(new Float32Array([value]).buffer)[0];
+}
+/** Where the input lands inside the padded output. */
+function padRegion(outShape: readonly number[], pads: readonly [number, number][]): OutRegion {
+  const st = stridesOf(outShape);
+  return { strides: st, offset: pads.reduce((p, [b], d) => p + b * st[d], 0) };
+}
+const PAD = defineOp<PadAttrs>({
+  name: 'pad',
+  infer: ([x], a) => ({ shape: x.shape.map((n, d) => n + a.pads[d][0] + a.pads[d][1]), dtype: x.dtype }),
+  cpu([x], a, out) {
+    const r = allocHost(out.dtype, sizeOf(out.shape));
+    r.fill(out.dtype === 'bool' ? (a.value ? 1 : 0) : out.dtype === 'int32' ? a.value | 0 : a.value);
+    copyIntoCpu(x, r, x.shape, padRegion(out.shape, a.pads));
+    return r;
+  },
+  webgpu(gpu, [x], a, out) {
+    const n = sizeOf(out.shape);
+    gpu.dispatch({
+      kernel: FILL_KERNEL,
+      bindings: { out: out.buffer, params: uniforms().u32(n).u32(fillBits(a.value, out.dtype)).bytes() },
+      workgroups: grid1D(n),
+    });
+    stridedCopyGpu(gpu, 'pad', x, out, x.shape, stridesOf(x.shape), 0, padRegion(out.shape, a.pads));
+  },
+  grad: (dy, [x], _o, a) => [isFloat(x.dtype) ? slice(dy, a.pads.map(([b]) => b), x.shape) : null],
+});
+
+/**
+ * Constant padding: `pads[d] = [before, after]` elements of `value` around dim d. `pads` may be
+ * shorter than the rank (the remaining trailing dims are not padded). Negative padding →
+ * ArgumentError (crop with `slice`). Gradient: the matching slice of dy.
+ */
+export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
+  if (pads.length > x.rank) throw new ArgumentError(`pad: ${pads.length} [before, after] pairs for shape ${fmtShape(x.shape)} (rank ${x.rank})`);
+  if (typeof value !== 'number') throw new ArgumentError(`pad: value must be a number, got ${typeof value}`);
+  const p: [number, number][] = [];
+  for (let d = 0; d < x.rank; d++) {
+    const pr = d < pads.length ? pads[d] : [0, 0];
+    if (!Array.isArray(pr) || pr.length !== 2) throw new ArgumentError(`pad: pads[${d}] must be a [before, after] pair`);
+    const [b, e] = pr;
+    if (!Number.isInteger(b) || !Number.isInteger(e) || b < 0 || e < 0) {
+      throw new ArgumentError(`pad: pads[${d}] = [${b}, ${e}] for shape ${fmtShape(x.shape)}; expected non-negative integers (crop with slice instead)`);
+    }
+    p.push([b, e]);
+  }
+  if (p.every(([b, e]) => b === 0 && e === 0)) return x;
+  return runOp(PAD, [x], { pads: p, value });
+}
+
+// ---- concat / stack ----
+interface AxisAttrs {
+  axis: number;
+}
+const CONCAT = defineOp<AxisAttrs>({
+  name: 'concat',
+  infer(xs, a) {
+    const shape = [...xs[0].shape];
+    shape[a.axis] = xs.reduce((p, t) => p + t.shape[a.axis], 0);
+    return { shape, dtype: xs[0].dtype };
+  },
+  cpu(xs, a, out) {
+    const r = allocHost(out.dtype, sizeOf(out.shape));
+    const st = stridesOf(out.shape);
+    let off = 0;
+    for (const x of xs) {
+      copyIntoCpu(x, r, x.shape, { strides: st, offset: off * st[a.axis] });
+      off += x.shape[a.axis];
+    }
+    return r;
+  },
+  webgpu(gpu, xs, a, out) {
+    const st = stridesOf(out.shape);
+    let off = 0;
+    for (const x of xs) {
+      stridedCopyGpu(gpu, 'concat', x, out, x.shape, stridesOf(x.shape), 0, { strides: st, offset: off * st[a.axis] });
+      off += x.shape[a.axis];
+    }
+  },
+  grad(dy, xs, _o, a) {
+    let off = 0;
+    return xs.map((x) => {
+      const begin = x.shape.map((_, d) => (d === a.axis ? off : 0));
+      off += x.shape[a.axis];
+      return isFloat(x.dtype) ? slice(dy, begin, x.shape) : null;
+    });
+  },
+});
+
+/** Joins tensors along an existing axis (all other dims and the dtype must match). */
+export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
+  if (!tensors || tensors.length === 0) throw new ArgumentError('concat: expected a non-empty array of tensors');
+  const first = tensors[0];
+  if (first.rank === 0) throw new ShapeError('concat: cannot concatenate 0-d tensors (use stack)');
+  const ax = normAxis('concat', axis, first.rank);
+  for (const t of tensors) {
+    if (t.dtype !== first.dtype) throw new DTypeError(`concat: dtypes differ (${first.dtype} ${fmtShape(first.shape)} and ${t.dtype} ${fmtShape(t.shape)})`);
+    if (t.rank !== first.rank || t.shape.some((n, d) => d !== ax && n !== first.shape[d])) {
+      throw new ShapeError(`concat: shapes ${tensors.map((u) => fmtShape(u.shape)).join(', ')} must match in every dim except axis ${ax}`);
+    }
+  }
+  if (tensors.length === 1) return first;
+  return runOp(CONCAT, tensors, { axis: ax });
+}
+
+/** Joins same-shape tensors along a new axis (unsqueeze + concat). */
+export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
+  if (!tensors || tensors.length === 0) throw new ArgumentError('stack: expected a non-empty array of tensors');
+  const first = tensors[0];
+  for (const t of tensors) {
+    if (!shapesEqual(t.shape, first.shape)) throw new ShapeError(`stack: shapes ${tensors.map((u) => fmtShape(u.shape)).join(', ')} must all be equal`);
+  }
+  const ax = normAxis('stack', axis, first.rank + 1);
+  return composite(() => concat(tensors.map((t) => unsqueeze(t, ax)), ax));
+}
+
+// ---- index ops: indexSelect / indexAdd, gather (takeAlongAxis) / scatterAdd, oneHot ----
+const indexKernels = new Map<string, KernelSource>();
+function indexKernel(t: string): KernelSource {
+  let k = indexKernels.get(t);
+  if (!k) indexKernels.set(t, (k = { name: `index_ops_${t}`, code: typePrelude({ T: t }) + indexOpsWgsl }));
+  return k;
+}
+
+interface IndexParams {
+  n: number;
+  rank?: number;
+  axis?: number;
+  dim?: number;
+  kdim?: number;
+  inner?: number;
+  s0?: readonly number[];
+  s1?: readonly number[];
+  s2?: readonly number[];
+}
+function indexDispatch(gpu: WebGPUBackend, entry: string, t: string, x: GPUBuffer | null, idx: GPUBuffer, out: GPUBuffer, p: IndexParams): void {
+  const bindings: Record<string, GPUBuffer | Uint32Array> = {
+    idx,
+    out,
+    params: uniforms().u32(p.n).u32(p.rank ?? 0).u32(p.axis ?? 0).u32(p.dim ?? 0).u32(p.kdim ?? 0).u32(p.inner ?? 1).u32(0).u32(0)
+      .u32Array(p.s0 ?? [], 8).u32Array(p.s1 ?? [], 8).u32Array(p.s2 ?? [], 8).bytes(),
+  };
+  if (x) bindings.x = x;
+  gpu.dispatch({ kernel: indexKernel(t), entry, bindings, workgroups: grid1D(p.n) });
+}
+
+function checkIndexDType(op: string, indices: Tensor): void {
+  if (indices.dtype !== 'int32') throw new DTypeError(`${op}: indices must be int32, got ${indices.dtype} ${fmtShape(indices.shape)}`);
+}
+function checkIndexRank(op: string, shape: readonly number[]): void {
+  if (shape.length > MAX_KERNEL_RANK) throw new ShapeError(`${op}: rank ${shape.length} of ${fmtShape(shape)} exceeds ${MAX_KERNEL_RANK}`);
+}
+/** CPU: validates an index (WebGPU cannot throw per element; there it reads 0 / is dropped). */
+function checkIndex(op: string, v: number, n: number, where: string): void {
+  if (!(v >= 0 && v < n)) throw new IndexError(`${op}: index ${v} at ${where} is out of range [0, ${n})`);
+}
+
+interface IndexAttrs {
+  axis: number;
+}
+/** [outer, dim, inner] view of a shape around `axis`. */
+function around(shape: readonly number[], axis: number, span = 1) {
+  return { outer: sizeOf(shape.slice(0, axis)), inner: sizeOf(shape.slice(axis + span)) };
+}
+
+const INDEX_SELECT = defineOp<IndexAttrs>({
+  name: 'indexSelect',
+  infer([x, idx], a) {
+    return { shape: [...x.shape.slice(0, a.axis), ...idx.shape, ...x.shape.slice(a.axis + 1)], dtype: x.dtype };
+  },
+  cpu([x, idx], a, out) {
+    const { outer, inner } = around(x.shape, a.axis);
+    const dim = x.shape[a.axis];
+    const K = idx.data.length;
+    for (let k = 0; k < K; k++) checkIndex('indexSelect', idx.data[k], dim, `position ${k} of indices ${fmtShape(idx.shape)} (x ${fmtShape(x.shape)}, axis ${a.axis})`);
+    const r = allocHost(out.dtype, sizeOf(out.shape));
+    let o = 0;
+    for (let p = 0; p < outer; p++) {
+      for (let k = 0; k < K; k++) {
+        const base = (p * dim + idx.data[k]) * inner;
+        for (let i = 0; i < inner; i++) r[o++] = x.data[base + i];
+      }
+    }
+    return r;
+  },
+  webgpu(gpu, [x, idx], a, out) {
+    const { inner } = around(x.shape, a.axis);
+    indexDispatch(gpu, 'select_fwd', wgslStorageType(x.dtype), x.buffer, idx.buffer, out.buffer, {
+      n: sizeOf(out.shape), dim: x.shape[a.axis], kdim: sizeOf(idx.shape), inner,
+    });
+  },
+  grad: (dy, [x, idx], _o, a) => [isFloat(x.dtype) ? indexScatter(dy, a.axis, idx, x.shape[a.axis]) : null, null],
+});
+
+interface IndexScatterAttrs {
+  axis: number;
+  dim: number;
+}
+const INDEX_SCATTER = defineOp<IndexScatterAttrs>({
+  name: 'indexScatterAdd',
+  infer([src, idx], a) {
+    const shape = [...src.shape.slice(0, a.axis), a.dim, ...src.shape.slice(a.axis + idx.rank)];
+    return { shape, dtype: src.dtype };
+  },
+  cpu([src, idx], a, out) {
+    const K = idx.data.length;
+    const { outer, inner } = around(src.shape, a.axis, idx.shape.length);
+    for (let k = 0; k < K; k++) checkIndex('indexAdd', idx.data[k], a.dim, `position ${k} of indices ${fmtShape(idx.shape)} (axis ${a.axis} of size ${a.dim})`);
+    const r = allocHost(out.dtype, sizeOf(out.shape));
+    for (let p = 0; p < outer; p++) {
+      for (let k = 0; k < K; k++) {
+        const dst = (p * a.dim + idx.data[k]) * inner;
+        const s = (p * K + k) * inner;
+        for (let i = 0; i < inner; i++) r[dst + i] += src.data[s + i];
+      }
+    }
+    return r;
+  },
+  webgpu(gpu, [src, idx], a, out) {
+    const { inner } = around(src.shape, a.axis, idx.shape.length);
+    indexDispatch(gpu, 'select_bwd', wgslStorageType(src.dtype), src.buffer, idx.buffer, out.buffer, {
+      n: sizeOf(out.shape), dim: a.dim, kdim: sizeOf(idx.shape), inner,
+    });
+  },
+  grad: (dy, [, idx], _o, a) => [indexSelect(dy, a.axis, idx), null],
+});
+
+/**
+ * Picks slices of `x` along `axis`: out shape = x.shape[:axis] + indices.shape + x.shape[axis+1:].
+ * `indices` is an int32 tensor of any shape with values in [0, x.shape[axis]). Out-of-range
+ * indices: the CPU backend throws an IndexError; WebGPU cannot raise per element, so there they
+ * read 0 (never out of bounds). Gradient: a deterministic scatter-add (see `indexAdd`).
+ */
+export function indexSelect(x: Tensor, axis: number, indices: Tensor): Tensor {
+  checkIndexDType('indexSelect', indices);
+  if (x.rank === 0) throw new ShapeError('indexSelect: x must have rank >= 1, got a 0-d tensor');
+  const ax = normAxis('indexSelect', axis, x.rank);
+  if (indices.size > 0 && x.shape[ax] === 0) throw new IndexError(`indexSelect: axis ${ax} of ${fmtShape(x.shape)} is empty; indices ${fmtShape(indices.shape)} cannot select from it`);
+  return runOp(INDEX_SELECT, [x, indices], { axis: ax });
+}
+
+/** Sums `src` (shape pre + indices.shape + post) into zeros of shape pre + [dim] + post. */
+function indexScatter(src: Tensor, axis: number, indices: Tensor, dim: number): Tensor {
+  return runOp(INDEX_SCATTER, [src, indices], { axis, dim });
+}
+
+/**
+ * `x` plus `source` scatter-added along `axis` at `indices` (repeated indices accumulate):
+ * out[..., indices[k], ...] += source[..., k, ...], with source.shape = x.shape[:axis] +
+ * indices.shape + x.shape[axis+1:]. Deterministic on WebGPU (no atomics): each output element
+ * loops over the whole index list, so the cost is O(|x| · |indices|). Differentiable in x and
+ * source (the gradient w.r.t. source is indexSelect). Out-of-range indices: IndexError on the
+ * CPU, dropped on WebGPU.
+ */
+export function indexAdd(x: Tensor, axis: number, indices: Tensor, source: Tensor): Tensor {
+  checkIndexDType('indexAdd', indices);
+  if (x.rank === 0) throw new ShapeError('indexAdd: x must have rank >= 1, got a 0-d tensor');
+  const ax = normAxis('indexAdd', axis, x.rank);
+  const want = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
+  if (!shapesEqual(source.shape, want)) {
+    throw new ShapeError(`indexAdd: source ${fmtShape(source.shape)} must have shape ${fmtShape(want)} (x ${fmtShape(x.shape)}, indices ${fmtShape(indices.shape)}, axis ${ax})`);
+  }
+  if (source.dtype !== x.dtype) throw new DTypeError(`indexAdd: source dtype ${source.dtype} differs from x dtype ${x.dtype}`);
+  if (x.dtype === 'bool') throw new DTypeError(`indexAdd: bool tensors cannot be summed (x ${fmtShape(x.shape)})`);
+  return composite(() => add(x, indexScatter(source, ax, indices, x.shape[ax])));
+}
+
+// gather (PyTorch semantics): out[c] = x[c with c[axis] := indices[c]], out.shape = indices.shape.
+const GATHER = defineOp<IndexAttrs>({
+  name: 'gather',
+  infer: ([x, idx]) => ({ shape: [...idx.shape], dtype: x.dtype }),
+  cpu([x, idx], a, out) {
+    const r = allocHost(out.dtype, sizeOf(out.shape));
+    const xs = stridesOf(x.shape);
+    const st = idx.shape.map((_, d) => (d === a.axis ? 0 : xs[d]));
+    const dim = x.shape[a.axis];
+    forEachStrided(idx.shape, [st], (o, off) => {
+      const v = idx.data[o];
+      checkIndex('gather', v, dim, `flat position ${o} of indices ${fmtShape(idx.shape)} (x ${fmtShape(x.shape)}, axis ${a.axis})`);
+      r[o] = x.data[off[0] + v * xs[a.axis]];
+    });
+    return r;
+  },
+  webgpu(gpu, [x, idx], a, out) {
+    indexDispatch(gpu, 'gather_fwd', wgslStorageType(x.dtype), x.buffer, idx.buffer, out.buffer, {
+      n: sizeOf(out.shape), rank: idx.shape.length, axis: a.axis, dim: x.shape[a.axis], s0: idx.shape, s1: stridesOf(x.shape),
+    });
+  },
+  grad: (dy, [x, idx], _o, a) => [isFloat(x.dtype) ? gatherScatter(dy, a.axis, idx, x.shape) : null, null],
+});
+
+interface GatherScatterAttrs {
+  axis: number;
+  shape: number[];
+}
+const GATHER_SCATTER = defineOp<GatherScatterAttrs>({
+  name: 'gatherScatterAdd',
+  infer: ([src], a) => ({ shape: [...a.shape], dtype: src.dtype }),
+  cpu([src, idx], a, out) {
+    const r = allocHost(out.dtype, sizeOf(out.shape));
+    const os = stridesOf(a.shape);
+    const st = idx.shape.map((_, d) => (d === a.axis ? 0 : os[d]));
+    const dim = a.shape[a.axis];
+    forEachStrided(idx.shape, [st], (o, off) => {
+      const v = idx.data[o];
+      checkIndex('scatterAdd', v, dim, `flat position ${o} of indices ${fmtShape(idx.shape)} (axis ${a.axis} of size ${dim})`);
+      r[off[0] + v * os[a.axis]] += src.data[o];
+    });
+    return r;
+  },
+  webgpu(gpu, [src, idx], a, out) {
+    indexDispatch(gpu, 'gather_bwd', wgslStorageType(src.dtype), src.buffer, idx.buffer, out.buffer, {
+      n: sizeOf(out.shape), rank: a.shape.length, axis: a.axis, kdim: idx.shape[a.axis], s0: a.shape, s1: stridesOf(idx.shape), s2: idx.shape,
+    });
+  },
+  grad: (dy, [, idx], _o, a) => [gather(dy, idx, a.axis), null],
+});
+
+function gatherScatter(src: Tensor, axis: number, indices: Tensor, shape: readonly number[]): Tensor {
+  return runOp(GATHER_SCATTER, [src, indices], { axis, shape: [...shape] });
+}
+
+function checkGatherShapes(op: string, x: Tensor, indices: Tensor, axis: number): number {
+  checkIndexDType(op, indices);
+  if (x.rank === 0) throw new ShapeError(`${op}: x must have rank >= 1, got a 0-d tensor`);
+  const ax = normAxis(op, axis, x.rank);
+  if (indices.rank !== x.rank || indices.shape.some((n, d) => d !== ax && n > x.shape[d])) {
+    throw new ShapeError(`${op}: indices ${fmtShape(indices.shape)} must have the rank of x ${fmtShape(x.shape)} and dims no larger than x's except along axis ${ax}`);
+  }
+  checkIndexRank(op, x.shape);
+  return ax;
+}
+
+/**
+ * PyTorch `gather` / NumPy `take_along_axis`: out[c] = x[c with c[axis] := indices[c]], with
+ * out.shape = indices.shape (same rank as x; dims other than `axis` no larger than x's).
+ * E.g. `gather(logits, labels.unsqueeze(1), 1)` picks the true-class logits. Out-of-range
+ * indices: IndexError on the CPU, read as 0 on WebGPU. Gradient: `scatterAdd` into zeros.
+ */
+export function gather(x: Tensor, indices: Tensor, axis: number): Tensor {
+  const ax = checkGatherShapes('gather', x, indices, axis);
+  return runOp(GATHER, [x, indices], { axis: ax });
+}
+
+/** Alias of {@link gather} (NumPy name). */
+export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number): Tensor {
+  return gather(x, indices, axis);
+}
+
+/**
+ * PyTorch `scatter_add`: out = x, then out[c with c[axis] := indices[c]] += src[c] for every c
+ * in indices' shape (`src` has indices' shape). Deterministic on WebGPU (each element of x loops
+ * over indices.shape[axis] candidates: O(|x| · indices.shape[axis])). Differentiable in x and src
+ * (the gradient w.r.t. src is `gather`). Out-of-range indices: IndexError on the CPU, dropped on
+ * WebGPU.
+ */
+export function scatterAdd(x: Tensor, axis: number, indices: Tensor, src: Tensor): Tensor {
+  const ax = checkGatherShapes('scatterAdd', x, indices, axis);
+  if (!shapesEqual(src.shape, indices.shape)) throw new ShapeError(`scatterAdd: src ${fmtShape(src.shape)} must have the shape of indices ${fmtShape(indices.shape)}`);
+  if (src.dtype !== x.dtype) throw new DTypeError(`scatterAdd: src dtype ${src.dtype} differs from x dtype ${x.dtype}`);
+  if (x.dtype === 'bool') throw new DTypeError(`scatterAdd: bool tensors cannot be summed (x ${fmtShape(x.shape)})`);
+  return composite(() => add(x, gatherScatter(src, ax, indices, x.shape)));
+}
+
+// ---- oneHot ----
+interface OneHotAttrs {
+  depth: number;
+  dtype: CpuArg['dtype'];
+}
+const ONE_HOT = defineOp<OneHotAttrs>({
+  name: 'oneHot',
+  infer: ([idx], a) => ({ shape: [...idx.shape, a.depth], dtype: a.dtype }),
+  cpu([idx], a, out) {
+    const r = allocHost(out.dtype, sizeOf(out.shape));
+    for (let m = 0; m < idx.data.length; m++) {
+      const v = idx.data[m];
+      if (v >= 0 && v < a.depth) r[m * a.depth + v] = 1;
+    }
+    return r;
+  },
+  webgpu(gpu, [idx], a, out) {
+    indexDispatch(gpu, 'one_hot', wgslStorageType(out.dtype), null, idx.buffer, out.buffer, { n: sizeOf(out.shape), dim: a.depth });
+  },
+});
+
+/**
+ * One-hot encoding: out shape indices.shape + [depth], 1 at the index and 0 elsewhere. Indices
+ * outside [0, depth) (e.g. −1 as an "ignore" label) give an all-zero row, identically on every
+ * backend (TensorFlow semantics). Not differentiable (its input is an integer tensor).
+ */
+export function oneHot(indices: Tensor, depth: number, dtype: CpuArg['dtype'] = 'float32'): Tensor {
+  checkIndexDType('oneHot', indices);
+  if (!Number.isInteger(depth) || depth < 0) throw new ArgumentError(`oneHot: depth must be a non-negative integer, got ${depth}`);
+  return runOp(ONE_HOT, [indices], { depth, dtype });
 }

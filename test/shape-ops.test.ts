@@ -1,0 +1,297 @@
+/**
+ * slice, pad, concat, stack, indexSelect/indexAdd, gather/scatterAdd, oneHot: WebGPU vs the CPU
+ * reference on several shapes (odd sizes, size-1 and zero-size dims), hand-computed values,
+ * typed errors, and gradients (first and second order) against central finite differences in
+ * float64 on the CPU backend.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  type Backend, type DType, type Tensor, ArgumentError, DTypeError, IndexError, ShapeError,
+  concat, gather, grad, grads, indexAdd, indexSelect, memory, noGrad, oneHot, pad, scatterAdd, setBackend, slice, stack,
+  takeAlongAxis, tensor, tidy,
+} from '../node.js';
+import { cpu, requireWebGPU } from './helpers/backends.js';
+
+// ---- helpers ----
+function rand(n: number, seed: number, lo = -1, hi = 1): number[] {
+  let s = seed >>> 0 || 1;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out.push(lo + ((s >>> 8) / 2 ** 24) * (hi - lo));
+  }
+  return out;
+}
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+interface In {
+  v: ArrayLike<number>;
+  shape: number[];
+  dtype?: DType;
+}
+const inp = (shape: number[], seed = 1, dtype: DType = 'float32'): In => ({
+  v: dtype === 'float32' ? rand(size(shape), seed) : rand(size(shape), seed, 0, 50).map(Math.floor),
+  shape,
+  dtype,
+});
+const ints = (v: number[], shape = [v.length]): In => ({ v, shape, dtype: 'int32' });
+
+/** Runs `f` on both backends and checks WebGPU against the CPU reference. */
+async function both(gpu: Backend, f: (...xs: Tensor[]) => Tensor, ins: In[], tol = 0): Promise<Float32Array | Int32Array | Uint8Array> {
+  const run = async (be: Backend) =>
+    tidy(() => f(...ins.map((i) => tensor(Array.from(i.v), i.shape, { dtype: i.dtype ?? 'float32', backend: be })))).data().then((d) => d);
+  const rc = await run(cpu);
+  const shapeC = tidy(() => f(...ins.map((i) => tensor(Array.from(i.v), i.shape, { dtype: i.dtype ?? 'float32', backend: cpu })))).shape;
+  const g = tidy(() => f(...ins.map((i) => tensor(Array.from(i.v), i.shape, { dtype: i.dtype ?? 'float32', backend: gpu }))));
+  expect(g.shape).toEqual(shapeC);
+  const rg = await g.data();
+  g.dispose();
+  expect(rg.length).toBe(rc.length);
+  for (let i = 0; i < rc.length; i++) {
+    if (Math.abs(rg[i] - rc[i]) > tol) expect.fail(`element ${i}: webgpu ${rg[i]} vs cpu ${rc[i]}`);
+  }
+  return rc as Float32Array;
+}
+
+/**
+ * Checks d/dx_k of sum(w · f(xs)) (random w) against central differences in float64 on the CPU,
+ * for every float input. With `order2`, checks the gradient of sum(v · ∂/∂x0) instead, i.e. a
+ * Hessian-vector product through the backward ops.
+ */
+async function gradcheck(f: (...xs: Tensor[]) => Tensor, ins: In[], order2 = false, eps = 1e-6, tol = 1e-6): Promise<void> {
+  setBackend(cpu);
+  const mk = (vals: ArrayLike<number>[]) => ins.map((i, k) => tensor(Array.from(vals[k]), i.shape, { dtype: i.dtype === 'int32' ? 'int32' : 'float64', backend: cpu }));
+  const base = ins.map((i) => Array.from(i.v));
+  const outShape = tidy(() => f(...mk(base))).shape;
+  const w = tensor(rand(size(outShape), 99), outShape, { dtype: 'float64', backend: cpu });
+  const fl = ins.map((i, k) => (i.dtype === 'int32' ? -1 : k)).filter((k) => k >= 0);
+  let scalarF = (...xs: Tensor[]) => f(...xs).mul(w).sum();
+  if (order2) {
+    const inner = scalarF;
+    const v = tensor(rand(size(ins[0].shape), 77), ins[0].shape, { dtype: 'float64', backend: cpu });
+    scalarF = (...xs: Tensor[]) => grad((x0: Tensor) => inner(x0, ...xs.slice(1)))(xs[0]).mul(v).sum();
+  }
+  const targets = order2 ? [0] : fl;
+  const analytic = await Promise.all(tidy(() => grads(scalarF, targets)(...mk(base))).map((t) => t.data()));
+  for (let a = 0; a < targets.length; a++) {
+    const k = targets[a];
+    for (let j = 0; j < base[k].length; j++) {
+      const at = (d: number) => {
+        const vals = base.map((b) => [...b]);
+        vals[k][j] += d;
+        return noGrad(() => tidy(() => scalarF(...mk(vals))));
+      };
+      const num = ((await at(eps).item()) - (await at(-eps).item())) / (2 * eps);
+      const an = analytic[a][j];
+      if (!(Math.abs(an - num) <= tol * (1 + Math.abs(num)))) expect.fail(`input ${k}, element ${j}: analytic ${an} vs numeric ${num}`);
+    }
+  }
+  w.dispose();
+}
+
+// ---- slice ----
+describe('slice', () => {
+  it('hand values, negative begin, -1 size, errors', async () => {
+    setBackend(cpu);
+    const x = tensor([[1, 2, 3], [4, 5, 6]]);
+    expect(await slice(x, [0, 1], [2, 2]).toArray()).toEqual([[2, 3], [5, 6]]);
+    expect(await x.slice([-1, -2]).toArray()).toEqual([[5, 6]]);
+    expect(await slice(x, [1], [-1, 1]).toArray()).toEqual([[4]]);
+    expect(slice(x, [0, 0])).toBe(x);
+    expect(() => slice(x, [0, 4])).toThrow(IndexError);
+    expect(() => slice(x, [-3, 0])).toThrow(IndexError);
+    expect(() => slice(x, [1, 1], [2, 1])).toThrow(IndexError);
+    expect(() => slice(x, [0, 0, 0])).toThrow(IndexError);
+    expect(() => slice(x, [0, 0], [1, -2])).toThrow(/slice: size -2/);
+    expect(() => slice(x, [0.5])).toThrow(ArgumentError);
+  });
+
+  it('webgpu matches cpu', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    await both(gpu, (x) => slice(x, [1, 2], [3, -1]), [inp([5, 7])]);
+    await both(gpu, (x) => slice(x, [-2, 0, 5], [2, 1, -1]), [inp([3, 1, 70])]);
+    await both(gpu, (x) => slice(x, [1, 0, 0], [2, -1, 2]), [inp([4, 0, 3])]);
+    await both(gpu, (x) => slice(x, [0, 3], [0, 2]), [inp([4, 5])]);
+    await both(gpu, (x) => slice(x, [2, 1], [1, 1]), [inp([3, 65], 3, 'int32')]);
+    await both(gpu, (x) => slice(x, [1, 1], [2, 63]), [{ v: rand(195, 2).map((v) => +(v > 0)), shape: [3, 65], dtype: 'bool' }]);
+  });
+
+  it('gradient (float64 finite differences)', async () => {
+    await gradcheck((x) => slice(x, [1, -3, 0], [2, 2, -1]), [inp([3, 4, 2])]);
+    await gradcheck((x) => slice(x, [1, 1], [2, 2]).square(), [inp([3, 4])], true);
+  });
+});
+
+// ---- pad ----
+describe('pad', () => {
+  it('hand values and errors', async () => {
+    setBackend(cpu);
+    const x = tensor([[1, 2], [3, 4]]);
+    expect(await pad(x, [[1, 0], [0, 1]]).toArray()).toEqual([[0, 0, 0], [1, 2, 0], [3, 4, 0]]);
+    expect(await pad(x, [[0, 1]], -1).toArray()).toEqual([[1, 2], [3, 4], [-1, -1]]);
+    expect(pad(x, [[0, 0], [0, 0]])).toBe(x);
+    expect(() => pad(x, [[-1, 0]])).toThrow(ArgumentError);
+    expect(() => pad(x, [[0, 0], [0, 0], [0, 0]])).toThrow(ArgumentError);
+  });
+
+  it('webgpu matches cpu', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    await both(gpu, (x) => pad(x, [[1, 2], [0, 3]]), [inp([3, 5])]);
+    await both(gpu, (x) => pad(x, [[1, 2], [0, 3]], -1.5), [inp([3, 5])]);
+    await both(gpu, (x) => pad(x, [[0, 0], [1, 1], [2, 0]]), [inp([2, 0, 3])]);
+    await both(gpu, (x) => pad(x, [[3, 64]]), [inp([65])]);
+    await both(gpu, (x) => pad(x, [[1, 1], [2, 2]], 7), [inp([1, 3], 4, 'int32')]);
+    await both(gpu, (x) => pad(x, [[0, 0], [1, 0], [0, 0], [2, 1]], -Infinity), [inp([2, 1, 3, 67])]);
+  });
+
+  it('gradient (float64 finite differences)', async () => {
+    await gradcheck((x) => pad(x, [[1, 0], [2, 3]], 0.5), [inp([2, 3])]);
+    await gradcheck((x) => pad(x, [[1, 1]]).square(), [inp([4])], true);
+  });
+});
+
+// ---- concat / stack ----
+describe('concat and stack', () => {
+  it('hand values and errors', async () => {
+    setBackend(cpu);
+    const a = tensor([[1, 2], [3, 4]]);
+    const b = tensor([[5], [6]]);
+    expect(await concat([a, b], 1).toArray()).toEqual([[1, 2, 5], [3, 4, 6]]);
+    expect(await concat([a, tensor([[7, 8]])], 0).toArray()).toEqual([[1, 2], [3, 4], [7, 8]]);
+    expect(await stack([tensor([1, 2]), tensor([3, 4])], 1).toArray()).toEqual([[1, 3], [2, 4]]);
+    expect(await stack([tensor([1, 2])]).toArray()).toEqual([[1, 2]]);
+    expect(() => concat([a, b], 0)).toThrow(ShapeError);
+    expect(() => concat([a, tensor([1, 2])], 0)).toThrow(ShapeError);
+    expect(() => concat([a, tensor([[1]], undefined, { dtype: 'int32' })], 1)).toThrow(DTypeError);
+    expect(() => concat([], 0)).toThrow(ArgumentError);
+    expect(() => concat([a], 2)).toThrow(IndexError);
+    expect(() => stack([a, b])).toThrow(ShapeError);
+  });
+
+  it('webgpu matches cpu', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    await both(gpu, (a, b, c) => concat([a, b, c], 0), [inp([2, 3], 1), inp([4, 3], 2), inp([0, 3], 3)]);
+    await both(gpu, (a, b) => concat([a, b], 1), [inp([2, 1, 5], 1), inp([2, 3, 5], 2)]);
+    await both(gpu, (a, b) => concat([a, b], -1), [inp([3, 70], 1), inp([3, 1], 2)]);
+    await both(gpu, (a, b) => concat([a, b], 1), [inp([0, 2], 1), inp([0, 5], 2)]);
+    await both(gpu, (a, b) => concat([a, b], 0), [inp([2, 65], 1, 'int32'), inp([1, 65], 2, 'int32')]);
+    await both(gpu, (a, b, c) => stack([a, b, c], 1), [inp([2, 33], 1), inp([2, 33], 2), inp([2, 33], 3)]);
+    await both(gpu, (a, b) => stack([a, b], -1), [inp([3, 1, 5], 1), inp([3, 1, 5], 2)]);
+  });
+
+  it('gradient (float64 finite differences)', async () => {
+    await gradcheck((a, b, c) => concat([a, b, c], 1), [inp([2, 1], 1), inp([2, 3], 2), inp([2, 2], 3)]);
+    await gradcheck((a, b) => stack([a, b], 1), [inp([2, 3], 1), inp([2, 3], 2)]);
+    await gradcheck((a, b) => concat([a, b], 0).square(), [inp([2, 2], 1), inp([1, 2], 2)], true);
+  });
+
+  it('does not leak inside tidy', () => {
+    setBackend(cpu);
+    const a = tensor([1, 2, 3]);
+    const m0 = memory().liveTensors;
+    for (let i = 0; i < 5; i++) tidy(() => { grad((x: Tensor) => stack([x, x.square()], 0).sum())(a); });
+    for (let i = 0; i < 5; i++) stack([a, a]).dispose();
+    expect(memory().liveTensors).toBe(m0);
+  });
+});
+
+// ---- indexSelect / indexAdd ----
+describe('indexSelect and indexAdd', () => {
+  it('hand values and errors', async () => {
+    setBackend(cpu);
+    const x = tensor([[1, 2, 3], [4, 5, 6]]);
+    const i = tensor([2, 0, 2], [3], { dtype: 'int32' });
+    expect(await indexSelect(x, 1, i).toArray()).toEqual([[3, 1, 3], [6, 4, 6]]);
+    expect(await x.indexSelect(0, tensor([[1], [0]], undefined, { dtype: 'int32' })).toArray()).toEqual([[[4, 5, 6]], [[1, 2, 3]]]);
+    expect(await indexAdd(x, 1, i, tensor([[10, 20, 30], [40, 50, 60]])).toArray()).toEqual([[21, 2, 43], [54, 5, 106]]);
+    expect(() => indexSelect(x, 1, tensor([3], [1], { dtype: 'int32' }))).toThrow(IndexError);
+    expect(() => indexSelect(x, 0, tensor([-1], [1], { dtype: 'int32' }))).toThrow(IndexError);
+    expect(() => indexSelect(x, 2, i)).toThrow(IndexError);
+    expect(() => indexSelect(x, 0, tensor([0]))).toThrow(DTypeError);
+    expect(() => indexAdd(x, 1, i, tensor([[1, 2]]))).toThrow(ShapeError);
+    expect(() => indexAdd(x, 1, tensor([0, 9], [2], { dtype: 'int32' }), tensor([[1, 2], [3, 4]]))).toThrow(IndexError);
+  });
+
+  it('webgpu matches cpu; out-of-range indices read 0 / are dropped on webgpu', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    await both(gpu, (x, i) => indexSelect(x, 0, i), [inp([5, 7]), ints([4, 0, 4])]);
+    await both(gpu, (x, i) => indexSelect(x, 1, i), [inp([5, 7]), ints([6, 1, 0, 6], [2, 2])]);
+    await both(gpu, (x, i) => indexSelect(x, 2, i), [inp([2, 3, 65]), ints(rand(70, 5, 0, 65).map(Math.floor))]);
+    await both(gpu, (x, i) => indexSelect(x, 0, i), [inp([5, 3]), ints([])]);
+    await both(gpu, (x, i) => indexSelect(x, 1, i), [inp([0, 4]), ints([3, 3])]);
+    await both(gpu, (x, i) => indexSelect(x, 0, i), [inp([3, 2], 1, 'int32'), ints([2, 2, 1])]);
+    await both(gpu, (x, i, s) => indexAdd(x, 1, i, s), [inp([3, 5, 2]), ints([4, 0, 4, 4, 1, 1, 3]), inp([3, 7, 2], 2)], 1e-5);
+    await both(gpu, (x, i, s) => indexAdd(x, 0, i, s), [inp([66]), ints(rand(130, 6, 0, 66).map(Math.floor)), inp([130], 3)], 1e-5);
+    await both(gpu, (x, i, s) => indexAdd(x, 0, i, s), [inp([4, 2], 1, 'int32'), ints([1, 1]), inp([2, 2], 2, 'int32')]);
+    // WebGPU cannot throw per element: out-of-range indices select 0 and are dropped by indexAdd.
+    setBackend(gpu);
+    const x = tensor([[1, 2, 3], [4, 5, 6]]);
+    expect(await indexSelect(x, 1, tensor([2, 3, -1], [3], { dtype: 'int32' })).toArray()).toEqual([[3, 0, 0], [6, 0, 0]]);
+    expect(await indexAdd(x, 1, tensor([7, 0], [2], { dtype: 'int32' }), tensor([[10, 20], [30, 40]])).toArray()).toEqual([[21, 2, 3], [44, 5, 6]]);
+  });
+
+  it('gradient (float64 finite differences)', async () => {
+    await gradcheck((x, i) => indexSelect(x, 1, i), [inp([2, 4, 3]), ints([3, 0, 3, 1], [2, 2])]);
+    await gradcheck((x, i, s) => indexAdd(x, 0, i, s), [inp([3, 2]), ints([2, 2, 0]), inp([3, 2], 2)]);
+    await gradcheck((x, i) => indexSelect(x, 0, i).square(), [inp([3, 2]), ints([2, 2, 0])], true);
+  });
+});
+
+// ---- gather / scatterAdd ----
+describe('gather (takeAlongAxis) and scatterAdd', () => {
+  it('hand values and errors', async () => {
+    setBackend(cpu);
+    const logits = tensor([[1, 2, 3], [4, 5, 6]]);
+    const labels = tensor([[2], [0]], undefined, { dtype: 'int32' });
+    expect(await gather(logits, labels, 1).toArray()).toEqual([[3], [4]]);
+    expect(await takeAlongAxis(logits, tensor([[1, 0, 1]], undefined, { dtype: 'int32' }), 0).toArray()).toEqual([[4, 2, 6]]);
+    expect(await scatterAdd(logits, 1, tensor([[0, 0]], undefined, { dtype: 'int32' }), tensor([[10, 20]])).toArray()).toEqual([[31, 2, 3], [4, 5, 6]]);
+    expect(() => gather(logits, tensor([[3]], undefined, { dtype: 'int32' }), 1)).toThrow(IndexError);
+    expect(() => gather(logits, tensor([2], [1], { dtype: 'int32' }), 1)).toThrow(ShapeError);
+    expect(() => gather(logits, tensor([[0], [0], [0]], undefined, { dtype: 'int32' }), 1)).toThrow(ShapeError);
+    expect(() => gather(logits, tensor([[0]]), 1)).toThrow(DTypeError);
+    expect(() => scatterAdd(logits, 1, labels, tensor([[1, 2]]))).toThrow(ShapeError);
+  });
+
+  it('webgpu matches cpu; out-of-range indices read 0 on webgpu', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    const idx = (shape: number[], hi: number, seed: number) => ints(rand(size(shape), seed, 0, hi).map(Math.floor), shape);
+    await both(gpu, (x, i) => gather(x, i, 1), [inp([4, 5]), idx([4, 2], 5, 1)]);
+    await both(gpu, (x, i) => gather(x, i, 0), [inp([4, 5]), idx([3, 5], 4, 2)]);
+    await both(gpu, (x, i) => gather(x, i, 1), [inp([4, 5]), idx([2, 3], 5, 3)]);
+    await both(gpu, (x, i) => gather(x, i, 2), [inp([2, 3, 65]), idx([2, 3, 70], 65, 4)]);
+    await both(gpu, (x, i) => gather(x, i, 1), [inp([0, 5]), idx([0, 2], 5, 5)]);
+    await both(gpu, (x, i) => gather(x, i, 0), [inp([3, 4], 1, 'int32'), idx([2, 4], 3, 6)]);
+    await both(gpu, (x, i, s) => scatterAdd(x, 1, i, s), [inp([4, 5]), idx([3, 7], 5, 7), inp([3, 7], 2)], 1e-5);
+    await both(gpu, (x, i, s) => scatterAdd(x, 2, i, s), [inp([2, 3, 65]), idx([2, 2, 70], 65, 8), inp([2, 2, 70], 3)], 1e-5);
+    await both(gpu, (x, i, s) => scatterAdd(x, 0, i, s), [inp([3, 1]), idx([0, 1], 3, 9), inp([0, 1], 3)]);
+    setBackend(gpu);
+    const x = tensor([[1, 2, 3], [4, 5, 6]]);
+    expect(await gather(x, tensor([[5], [-2]], undefined, { dtype: 'int32' }), 1).toArray()).toEqual([[0], [0]]);
+  });
+
+  it('gradient (float64 finite differences)', async () => {
+    await gradcheck((x, i) => gather(x, i, 1), [inp([3, 4]), ints([1, 1, 0, 3, 3, 3], [3, 2])]);
+    await gradcheck((x, i) => gather(x, i, 0), [inp([3, 4]), ints([2, 2, 0], [1, 3])]);
+    await gradcheck((x, i, s) => scatterAdd(x, 1, i, s), [inp([2, 3]), ints([1, 1, 0, 2], [2, 2]), inp([2, 2], 2)]);
+    await gradcheck((x, i) => gather(x, i, 1).square(), [inp([2, 3]), ints([1, 1, 0, 2], [2, 2])], true);
+  });
+});
+
+// ---- oneHot ----
+describe('oneHot', () => {
+  it('hand values (out-of-range → zero row on every backend)', async (ctx) => {
+    setBackend(cpu);
+    const i = tensor([0, 2, -1, 3], [4], { dtype: 'int32' });
+    const want = [[1, 0, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0]];
+    expect(await oneHot(i, 3).toArray()).toEqual(want);
+    expect(oneHot(i, 3, 'int32').dtype).toBe('int32');
+    expect(() => oneHot(tensor([1]), 3)).toThrow(DTypeError);
+    expect(() => oneHot(i, -1)).toThrow(ArgumentError);
+    const gpu = await requireWebGPU(ctx);
+    await both(gpu, (t) => oneHot(t, 3), [ints([0, 2, -1, 3])]);
+    await both(gpu, (t) => oneHot(t, 70, 'int32'), [ints(rand(12, 3, -2, 72).map(Math.floor), [3, 4])]);
+    await both(gpu, (t) => oneHot(t, 4), [ints([], [0, 2])]);
+    await both(gpu, (t) => oneHot(t, 2, 'bool'), [ints([1, 0, 1])]);
+  });
+});
