@@ -1,7 +1,10 @@
-// Inverted dropout with a counter-based mask: element i is dropped when the Philox uniform of
-// stream (seed, offset) at index i is < p, otherwise scaled by `scale` = f32(1/(1−p)).
-// Requires kernels/philox.wgsl prepended. Bit-identical to the CPU reference (a single
-// correctly rounded f32 multiply per element).
+// Inverted dropout with a counter-based, row-aligned mask. The input is viewed as rows of
+// `row_len` elements (row = one sample). Element j of row r uses Philox block
+// offset + r·⌈row_len/4⌉ + ⌊j/4⌋, word j mod 4, of stream `seed`: every row starts on a fresh
+// block, so rows t·B..t·B+B−1 of a (T·B)-row MC-dropout batch get exactly the masks a separate
+// pass over B rows at offset + t·B·⌈row_len/4⌉ would get. The element is dropped when that
+// uniform is < p, otherwise scaled by `scale` = f32(1/(1−p)).
+// Requires kernels/philox.wgsl prepended. Bit-identical to the CPU reference.
 struct Params {
   n: u32,
   seed_lo: u32,
@@ -10,7 +13,7 @@ struct Params {
   offset_hi: u32,
   p: f32,
   scale: f32,
-  _pad: u32,
+  row_len: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -21,8 +24,12 @@ struct Params {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * (nwg.x * 64u);
   if (i >= params.n) { return; }
-  let w = rand_block_for_element(i, vec2<u32>(params.seed_lo, params.seed_hi),
-                                 vec2<u32>(params.offset_lo, params.offset_hi));
-  let u = rand_uniform_from_bits(w[i & 3u]);
+  let row = i / params.row_len;
+  let j = i - row * params.row_len;
+  let add = row * ((params.row_len + 3u) / 4u) + (j >> 2u);
+  let lo = params.offset_lo + add;
+  let hi = params.offset_hi + select(0u, 1u, lo < add);
+  let w = philox4x32_10(vec4<u32>(lo, hi, 0u, 0u), vec2<u32>(params.seed_lo, params.seed_hi));
+  let u = rand_uniform_from_bits(w[j & 3u]);
   out[i] = select(0.0, x[i] * params.scale, u >= params.p);
 }

@@ -5,7 +5,7 @@ import type { Backend } from '../backend.js';
 import { isFloat } from '../dtype.js';
 import { ArgumentError, DTypeError, fmtShape } from '../errors.js';
 import { type OpDef, defineOp } from '../op.js';
-import { blocksFor, randomBits, randomBernoulli, randomNormal, randomUniform, splitU53, uniformFromBits } from '../random/philox.js';
+import { blocksFor, philox4x32_10, randomBernoulli, randomNormal, randomUniform, splitU53, uniformFromBits } from '../random/philox.js';
 import { currentBackend } from '../runtime.js';
 import { checkShape, sizeOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
@@ -112,6 +112,12 @@ interface DropoutAttrs {
   p: number;
   seed: number;
   offset: number;
+  rowLen: number;
+}
+
+/** Philox blocks a row-aligned dropout mask over `rows` rows of `rowLen` elements consumes. */
+export function dropoutBlocks(rows: number, rowLen: number): number {
+  return rows * Math.ceil(rowLen / 4);
 }
 
 const DROPOUT_KERNEL = { name: 'dropout', code: philoxWgsl + '\n' + dropoutWgsl };
@@ -124,10 +130,20 @@ const DROPOUT: OpDef<DropoutAttrs> = defineOp<DropoutAttrs>({
   },
   cpu([x], a, out) {
     const n = x.data.length;
-    const bits = randomBits(n, a.seed, a.offset);
     const scale = Math.fround(1 / (1 - a.p));
     const r = out.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
-    for (let i = 0; i < n; i++) r[i] = uniformFromBits(bits[i]) >= a.p ? x.data[i] * scale : 0;
+    const [k0, k1] = splitU53(a.seed);
+    const perRow = Math.ceil(a.rowLen / 4);
+    let w: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const row = Math.floor(i / a.rowLen);
+      const j = i - row * a.rowLen;
+      if ((j & 3) === 0) {
+        const [lo, hi] = splitU53(a.offset + row * perRow + (j >> 2));
+        w = philox4x32_10(lo, hi, 0, 0, k0, k1);
+      }
+      r[i] = uniformFromBits(w[j & 3]) >= a.p ? x.data[i] * scale : 0;
+    }
     return r;
   },
   webgpu(gpu, [x], a, out) {
@@ -139,7 +155,7 @@ const DROPOUT: OpDef<DropoutAttrs> = defineOp<DropoutAttrs>({
       bindings: {
         x: x.buffer,
         out: out.buffer,
-        params: uniforms().u32(n).u32(slo).u32(shi).u32(olo).u32(ohi).f32(a.p).f32(Math.fround(1 / (1 - a.p))).u32(0).bytes(),
+        params: uniforms().u32(n).u32(slo).u32(shi).u32(olo).u32(ohi).f32(a.p).f32(Math.fround(1 / (1 - a.p))).u32(a.rowLen).bytes(),
       },
       workgroups: grid1D(n),
     });
@@ -150,13 +166,25 @@ const DROPOUT: OpDef<DropoutAttrs> = defineOp<DropoutAttrs>({
 
 /**
  * Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p).
- * Element i is dropped iff uniform_i < p for the Philox stream (seed, offset), so the mask is
- * identical on both backends; rows of a (T·B)-row batch get independent masks (MC dropout).
+ *
+ * The mask is row-aligned: x is viewed as rows (one per index of the first dim; a 0-d or 1-d
+ * tensor is one row) and element j of row r is dropped iff the Philox uniform at block
+ * `offset + r·⌈rowLen/4⌉ + ⌊j/4⌋`, word j mod 4, of stream `seed` is < p. So the mask is
+ * identical on both backends, and running T·B rows at once (MC dropout) gives each row exactly
+ * the mask of a separate pass over B rows at `offset + t·B·⌈rowLen/4⌉` — batching and chunking
+ * never change results. Without `seed`, a stream is reserved from the global generator.
  */
 export function dropout(x: Tensor, p: number, opts: { seed?: number; offset?: number } = {}): Tensor {
   if (!(p >= 0 && p < 1)) throw new ArgumentError(`dropout: p must be in [0, 1), got ${p}`);
   if (!isFloat(x.dtype)) throw new DTypeError(`dropout: expected a float tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
   if (p === 0) return x;
-  const s = stream(opts, x.size);
-  return runOp(DROPOUT, [x], { p, seed: s.seed, offset: s.offset });
+  const rows = x.rank >= 2 ? x.shape[0] : 1;
+  const rowLen = rows > 0 ? Math.max(1, x.size / rows) : 1;
+  let s: { seed: number; offset: number };
+  if (opts.seed === undefined) {
+    if (opts.offset !== undefined) throw new ArgumentError('dropout: `offset` given without `seed`');
+    s = { seed: generator.seed, offset: generator.offset };
+    generator.offset += Math.max(1, dropoutBlocks(rows, rowLen));
+  } else s = { seed: opts.seed, offset: opts.offset ?? 0 };
+  return runOp(DROPOUT, [x], { p, seed: s.seed, offset: s.offset, rowLen });
 }

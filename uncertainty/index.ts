@@ -1,0 +1,9 @@
+/**
+ * Uncertainty toolkit: scores (higher = more uncertain / more OOD), evaluation metrics,
+ * temperature scaling, the Mahalanobis detector and the rejection guard.
+ */
+export * from './metrics.js';
+export * from './scores.js';
+export * from './calibration.js';
+export * from './mahalanobis.js';
+export * from './guard.js';
