@@ -26,15 +26,34 @@ fn f32_from_bits(b: u32) -> f32 {
   return bitcast<f32>(v);
 }
 
+fn is_nan_c(v: TC) -> bool {
+  // Bit test (f32 only): `v != v` is not reliable (some drivers compile it as an ordered compare).
+  let f = f32(v);
+  return (bitcast<u32>(f) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn pow_c(x: f32, e: f32) -> f32 {
+  // IEEE pow (as JS Math.pow): WGSL pow is undefined for x < 0 and at 0 / inf, so the
+  // magnitude is |x|^e with the special cases spelled out, and the sign of x (including −0
+  // and −inf) is kept for odd integer exponents.
   if (e == 0.0) { return 1.0; }
-  if (x >= 0.0) {
-    if (x == 0.0) { return select(0.0, f32_from_bits(0x7f800000u), e < 0.0); }
-    return pow(x, e);
+  let nan = f32_from_bits(0x7fc00000u);
+  if ((bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(e) & 0x7fffffffu) > 0x7f800000u) { return nan; }
+  let a = abs(x);
+  let inf = f32_from_bits(0x7f800000u);
+  let is_int = floor(e) == e;
+  var m: f32;
+  if (a == 0.0) {
+    m = select(0.0, inf, e < 0.0);
+  } else if (a == inf) {
+    m = select(inf, 0.0, e < 0.0);
+  } else {
+    if (x < 0.0 && !is_int) { return nan; }
+    m = pow(a, e);
   }
-  if (floor(e) != e) { return f32_from_bits(0x7fc00000u); }
-  let m = pow(-x, e);
-  return select(m, -m, (abs(e) % 2.0) == 1.0);
+  let odd = is_int && (abs(e) % 2.0) == 1.0;
+  let negative = (bitcast<u32>(x) >> 31u) == 1u;
+  return select(m, -m, negative && odd);
 }
 
 fn b2o(c: bool) -> TO {
@@ -48,10 +67,10 @@ fn apply(x: TC, y: TC) -> TO {
     case 2u: { return TO(x * y); }
     case 3u: { return TO(x / y); }
     case 4u: { return TO(pow_c(f32(x), f32(y))); }
-    case 5u: { return TO(max(x, y)); }
-    case 6u: { return TO(min(x, y)); }
+    case 5u: { if (is_nan_c(x) || is_nan_c(y)) { return TO(x + y); } return TO(max(x, y)); } // NaN propagates
+    case 6u: { if (is_nan_c(x) || is_nan_c(y)) { return TO(x + y); } return TO(min(x, y)); }
     case 7u: { return b2o(x == y); }
-    case 8u: { return b2o(x != y); }
+    case 8u: { return b2o(!(x == y)); }                  // true when either is NaN
     case 9u: { return b2o(x < y); }
     case 10u: { return b2o(x <= y); }
     case 11u: { return b2o(x > y); }

@@ -1,6 +1,6 @@
 // dtype conversion. Prelude gives TA (input storage) and TO (output storage).
 // TO_BOOL: output is bool (u32 0/1), true where the input is non-zero.
-// FROM_BOOL_OR_INT: plain numeric conversion (float -> int truncates toward zero).
+// Otherwise: numeric conversion (float -> int truncates toward zero, saturating; NaN -> 0).
 override TO_BOOL: bool = false;
 
 struct Params {
@@ -17,8 +17,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= params.n) { return; }
   let v = x[i];
   if (TO_BOOL) {
-    out[i] = TO(select(0u, 1u, v != TA(0)));
+    out[i] = TO(select(1u, 0u, v == TA(0)));  // NaN -> true (`!=` may compile to an ordered compare)
   } else {
-    out[i] = TO(v);
+    // float -> int: WGSL truncates and saturates; NaN is implementation-defined, so pin it to 0.
+    let nan = (bitcast<u32>(f32(v)) & 0x7fffffffu) > 0x7f800000u;
+    out[i] = select(TO(v), TO(0), nan);
   }
 }

@@ -60,11 +60,23 @@ fn identity() -> TC {
   return TC(0);
 }
 
-// Combines (va, ia) with (vb, ib); for arg ops ties keep the smaller index; NaN wins for max/min.
+fn is_nan_c(v: TC) -> bool {
+  // Bit test: `v != v` is not reliable (some drivers compile it as an ordered compare, false for NaN).
+  let f = f32(v);
+  return (bitcast<u32>(f) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Combines (va, ia) with (vb, ib); ties keep the smaller index; NaN wins for max/min (and among
+// several NaNs the first one), as on the CPU reference.
 fn better(va: TC, ia: u32, vb: TC, ib: u32) -> bool {
+  let na = is_nan_c(va);
+  let nb = is_nan_c(vb);
+  if (na || nb) {
+    return nb && (!na || ib < ia);
+  }
   switch OP {
-    case 1u, 3u: { return vb > va || (vb == va && ib < ia) || (vb != vb && va == va); }
-    case 2u, 4u: { return vb < va || (vb == va && ib < ia) || (vb != vb && va == va); }
+    case 1u, 3u: { return vb > va || (vb == va && ib < ia); }
+    case 2u, 4u: { return vb < va || (vb == va && ib < ia); }
     default: { return false; }
   }
 }

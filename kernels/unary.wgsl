@@ -44,17 +44,32 @@ fn f32_from_bits(b: u32) -> f32 {
   return bitcast<f32>(v);
 }
 
+fn is_nan_f32(v: f32) -> bool {
+  // Bit test: `v != v` is not reliable (some drivers compile it as an ordered compare).
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn pow_f32(b: f32, e: f32) -> f32 {
-  // WGSL pow is undefined for b < 0; follow IEEE pow for integer exponents.
+  // IEEE pow (as JS Math.pow): WGSL pow is undefined for b < 0 and at 0 / inf, so the
+  // magnitude is |b|^e with the special cases spelled out, and the sign of b (including −0
+  // and −inf) is kept for odd integer exponents.
   if (e == 0.0) { return 1.0; }
-  if (b >= 0.0) {
-    if (b == 0.0) { return select(0.0, f32_from_bits(0x7f800000u), e < 0.0); }
-    return pow(b, e);
+  if (is_nan_f32(b) || is_nan_f32(e)) { return f32_from_bits(0x7fc00000u); }
+  let a = abs(b);
+  let inf = f32_from_bits(0x7f800000u);
+  let is_int = floor(e) == e;
+  var m: f32;
+  if (a == 0.0) {
+    m = select(0.0, inf, e < 0.0);
+  } else if (a == inf) {
+    m = select(inf, 0.0, e < 0.0);
+  } else {
+    if (b < 0.0 && !is_int) { return f32_from_bits(0x7fc00000u); }
+    m = pow(a, e);
   }
-  if (floor(e) != e) { return f32_from_bits(0x7fc00000u); }
-  let m = pow(-b, e);
-  let odd = (abs(e) % 2.0) == 1.0;
-  return select(m, -m, odd);
+  let odd = is_int && (abs(e) % 2.0) == 1.0;
+  let negative = (bitcast<u32>(b) >> 31u) == 1u;
+  return select(m, -m, negative && odd);
 }
 
 fn apply(v: TC) -> TC {
@@ -68,8 +83,12 @@ fn apply(v: TC) -> TC {
     case 6u: { return abs(v); }                               // abs
     case 7u: { return sign(v); }                              // sign
     case 8u: { return max(v, TC(0)); }                        // relu
-    case 9u: { return select(v * TC(params.alpha), v, v > TC(0)); } // leakyRelu
-    case 10u: { return TC(0.5 * f32(v) * erfc_f32(-f32(v) * 0.70710678118654752)); } // gelu (exact): ½x·erfc(−x/√2), accurate in the negative tail
+    case 9u: { return select(TC(f32(v) * params.alpha), v, v > TC(0)); } // leakyRelu (int: αx truncated toward 0)
+    case 10u: {                                               // gelu (exact): ½x·erfc(−x/√2), accurate in the negative tail
+      let f = f32(v);
+      if (f < -20.0) { return TC(-0.0); }                     // ½x·erfc(14.1) < 1e-80 (and −inf·0 would be NaN)
+      return TC(0.5 * f * erfc_f32(-f * 0.70710678118654752));
+    }
     case 11u: { return TC(sigmoid_f32(f32(v))); }             // sigmoid
     case 12u: { return TC(tanh_f32(f32(v))); }                // tanh
     case 13u: {                                               // softplus = max(v,0) + log1p(exp(-|v|))

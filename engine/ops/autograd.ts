@@ -114,7 +114,15 @@ export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createG
       });
       if (!targets.has(t)) grads.delete(t);
     }
-    return xs.map((x) => grads.get(x) ?? zerosLike(x));
+    // Several inputs can receive the very same tensor (e.g. both operands of `a + b`, or `dy`
+    // itself): hand out views for repeats so each returned gradient can be disposed on its own.
+    const handedOut = new Set<Tensor>();
+    return xs.map((x) => {
+      const g = grads.get(x) ?? zerosLike(x);
+      if (handedOut.has(g) || g === dy) return runOp(ALIAS, [g], {});
+      handedOut.add(g);
+      return g;
+    });
   };
   if (createGraph) return withGrad(sweep);
   return tidy(() => noGrad(sweep));

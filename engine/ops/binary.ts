@@ -247,7 +247,15 @@ const CAST = defineOp<CastAttrs>({
     const n = x.data.length;
     const r = allocHost(out.dtype, n);
     if (a.dtype === 'bool') for (let i = 0; i < n; i++) r[i] = x.data[i] !== 0 ? 1 : 0;
-    else if (a.dtype === 'int32') for (let i = 0; i < n; i++) r[i] = Math.trunc(x.data[i]);
+    else if (a.dtype === 'int32') {
+      // Truncate toward zero and saturate as WGSL does (its f32 → i32 upper bound is the largest
+      // float32 below 2^31); NaN → 0.
+      const hi = x.dtype === 'float32' ? 2147483520 : 2147483647;
+      for (let i = 0; i < n; i++) {
+        const v = x.data[i];
+        r[i] = Number.isNaN(v) ? 0 : Math.min(Math.max(Math.trunc(v), -2147483648), hi);
+      }
+    }
     else r.set(x.data);
     return r;
   },
@@ -263,7 +271,7 @@ const CAST = defineOp<CastAttrs>({
   grad: (dy, [x], _o, a) => [isFloat(x.dtype) && isFloat(a.dtype) ? cast(dy, x.dtype) : null],
 });
 
-/** Converts to another dtype (float → int truncates toward zero; → bool is `x != 0`). */
+/** Converts to another dtype (float → int truncates toward zero, saturating, NaN → 0; → bool is `x != 0`, NaN → true). */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
   return runOp(CAST, [x], { dtype });
