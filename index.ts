@@ -4,3 +4,6 @@
  * imports (browser bundle); `node.ts` adds Node's WebGPU provider.
  */
 export * from './engine/index.js';
+export * from './uncertainty/index.js';
+export * from './nn/index.js';
+export * from './nn/serialize/safetensors.js';

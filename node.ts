@@ -11,3 +11,5 @@ export function shutdown(): void {
   shutdownEngine();
   releaseNodeWebGPU();
 }
+export * from './nn/data/mnist.js';
+export * from './nn/serialize/safetensors-node.js';

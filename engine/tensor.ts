@@ -1,6 +1,6 @@
 import type { Backend, Storage } from './backend.js';
 import { type DType, type TypedArray, allocHost, toHost } from './dtype.js';
-import { BackendMismatchError, DisposedTensorError, ShapeError, fmtShape } from './errors.js';
+import { BackendMismatchError, DTypeError, DisposedTensorError, ShapeError, fmtShape } from './errors.js';
 import type { OpDef } from './op.js';
 import { currentBackend, isRecording, runtime } from './runtime.js';
 import { checkShape, sizeOf } from './shape.js';
@@ -105,6 +105,28 @@ export class Tensor {
       this.grad = null;
     }
     for (const scope of runtime.scopes) scope.delete(this);
+  }
+
+  /**
+   * In-place update without a write kernel: this tensor takes over `src`'s storage and `src` is
+   * disposed (releasing this tensor's old storage). The Tensor object stays the same, so every
+   * reference to it (module properties, optimiser state) sees the new values and the live-tensor
+   * count does not change. Storages are never written after creation, so views made earlier keep
+   * the old values. `src` must be a result the caller owns, with the same shape and dtype (it may live on another
+   * backend: the tensor then moves there, as `Module.to` does).
+   */
+  assign(src: Tensor, what = 'assign'): this {
+    if (src === this) return this;
+    const dst = this.storageFor(what);
+    const s = src.storageFor(what);
+    if (this.shape.length !== src.shape.length || this.shape.some((d, i) => d !== src.shape[i])) {
+      throw new ShapeError(`${what}: cannot assign a ${fmtShape(src.shape)} tensor into ${fmtShape(this.shape)}`);
+    }
+    if (this.dtype !== src.dtype) throw new DTypeError(`${what}: cannot assign ${src.dtype} into ${this.dtype} ${fmtShape(this.shape)}`);
+    this.held.storage = s;
+    src.held.storage = dst;
+    src.dispose();
+    return this;
   }
 
   /** Reads the values back (a copy): Float32Array, Float64Array, Int32Array or Uint8Array (bool). */

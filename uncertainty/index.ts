@@ -7,3 +7,7 @@ export * from './scores.js';
 export * from './calibration.js';
 export * from './mahalanobis.js';
 export * from './guard.js';
+export * from './sampling.js';
+export * from './ensemble.js';
+export * from './odin.js';
+export * from './toy-regression.js';

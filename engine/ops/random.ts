@@ -172,9 +172,10 @@ const DROPOUT: OpDef<DropoutAttrs> = defineOp<DropoutAttrs>({
  * `offset + r·⌈rowLen/4⌉ + ⌊j/4⌋`, word j mod 4, of stream `seed` is < p. So the mask is
  * identical on both backends, and running T·B rows at once (MC dropout) gives each row exactly
  * the mask of a separate pass over B rows at `offset + t·B·⌈rowLen/4⌉` — batching and chunking
- * never change results. Without `seed`, a stream is reserved from the global generator.
+ * never change results. `rowStart` (with `seed`) starts the mask at that row of the stream, as if
+ * `rowStart` rows had come before. Without `seed`, a stream is reserved from the global generator.
  */
-export function dropout(x: Tensor, p: number, opts: { seed?: number; offset?: number } = {}): Tensor {
+export function dropout(x: Tensor, p: number, opts: { seed?: number; offset?: number; rowStart?: number } = {}): Tensor {
   if (!(p >= 0 && p < 1)) throw new ArgumentError(`dropout: p must be in [0, 1), got ${p}`);
   if (!isFloat(x.dtype)) throw new DTypeError(`dropout: expected a float tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
   if (p === 0) return x;
@@ -185,6 +186,6 @@ export function dropout(x: Tensor, p: number, opts: { seed?: number; offset?: nu
     if (opts.offset !== undefined) throw new ArgumentError('dropout: `offset` given without `seed`');
     s = { seed: generator.seed, offset: generator.offset };
     generator.offset += Math.max(1, dropoutBlocks(rows, rowLen));
-  } else s = { seed: opts.seed, offset: opts.offset ?? 0 };
+  } else s = { seed: opts.seed, offset: (opts.offset ?? 0) + (opts.rowStart ?? 0) * Math.ceil(rowLen / 4) };
   return runOp(DROPOUT, [x], { p, seed: s.seed, offset: s.offset, rowLen });
 }

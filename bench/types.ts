@@ -1,0 +1,68 @@
+// Shared types of the dubito-vs-TensorFlow.js benchmark (see bench/README.md).
+import type * as TFModule from '@tensorflow/tfjs';
+import type { Backend, Tensor } from '../node.js';
+
+/** The TensorFlow.js union package, loaded at run time (after navigator.gpu is set). */
+export type TF = typeof TFModule;
+export type TfTensor = TFModule.Tensor;
+
+/** Host data shared by both sides so that they compute on identical inputs. */
+export interface HostTensor {
+  data: Float32Array | Int32Array;
+  shape: number[];
+  dtype: 'float32' | 'int32';
+}
+export type Inputs = Record<string, HostTensor>;
+
+export type RunMode = 'quick' | 'full';
+
+/**
+ * One benchmark row. `setup*` turn the shared host inputs into device tensors (run inside a
+ * tidy scope; everything returned is disposed by the harness after the row). `run*` are called
+ * inside tidy / tf.tidy and return the tensor(s) whose values are read back: the timed quantity
+ * is "call run* → every output's data() resolved". The outputs of both sides are compared
+ * element-wise before timing (see `check`).
+ */
+export interface Workload<D = any, T = any> {
+  name: string;
+  /** Family used for grouping and by --filter (matched together with the name). */
+  group: string;
+  /** Floating-point operations of one run, when meaningful (gives the GFLOP/s columns). */
+  flops?: number;
+  /** Number of library ops in one run (gives a µs/op note for dispatch-overhead rows). */
+  ops?: number;
+  /** Which runs include this row. */
+  modes: readonly RunMode[];
+  /** Also time dubito's CPU reference backend (keep to small sizes: it is plain JS). */
+  cpuRef?: boolean;
+  inputs(): Inputs;
+  setupDubito(x: Inputs, backend: Backend): D;
+  runDubito(s: D): Tensor | Tensor[];
+  setupTf(tf: TF, x: Inputs): T;
+  runTf(tf: TF, s: T): TfTensor | TfTensor[];
+  /**
+   * Agreement required between dubito (WebGPU) and TF.js (WebGPU), per output:
+   * max|dubito − tfjs| ≤ rtol · max(max|tfjs|, 1e-6).
+   */
+  check: { rtol: number };
+  /**
+   * Maps TF.js's outputs (host arrays, in run order) to dubito's layout before the check, e.g.
+   * NHWC → NCHW. Runs on the host, outside the timed region.
+   */
+  tfToDubitoLayout?: (outs: Float32Array[]) => Float32Array[];
+}
+
+/** A workload that cannot run yet: printed as a "not yet available" row, never timed. */
+export interface Pending {
+  name: string;
+  group: string;
+  modes: readonly RunMode[];
+  /** What is missing (printed in the row). */
+  todo: string;
+}
+
+export type Entry = Workload | Pending;
+
+export function isPending(e: Entry): e is Pending {
+  return (e as Pending).todo !== undefined;
+}

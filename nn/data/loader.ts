@@ -1,0 +1,114 @@
+import { type Backend, type DType, ArgumentError, ShapeError, type Tensor, type TypedArray, fmtShape, fromHost, nextStream } from '../../engine/index.js';
+import { blocksFor, randomBits } from '../../engine/random/philox.js';
+
+/** One array of samples on the host: dim 0 indexes samples. */
+export interface HostArray {
+  data: TypedArray | ArrayLike<number>;
+  shape: readonly number[];
+  dtype: DType;
+}
+
+export interface DataLoaderOptions {
+  /** Samples per batch (default 1, as PyTorch). */
+  batchSize?: number;
+  /** Reshuffle every epoch (default false). */
+  shuffle?: boolean;
+  /** Drop the last incomplete batch (default false). */
+  dropLast?: boolean;
+  /**
+   * Shuffle seed: epoch e uses the Philox stream (seed, e·⌈n/4⌉), so the order is reproducible
+   * regardless of other random draws. Without it, each epoch draws a stream from the global
+   * generator (reproducible after `manualSeed`).
+   */
+  seed?: number;
+  /** Where batches are created (default: the current backend at iteration time). */
+  backend?: Backend;
+}
+
+/**
+ * Mini-batches over in-memory arrays (like `DataLoader(TensorDataset(x, y))`). Samples stay on
+ * the host; each batch is gathered there and uploaded as one tensor per array, so the order is
+ * identical on every backend. Iterating yields `Tensor[]` (one per array) created in the current
+ * scope: dispose them, or consume each batch inside `tidy` (as `fit` does).
+ */
+export class DataLoader implements Iterable<Tensor[]> {
+  readonly batchSize: number;
+  readonly shuffle: boolean;
+  readonly dropLast: boolean;
+  /** Number of samples. */
+  readonly size: number;
+  /** Epochs started so far (each iteration is one epoch). */
+  epoch = 0;
+  private readonly arrays: HostArray[];
+  private readonly rowSizes: number[];
+
+  constructor(arrays: HostArray[], private readonly opts: DataLoaderOptions = {}) {
+    if (!arrays.length) throw new ArgumentError('DataLoader: expected at least one array');
+    this.batchSize = opts.batchSize ?? 1;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new ArgumentError(`DataLoader: batchSize must be a positive integer, got ${this.batchSize}`);
+    this.shuffle = opts.shuffle ?? false;
+    this.dropLast = opts.dropLast ?? false;
+    if (opts.seed !== undefined && (!Number.isSafeInteger(opts.seed) || opts.seed < 0)) throw new ArgumentError(`DataLoader: seed must be a non-negative integer, got ${opts.seed}`);
+    this.arrays = arrays;
+    const n = arrays[0].shape[0];
+    arrays.forEach((a, i) => {
+      if (a.shape.length < 1 || a.shape[0] !== n) {
+        throw new ShapeError(`DataLoader: every array needs the same number of samples in dim 0; array 0 is ${fmtShape(arrays[0].shape)}, array ${i} is ${fmtShape(a.shape)}`);
+      }
+      const size = a.shape.reduce((p, d) => p * d, 1);
+      if (a.data.length !== size) throw new ShapeError(`DataLoader: array ${i} has ${a.data.length} values for shape ${fmtShape(a.shape)}`);
+    });
+    this.size = n;
+    this.rowSizes = arrays.map((a) => a.shape.slice(1).reduce((p, d) => p * d, 1));
+  }
+
+  /** Reads the tensors back once (async) and builds a loader over their values. */
+  static async fromTensors(tensors: Tensor[], opts: DataLoaderOptions = {}): Promise<DataLoader> {
+    const arrays: HostArray[] = [];
+    for (const t of tensors) arrays.push({ data: await t.data(), shape: [...t.shape], dtype: t.dtype });
+    return new DataLoader(arrays, opts);
+  }
+
+  /** Number of batches per epoch. */
+  get length(): number {
+    return this.dropLast ? Math.floor(this.size / this.batchSize) : Math.ceil(this.size / this.batchSize);
+  }
+
+  /** The sample order of the next epoch (identity without shuffle); advances nothing. */
+  private order(epoch: number): Int32Array | null {
+    if (!this.shuffle) return null;
+    const n = this.size;
+    const s = this.opts.seed !== undefined ? { seed: this.opts.seed, offset: epoch * blocksFor(n) } : nextStream(n);
+    const keys = randomBits(n, s.seed, s.offset);
+    const idx = Int32Array.from({ length: n }, (_, i) => i);
+    idx.sort((a, b) => keys[a] - keys[b] || a - b);
+    return idx;
+  }
+
+  private gather(a: HostArray, row: number, idx: Int32Array | null, start: number, count: number): ArrayLike<number> {
+    if (!idx) {
+      const d = a.data;
+      if (ArrayBuffer.isView(d)) return (d as TypedArray).subarray(start * row, (start + count) * row);
+      return Array.prototype.slice.call(d, start * row, (start + count) * row) as number[];
+    }
+    const out = new Float64Array(count * row);
+    for (let k = 0; k < count; k++) {
+      const src = idx[start + k] * row;
+      for (let j = 0; j < row; j++) out[k * row + j] = a.data[src + j];
+    }
+    return out;
+  }
+
+  *[Symbol.iterator](): Iterator<Tensor[]> {
+    const idx = this.order(this.epoch);
+    this.epoch++;
+    const nb = this.length;
+    for (let b = 0; b < nb; b++) {
+      const start = b * this.batchSize;
+      const count = Math.min(this.batchSize, this.size - start);
+      yield this.arrays.map((a, i) =>
+        fromHost(this.gather(a, this.rowSizes[i], idx, start, count), [count, ...a.shape.slice(1)], a.dtype, this.opts.backend),
+      );
+    }
+  }
+}

@@ -1,0 +1,17 @@
+// dubito/nn: modules, layers, losses, optimisers and a training loop, with PyTorch's names and
+// default initialisations.
+export { Module, parameter, buffer, isParameter, isBuffer, capture, type Capture, type HookHandle, type ForwardHook, type ForwardPreHook, type BackwardHook, type StateDict, type LoadStateDictOptions, type LoadStateDictResult } from './module.js';
+export { assignInPlace } from './assign.js';
+export * as nnInit from './init.js';
+export { calculateGain, fanInAndFanOut, kaimingUniform, kaimingNormal, xavierUniform, xavierNormal, uniformInit, normalInit, type ParamInitOptions, type KaimingOptions, type Nonlinearity } from './init.js';
+export { Linear, type LinearOptions } from './layers/linear.js';
+export { Conv2d, ConvTranspose2d, type Conv2dLayerOptions, type ConvTranspose2dLayerOptions, type Pair } from './layers/conv.js';
+export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d } from './layers/pooling.js';
+export { ReLU, GELU, Tanh, Sigmoid, Softplus, LeakyReLU, Softmax, LogSoftmax, Identity } from './layers/activation.js';
+export { Dropout, enableMCDropout } from './layers/dropout.js';
+export { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from './layers/batchnorm.js';
+export { Sequential, ModuleList, Flatten } from './layers/container.js';
+export * from './losses.js';
+export * from './optim/index.js';
+export { DataLoader, type DataLoaderOptions, type HostArray } from './data/loader.js';
+export { fit, evaluate, type FitOptions, type EpochInfo, type LossFn } from './train.js';

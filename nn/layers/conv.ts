@@ -1,0 +1,123 @@
+import { ArgumentError, ShapeError, type Tensor, conv2d, convTranspose2d, fmtShape } from '../../engine/index.js';
+import { type ParamInitOptions, fanInAndFanOut, kaimingUniform, uniformInit } from '../init.js';
+import { Module, parameter } from '../module.js';
+
+export type Pair = number | [number, number];
+
+export interface Conv2dLayerOptions extends ParamInitOptions {
+  stride?: Pair;
+  /** Zero padding per side, or 'valid' (0) / 'same' (stride 1 only; odd totals put the extra row/col at the bottom/right, as PyTorch). */
+  padding?: Pair | 'valid' | 'same';
+  dilation?: Pair;
+  groups?: number;
+  bias?: boolean;
+}
+
+export interface ConvTranspose2dLayerOptions extends ParamInitOptions {
+  stride?: Pair;
+  padding?: Pair;
+  outputPadding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+  bias?: boolean;
+}
+
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+
+
+function checkChannels(layer: string, inC: number, outC: number, groups: number): void {
+  for (const [k, v] of [['inChannels', inC], ['outChannels', outC], ['groups', groups]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new ArgumentError(`${layer}: ${k} must be a positive integer, got ${v}`);
+  }
+  if (inC % groups || outC % groups) throw new ArgumentError(`${layer}: inChannels ${inC} and outChannels ${outC} must be divisible by groups ${groups}`);
+}
+
+/**
+ * 2-D convolution (torch.nn.Conv2d) on [N, C, H, W]: weight [out, in/groups, kh, kw], bias [out].
+ * PyTorch init: weight ~ kaiming_uniform(a = √5), bias ~ U(±1/√fan_in), fan_in = in/groups·kh·kw.
+ */
+export class Conv2d extends Module<[Tensor], Tensor> {
+  weight: Tensor;
+  bias: Tensor | null;
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number] | 'same';
+  readonly dilation: [number, number];
+  readonly groups: number;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, opts: Conv2dLayerOptions = {}) {
+    super();
+    this.groups = opts.groups ?? 1;
+    checkChannels('Conv2d', inChannels, outChannels, this.groups);
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(opts.stride ?? 1);
+    this.dilation = pair(opts.dilation ?? 1);
+    const p = opts.padding ?? 0;
+    if (p === 'valid') this.padding = [0, 0];
+    else if (p === 'same') {
+      if (this.stride[0] !== 1 || this.stride[1] !== 1) throw new ArgumentError(`Conv2d: padding 'same' needs stride 1, got [${this.stride}]`);
+      this.padding = 'same';
+    } else this.padding = pair(p);
+    const shape = [outChannels, inChannels / this.groups, ...this.kernelSize];
+    this.weight = parameter(kaimingUniform(shape, { ...opts, a: Math.sqrt(5) }));
+    const [fanIn] = fanInAndFanOut(shape);
+    const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+    this.bias = opts.bias ?? true ? parameter(uniformInit([outChannels], -bound, bound, opts)) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
+      throw new ShapeError(`Conv2d(${this.inChannels}→${this.outChannels}): expected input [N, ${this.inChannels}, H, W], got ${fmtShape(x.shape)}`);
+    }
+    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  }
+
+  override extraRepr(): string {
+    return `${this.inChannels}, ${this.outChannels}, kernelSize=[${this.kernelSize}], stride=[${this.stride}], padding=${this.padding === 'same' ? "'same'" : `[${this.padding}]`}` +
+      (this.groups !== 1 ? `, groups=${this.groups}` : '') + (this.bias ? '' : ', bias=false');
+  }
+}
+
+/**
+ * Transposed 2-D convolution (torch.nn.ConvTranspose2d): weight [in, out/groups, kh, kw], bias
+ * [out]. PyTorch init (same rule as Conv2d, applied to this layout, so fan_in = out/groups·kh·kw).
+ */
+export class ConvTranspose2d extends Module<[Tensor], Tensor> {
+  weight: Tensor;
+  bias: Tensor | null;
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly outputPadding: [number, number];
+  readonly dilation: [number, number];
+  readonly groups: number;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, opts: ConvTranspose2dLayerOptions = {}) {
+    super();
+    this.groups = opts.groups ?? 1;
+    checkChannels('ConvTranspose2d', inChannels, outChannels, this.groups);
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(opts.stride ?? 1);
+    this.padding = pair(opts.padding ?? 0);
+    this.outputPadding = pair(opts.outputPadding ?? 0);
+    this.dilation = pair(opts.dilation ?? 1);
+    const shape = [inChannels, outChannels / this.groups, ...this.kernelSize];
+    this.weight = parameter(kaimingUniform(shape, { ...opts, a: Math.sqrt(5) }));
+    const [fanIn] = fanInAndFanOut(shape);
+    const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+    this.bias = opts.bias ?? true ? parameter(uniformInit([outChannels], -bound, bound, opts)) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
+      throw new ShapeError(`ConvTranspose2d(${this.inChannels}→${this.outChannels}): expected input [N, ${this.inChannels}, H, W], got ${fmtShape(x.shape)}`);
+    }
+    return convTranspose2d(x, this.weight, this.bias, {
+      stride: this.stride, padding: this.padding, outputPadding: this.outputPadding, dilation: this.dilation, groups: this.groups,
+    });
+  }
+
+  override extraRepr(): string {
+    return `${this.inChannels}, ${this.outChannels}, kernelSize=[${this.kernelSize}], stride=[${this.stride}], padding=[${this.padding}]`;
+  }
+}

@@ -1,0 +1,68 @@
+import { ShapeError, type Tensor, adaptiveAvgPool2d, avgPool2d, fmtShape, maxPool2d } from '../../engine/index.js';
+import { Module } from '../module.js';
+import type { Pair } from './conv.js';
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+
+function check4d(layer: string, x: Tensor): void {
+  if (x.rank !== 4) throw new ShapeError(`${layer}: expected input [N, C, H, W], got ${fmtShape(x.shape)}`);
+}
+
+/** 2-D max pooling (torch.nn.MaxPool2d); stride defaults to the kernel size. */
+export class MaxPool2d extends Module<[Tensor], Tensor> {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly dilation: [number, number];
+  constructor(kernelSize: Pair, opts: { stride?: Pair; padding?: Pair; dilation?: Pair } = {}) {
+    super();
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(opts.stride ?? kernelSize);
+    this.padding = pair(opts.padding ?? 0);
+    this.dilation = pair(opts.dilation ?? 1);
+  }
+  forward(x: Tensor): Tensor {
+    check4d('MaxPool2d', x);
+    return maxPool2d(x, { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding, dilation: this.dilation });
+  }
+  override extraRepr(): string {
+    return `kernelSize=[${this.kernelSize}], stride=[${this.stride}], padding=[${this.padding}]`;
+  }
+}
+
+/** 2-D average pooling (torch.nn.AvgPool2d; countIncludePad default true as PyTorch). */
+export class AvgPool2d extends Module<[Tensor], Tensor> {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly countIncludePad: boolean;
+  constructor(kernelSize: Pair, opts: { stride?: Pair; padding?: Pair; countIncludePad?: boolean } = {}) {
+    super();
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(opts.stride ?? kernelSize);
+    this.padding = pair(opts.padding ?? 0);
+    this.countIncludePad = opts.countIncludePad ?? true;
+  }
+  forward(x: Tensor): Tensor {
+    check4d('AvgPool2d', x);
+    return avgPool2d(x, { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding, countIncludePad: this.countIncludePad });
+  }
+  override extraRepr(): string {
+    return `kernelSize=[${this.kernelSize}], stride=[${this.stride}], padding=[${this.padding}]`;
+  }
+}
+
+/** Adaptive average pooling to a fixed [h, w] output (torch.nn.AdaptiveAvgPool2d). */
+export class AdaptiveAvgPool2d extends Module<[Tensor], Tensor> {
+  readonly outputSize: [number, number];
+  constructor(outputSize: Pair) {
+    super();
+    this.outputSize = pair(outputSize);
+  }
+  forward(x: Tensor): Tensor {
+    check4d('AdaptiveAvgPool2d', x);
+    return adaptiveAvgPool2d(x, this.outputSize);
+  }
+  override extraRepr(): string {
+    return `outputSize=[${this.outputSize}]`;
+  }
+}
