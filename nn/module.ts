@@ -132,6 +132,12 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
   /** The computation. Subclasses implement it; callers call it (hooks run around it). */
   abstract forward(...inputs: I): O;
 
+  /** Whether any forward, forward-pre or backward hook is registered on this module itself. */
+  hasHooks(): boolean {
+    const h = INTERNALS.get(this);
+    return !!h && (h.forwardHooks.size > 0 || h.forwardPreHooks.size > 0 || h.backwardHooks.size > 0);
+  }
+
   private callForward(impl: (...inputs: I) => O, inputs: I): O {
     const h = INTERNALS.get(this);
     if (!h) return impl.apply(this, inputs);

@@ -1,5 +1,17 @@
-import { ArgumentError, IndexError, type Tensor, flatten } from '../../engine/index.js';
+import { ArgumentError, IndexError, type Tensor, conv2dBiasAct, flatten, linear } from '../../engine/index.js';
+import { ReLU } from './activation.js';
+import { Conv2d } from './conv.js';
+import { Linear } from './linear.js';
 import { Module } from '../module.js';
+
+/** The Linear/Conv2d + ReLU fusions (null when `m` has no fused form for this input). */
+function fusedWithRelu(m: Module, x: Tensor): Tensor | null {
+  if (m instanceof Linear && m.bias && x.rank >= 1 && x.shape[x.rank - 1] === m.inFeatures) return linear(x, m.weight, m.bias, 'relu');
+  if (m instanceof Conv2d && m.bias && x.rank === 4 && x.shape[1] === m.inChannels) {
+    return conv2dBiasAct(x, m.weight, m.bias, { stride: m.stride, padding: m.padding, dilation: m.dilation, groups: m.groups }, 'relu');
+  }
+  return null;
+}
 
 /** Runs its children in order (torch.nn.Sequential); children are named '0', '1', ... */
 export class Sequential extends Module<[Tensor], Tensor> {
@@ -29,9 +41,27 @@ export class Sequential extends Module<[Tensor], Tensor> {
     return this;
   }
 
+  /**
+   * Runs the layers in order. A Linear or Conv2d followed by a ReLU runs as one fused kernel
+   * (bias and ReLU in the matmul/conv epilogue) unless either module has hooks, in which case
+   * both run separately so the hooks see the pre-activation output.
+   */
   forward(x: Tensor): Tensor {
     let y = x;
-    for (const m of this.children()) y = m.forward(y);
+    const kids = this.children();
+    for (let i = 0; i < kids.length; i++) {
+      const m = kids[i];
+      const next = kids[i + 1];
+      if (next instanceof ReLU && !m.hasHooks() && !next.hasHooks()) {
+        const fused = fusedWithRelu(m, y);
+        if (fused) {
+          y = fused;
+          i++;
+          continue;
+        }
+      }
+      y = m.forward(y);
+    }
     return y;
   }
 
