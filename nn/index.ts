@@ -15,3 +15,4 @@ export * from './losses.js';
 export * from './optim/index.js';
 export { DataLoader, type DataLoaderOptions, type HostArray } from './data/loader.js';
 export { fit, evaluate, type FitOptions, type EpochInfo, type LossFn } from './train.js';
+export { LeNet5 } from './models/lenet.js';

@@ -16,8 +16,15 @@ import { regressionUncertainty, type RegressionUncertainty } from './scores.js';
 /** Layers that act per channel / per element and therefore run unchanged on stacked activations. */
 const PASS_THROUGH = [ReLU, GELU, Tanh, Sigmoid, Softplus, LeakyReLU, Identity, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d];
 
+/** A model that lists its layers in execution order (e.g. LeNet5). */
+interface HasSequentialLayers {
+  sequentialLayers(): Module[];
+}
+
 function flattenLayers(m: Module): Module[] {
   if (m instanceof Sequential) return m.children().flatMap(flattenLayers);
+  const s = m as Partial<HasSequentialLayers>;
+  if (typeof s.sequentialLayers === 'function') return s.sequentialLayers().flatMap(flattenLayers);
   return [m];
 }
 
@@ -31,7 +38,7 @@ type Layout = 'input' | 'conv' | 'flat';
  * run as a single grouped convolution (members side by side in the channel dim; the first conv
  * concatenates output channels so the shared input is not copied), linear layers as one batched
  * matmul [M, B, in] × [M, in, out], and pooling/activations unchanged on the stacked activations.
- * Supported members: `Sequential`s (nested allowed) of Conv2d, Linear, Flatten, BatchNorm1d/2d
+ * Supported members: `Sequential`s (nested allowed), or models with `sequentialLayers()`, of Conv2d, Linear, Flatten, BatchNorm1d/2d
  * (eval), Dropout (eval), ReLU/GELU/Tanh/Sigmoid/Softplus/LeakyReLU/Identity, MaxPool2d,
  * AvgPool2d, AdaptiveAvgPool2d. Call `refresh()` after changing member weights.
  */
