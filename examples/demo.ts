@@ -3,7 +3,8 @@
  * test, seeded) on WebGPU when an adapter exists (else the CPU reference, with a notice), prints
  * per-epoch progress and the test accuracy, then shows the motivating failure from the seed
  * notes: how often the same network is *confidently wrong* on Fashion-MNIST, which it has never
- * seen. Options: --epochs N, --backend webgpu|cpu, --save PATH (safetensors of the weights).
+ * seen. Options: --epochs N, --lr X, --batch N, --shift PX, --rotate DEG, --scale FRAC, --dropout P, --backend webgpu|cpu,
+ * --save PATH (safetensors of the weights).
  */
 import { LeNet5, init, manualSeed, memory, saveSafetensors, shutdown } from '../node.js';
 import { MNIST_SPLIT, confidentFraction, evaluateAccuracy, loadDemoData, loadFashion, trainLeNet } from './mnist-training.js';
@@ -25,14 +26,17 @@ const data = await loadDemoData(0);
 const { train, val, test } = data.splits;
 
 manualSeed(0);
-const model = new LeNet5({ dropout: 0.3 });
 const epochs = Number(arg('epochs', '12'));
-console.log(`Training LeNet-5 (${model.parameterCount()} parameters) for ${epochs} epochs, batch 64, Adam 2e-3 with cosine decay, ±2 px shifts…`);
-const { msPerStep } = await trainLeNet(model, train, val, { epochs, batchSize: 64, lr: 2e-3, seed: 0, maxShift: 2, backend, log: console.log });
+const lr = Number(arg('lr', '2e-3'));
+const batchSize = Number(arg('batch', '64'));
+const augment = { maxShift: Number(arg('shift', '2')), maxRotate: Number(arg('rotate', '12')), maxScale: Number(arg('scale', '0.1')) };
+const model = new LeNet5({ dropout: Number(arg('dropout', '0.3')) });
+console.log(`Training LeNet-5 (${model.parameterCount()} parameters) for ${epochs} epochs, batch ${batchSize}, Adam ${lr} with cosine decay, random affine (±${augment.maxRotate}°, ±${augment.maxScale * 100}% scale, ±${augment.maxShift} px)…`);
+const { msPerStep } = await trainLeNet(model, train, val, { epochs, batchSize, lr, seed: 0, augment, backend, log: console.log });
 
 const { accuracy } = await evaluateAccuracy(model, test, 500, backend);
 console.log(`\nTest accuracy: ${(accuracy * 100).toFixed(2)}% on ${test.count} held-out digits`);
-console.log(`Train step (batch 64, forward + backward + Adam, wall time incl. GPU): ${msPerStep.toFixed(1)} ms`);
+console.log(`Train step (batch ${batchSize}, forward + backward + Adam, wall time incl. GPU): ${msPerStep.toFixed(1)} ms`);
 
 console.log('\nThe motivating failure: Fashion-MNIST is not digits, yet…');
 const fashion = await loadFashion(2000, 0);

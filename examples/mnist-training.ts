@@ -33,24 +33,60 @@ export function permutation(n: number, seed: number, offset: number): Int32Array
   return p;
 }
 
-/** Gathers a batch into [B,1,28,28], shifting each image by up to ±maxShift pixels (zero fill). */
-export function gatherBatch(set: ImageSet, idx: ArrayLike<number>, maxShift: number, seed: number, offset: number): { x: Float32Array; y: Int32Array } {
+export interface Augment {
+  /** Largest shift in pixels (uniform in ±maxShift). */
+  maxShift: number;
+  /** Largest rotation in degrees (uniform in ±maxRotate). */
+  maxRotate?: number;
+  /** Largest relative scale change (scale uniform in 1 ± maxScale). */
+  maxScale?: number;
+}
+
+/**
+ * Gathers a batch into [B,1,28,28] with a random affine augmentation per image (rotation about
+ * the centre, scaling, shift; bilinear sampling, zero fill). Randomness: Philox (seed, offset).
+ */
+export function gatherBatch(set: ImageSet, idx: ArrayLike<number>, aug: Augment | number, seed: number, offset: number): { x: Float32Array; y: Int32Array } {
+  const a: Augment = typeof aug === 'number' ? { maxShift: aug } : aug;
   const B = idx.length;
   const x = new Float32Array(B * 784);
   const y = new Int32Array(B);
-  const r = maxShift > 0 ? randomBits(2 * B, seed, offset) : null;
+  const identity = a.maxShift === 0 && !a.maxRotate && !a.maxScale;
+  const r = identity ? null : randomBits(4 * B, seed, offset);
+  const u = (k: number) => (r ? (r[k] >>> 8) / 16777216 : 0.5) * 2 - 1; // uniform in [-1, 1)
   for (let b = 0; b < B; b++) {
     const src = idx[b] * 784;
     y[b] = set.labels[idx[b]];
-    const dy = r ? (r[2 * b] % (2 * maxShift + 1)) - maxShift : 0;
-    const dx = r ? (r[2 * b + 1] % (2 * maxShift + 1)) - maxShift : 0;
+    if (identity) {
+      x.set(set.images.subarray(src, src + 784), b * 784);
+      continue;
+    }
+    const th = (u(4 * b) * (a.maxRotate ?? 0) * Math.PI) / 180;
+    const sc = 1 + u(4 * b + 1) * (a.maxScale ?? 0);
+    const tx = u(4 * b + 2) * a.maxShift;
+    const ty = u(4 * b + 3) * a.maxShift;
+    // Output pixel (i, j) samples the source at the inverse transform of its centre offset.
+    const c = Math.cos(th) / sc;
+    const s = Math.sin(th) / sc;
     for (let i = 0; i < 28; i++) {
-      const si = i - dy;
-      if (si < 0 || si >= 28) continue;
       for (let j = 0; j < 28; j++) {
-        const sj = j - dx;
-        if (sj < 0 || sj >= 28) continue;
-        x[b * 784 + i * 28 + j] = set.images[src + si * 28 + sj];
+        const dx = j - 13.5 - tx;
+        const dy = i - 13.5 - ty;
+        const sx = c * dx + s * dy + 13.5;
+        const sy = -s * dx + c * dy + 13.5;
+        const x0 = Math.floor(sx);
+        const y0 = Math.floor(sy);
+        const fx = sx - x0;
+        const fy = sy - y0;
+        let v = 0;
+        for (let q = 0; q < 4; q++) {
+          const xx = x0 + (q & 1);
+          const yy = y0 + (q >> 1);
+          if (xx < 0 || xx >= 28 || yy < 0 || yy >= 28) continue;
+          const w = ((q & 1) ? fx : 1 - fx) * ((q >> 1) ? fy : 1 - fy);
+          v += w * set.images[src + yy * 28 + xx];
+        }
+        x[b * 784 + i * 28 + j] = v;
       }
     }
   }
@@ -62,7 +98,10 @@ export interface TrainOptions {
   batchSize: number;
   lr: number;
   seed: number;
-  maxShift: number;
+  /** Random affine augmentation (default: shifts only, `maxShift` px). */
+  augment?: Augment;
+  /** Shorthand for `augment: { maxShift }`. */
+  maxShift?: number;
   backend: Backend;
   log?: (line: string) => void;
 }
@@ -83,7 +122,7 @@ export async function trainLeNet(model: LeNet5, train: ImageSet, val: ImageSet |
     const tTrain = performance.now();
     for (let s = 0; s < steps; s++) {
       const idx = perm.subarray(s * o.batchSize, (s + 1) * o.batchSize);
-      const { x, y } = gatherBatch(train, idx, o.maxShift, o.seed + 1, e * 1_000_000 + s * o.batchSize);
+      const { x, y } = gatherBatch(train, idx, o.augment ?? { maxShift: o.maxShift ?? 0 }, o.seed + 1, e * 1_000_000 + s * o.batchSize);
       const loss = tidy(() => {
         opt.zeroGrad();
         const xb = tensor(x, [idx.length, 1, 28, 28], { backend: o.backend });
