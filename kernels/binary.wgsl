@@ -1,9 +1,12 @@
-// Elementwise binary ops with NumPy broadcasting. The engine prepends
+// Elementwise binary ops with NumPy broadcasting. The engine prepends kernels/ieee-math.wgsl and
 // `alias TA/TB (storage types of a, b), TC (compute type), TO (output storage type)`.
 // Shapes arrive collapsed (adjacent dims merged, size-1 dims dropped) so RANK is small;
 // broadcast dims have stride 0. BCAST = false means both inputs are read at the output index.
 override OP: u32 = 0u;
 override BCAST: bool = true;
+// 1: a is a single element (read at 0), b at the output index; 2: the reverse. Skips the index
+// arithmetic of the general broadcast path (scalar operands are the most common broadcast).
+override SCALAR: u32 = 0u;
 
 struct Params {
   n: u32,
@@ -20,40 +23,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<TO>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-// Builds inf/NaN at run time (a constant expression producing them is a compile error).
-fn f32_from_bits(b: u32) -> f32 {
-  var v = b;
-  return bitcast<f32>(v);
-}
-
 fn is_nan_c(v: TC) -> bool {
-  // Bit test (f32 only): `v != v` is not reliable (some drivers compile it as an ordered compare).
-  let f = f32(v);
-  return (bitcast<u32>(f) & 0x7fffffffu) > 0x7f800000u;
-}
-
-fn pow_c(x: f32, e: f32) -> f32 {
-  // IEEE pow (as JS Math.pow): WGSL pow is undefined for x < 0 and at 0 / inf, so the
-  // magnitude is |x|^e with the special cases spelled out, and the sign of x (including −0
-  // and −inf) is kept for odd integer exponents.
-  if (e == 0.0) { return 1.0; }
-  let nan = f32_from_bits(0x7fc00000u);
-  if ((bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(e) & 0x7fffffffu) > 0x7f800000u) { return nan; }
-  let a = abs(x);
-  let inf = f32_from_bits(0x7f800000u);
-  let is_int = floor(e) == e;
-  var m: f32;
-  if (a == 0.0) {
-    m = select(0.0, inf, e < 0.0);
-  } else if (a == inf) {
-    m = select(inf, 0.0, e < 0.0);
-  } else {
-    if (x < 0.0 && !is_int) { return nan; }
-    m = pow(a, e);
-  }
-  let odd = is_int && (abs(e) % 2.0) == 1.0;
-  let negative = (bitcast<u32>(x) >> 31u) == 1u;
-  return select(m, -m, negative && odd);
+  return is_nan_f32(f32(v));
 }
 
 fn b2o(c: bool) -> TO {
@@ -66,7 +37,7 @@ fn apply(x: TC, y: TC) -> TO {
     case 1u: { return TO(x - y); }
     case 2u: { return TO(x * y); }
     case 3u: { return TO(x / y); }
-    case 4u: { return TO(pow_c(f32(x), f32(y))); }
+    case 4u: { return TO(pow_f32(f32(x), f32(y))); }
     case 5u: { if (is_nan_c(x) || is_nan_c(y)) { return TO(x + y); } return TO(max(x, y)); } // NaN propagates
     case 6u: { if (is_nan_c(x) || is_nan_c(y)) { return TO(x + y); } return TO(min(x, y)); }
     case 7u: { return b2o(x == y); }
@@ -75,6 +46,7 @@ fn apply(x: TC, y: TC) -> TO {
     case 10u: { return b2o(x <= y); }
     case 11u: { return b2o(x > y); }
     case 12u: { return b2o(x >= y); }
+    case 13u: { return select(TO(0), TO(y), x > TC(0)); }  // reluGrad: y where x > 0, else 0
     default: { return TO(x); }
   }
 }
@@ -89,7 +61,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= params.n) { return; }
   var ia = i;
   var ib = i;
-  if (BCAST) {
+  if (SCALAR == 1u) {
+    ia = 0u;
+  } else if (SCALAR == 2u) {
+    ib = 0u;
+  } else if (BCAST) {
     ia = 0u;
     ib = 0u;
     var rem = i;

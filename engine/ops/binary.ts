@@ -1,4 +1,5 @@
 import binaryWgsl from '../../kernels/binary.wgsl';
+import ieeeMathWgsl from '../../kernels/ieee-math.wgsl';
 import castWgsl from '../../kernels/cast.wgsl';
 import whereWgsl from '../../kernels/where.wgsl';
 import { type DType, allocHost, isFloat, promote } from '../dtype.js';
@@ -15,6 +16,8 @@ import { log, neg } from './unary.js';
 import { sum } from './reduce.js';
 
 type Kind = 'arith' | 'float' | 'compare';
+
+const BINARY_SRC = ieeeMathWgsl + '\n' + binaryWgsl;
 
 const kernels = new Map<string, KernelSource>();
 function kernelFor(file: string, base: string, types: Record<string, string>): KernelSource {
@@ -62,12 +65,16 @@ function binary(name: string, code: number, kind: Kind, f: (x: number, y: number
       const n = sizeOf(out.shape);
       const cdt = kind === 'compare' ? promote(a.dtype, b.dtype) : out.dtype;
       const tc = cdt === 'float32' ? 'f32' : 'i32';
-      const kernel = kernelFor(binaryWgsl, 'binary', { TA: wgslStorageType(a.dtype), TB: wgslStorageType(b.dtype), TC: tc, TO: wgslStorageType(out.dtype) });
-      const same = shapesEqual(a.shape, out.shape) && shapesEqual(b.shape, out.shape);
-      const c = same ? { shape: [n], strides: [[1], [1]] } : packBroadcast(name, out.shape, [a.shape, b.shape]);
+      const kernel = kernelFor(BINARY_SRC, 'binary', { TA: wgslStorageType(a.dtype), TB: wgslStorageType(b.dtype), TC: tc, TO: wgslStorageType(out.dtype) });
+      const aFull = shapesEqual(a.shape, out.shape);
+      const bFull = shapesEqual(b.shape, out.shape);
+      const same = aFull && bFull;
+      // One operand is a single element and the other has the output's shape: no index arithmetic.
+      const scalar = same ? 0 : bFull && sizeOf(a.shape) === 1 ? 1 : aFull && sizeOf(b.shape) === 1 ? 2 : 0;
+      const c = same || scalar ? { shape: [n], strides: [[1], [1]] } : packBroadcast(name, out.shape, [a.shape, b.shape]);
       gpu.dispatch({
         kernel,
-        constants: { OP: code, BCAST: !same },
+        constants: scalar ? { OP: code, BCAST: false, SCALAR: scalar } : { OP: code, BCAST: !same },
         bindings: {
           a: a.buffer,
           b: b.buffer,
@@ -126,6 +133,10 @@ const LT = binary('lt', 9, 'compare', (x, y) => +(x < y));
 const LE = binary('le', 10, 'compare', (x, y) => +(x <= y));
 const GT = binary('gt', 11, 'compare', (x, y) => +(x > y));
 const GE = binary('ge', 12, 'compare', (x, y) => +(x >= y));
+// dy where x > 0, else 0: the backward of relu (and of fused relu epilogues) in one dispatch
+// instead of where(gt(x, 0), dy, 0) (a compare, a select and two scalar fills). x is not
+// differentiated (the mask is piecewise constant), like the `gt` it replaces.
+const RELU_GRAD = binary('reluGrad', 13, 'arith', (x, y) => (x > 0 ? y : 0), (g, [x, dy]) => [null, gradIf(dy, () => reluGrad(x, g))]);
 
 function logSafe(a: Tensor, pos: Tensor): Tensor {
   // log of a where a > 0, 1 elsewhere (so the masked-out branch stays finite).
@@ -175,6 +186,11 @@ export function div(a: Tensor | number, b: Tensor | number): Tensor { return run
 export function pow(a: Tensor | number, b: Tensor | number): Tensor { return run(POW, a, b); }
 export function maximum(a: Tensor | number, b: Tensor | number): Tensor { return run(MAXIMUM, a, b); }
 export function minimum(a: Tensor | number, b: Tensor | number): Tensor { return run(MINIMUM, a, b); }
+/**
+ * `dy` where `x > 0`, else 0 (NaN in x gives 0): the gradient of relu at x (or at relu's
+ * output, which is positive exactly where x is). Same values as `where(gt(x, 0), dy, 0)`.
+ */
+export function reluGrad(x: Tensor, dy: Tensor): Tensor { return run(RELU_GRAD, x, dy); }
 /** Comparisons return bool masks. */
 export function eq(a: Tensor | number, b: Tensor | number): Tensor { return run(EQ, a, b); }
 export function ne(a: Tensor | number, b: Tensor | number): Tensor { return run(NE, a, b); }

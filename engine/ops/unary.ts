@@ -1,3 +1,4 @@
+import ieeeMathWgsl from '../../kernels/ieee-math.wgsl';
 import specialWgsl from '../../kernels/special.wgsl';
 import unaryWgsl from '../../kernels/unary.wgsl';
 import { type DType, allocHost, isFloat } from '../dtype.js';
@@ -8,7 +9,7 @@ import { type Tensor, runOp } from '../tensor.js';
 import { grid1D, type KernelSource } from '../webgpu/webgpu-backend.js';
 import { uniforms } from '../webgpu/uniforms.js';
 import { typePrelude, wgslStorageType } from './elementwise-util.js';
-import { add, div, mul, sub, where, gt } from './binary.js';
+import { add, div, mul, sub, where, gt, reluGrad } from './binary.js';
 
 interface UnaryAttrs {
   alpha: number;
@@ -21,7 +22,7 @@ function unaryKernel(ta: string, tc: string, to: string): KernelSource {
   const name = `unary_${ta}_${tc}_${to}`;
   let k = kernelCache.get(name);
   if (!k) {
-    k = { name, code: typePrelude({ TA: ta, TC: tc, TO: to }) + specialWgsl + '\n' + unaryWgsl };
+    k = { name, code: typePrelude({ TA: ta, TC: tc, TO: to }) + ieeeMathWgsl + '\n' + specialWgsl + '\n' + unaryWgsl };
     kernelCache.set(name, k);
   }
   return k;
@@ -72,7 +73,7 @@ const SQRT = unary('sqrt', 4, (v) => Math.sqrt(v), false, (dy, _x, out) => div(m
 const RSQRT = unary('rsqrt', 5, (v) => 1 / Math.sqrt(v), false, (dy, x, out) => mul(dy, div(mul(out, -0.5), x)));
 const ABS = unary('abs', 6, (v) => Math.abs(v), true, (dy, x) => mul(dy, signT(x)));
 const SIGN = unary('sign', 7, (v) => (v > 0 ? 1 : v < 0 ? -1 : 0), true);
-const RELU = unary('relu', 8, (v) => (v > 0 ? v : 0), true, (dy, x) => where(gt(x, 0), dy, 0));
+const RELU = unary('relu', 8, (v) => (v > 0 ? v : 0), true, (dy, x) => reluGrad(x, dy));
 const LEAKY = unary('leakyRelu', 9, (v, a) => (v > 0 ? v : v * a), true, (dy, x, _o, at) => where(gt(x, 0), dy, mul(dy, at.alpha)));
 const GELU = unary('gelu', 10, geluExact, false, (dy, x) => {
   // d/dx [x Φ(x)] = Φ(x) + x φ(x), written with differentiable ops so gelu has second derivatives.
