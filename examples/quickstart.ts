@@ -7,8 +7,9 @@
  *   npm run demo -- --backend=cpu     # or --backend=webgpu (fails without an adapter)
  */
 import {
-  init, tensor, zeros, tidy, noGrad, grad, valueAndGrad, memory, matmul, shutdown,
+  init, tensor, zeros, tidy, noGrad, grad, valueAndGrad, memory, matmul, shutdown, dispose, manualSeed,
   ShapeError, DisposedTensorError, type BackendChoice, type Tensor,
+  Sequential, Linear, ReLU, Dropout, Adam, DataLoader, fit, enableMCDropout, mcDropout, oodMetrics,
 } from '../node.js';
 
 const arg = process.argv.find((a) => a.startsWith('--backend='));
@@ -80,6 +81,31 @@ for (let step = 0; step <= 300; step++) {
 console.log('w', Array.from(await w.data(), (v) => +v.toFixed(3)), 'b', +(await bias.item()).toFixed(3));
 console.log('memory()', memory()); // { backend, liveTensors, bytesInUse, bytesPooled }
 if (memory().liveTensors !== live0) throw new Error(`leak: ${memory().liveTensors - live0} tensors`);
+
+// --- nn + uncertainty: a small classifier that can say "I don't know" ---
+manualSeed(0);
+// Two Gaussian blobs in 2-D (class 0 around (-2, 0), class 1 around (2, 0)).
+const pts = Array.from({ length: 256 }, (_, i) => [(i % 2 ? 2 : -2) + rand() * 0.8, rand() * 0.8]);
+const labels = Int32Array.from(pts, (_, i) => i % 2);
+const loader = new DataLoader(
+  [{ data: pts.flat(), shape: [256, 2], dtype: 'float32' }, { data: labels, shape: [256], dtype: 'int32' }],
+  { batchSize: 32, shuffle: true, seed: 0 },
+);
+const net = new Sequential(new Linear(2, 32), new ReLU(), new Dropout(0.2), new Linear(32, 2));
+const history = await fit(net, loader, { epochs: 20, optimizer: new Adam(net.parameters(), { lr: 0.02 }), progress: false });
+console.log(`final train accuracy ${history[history.length - 1].accuracy}`);
+
+net.eval();
+enableMCDropout(net); // dropout stays on at inference: T stochastic passes, run as ONE batch
+const inDist = tensor(pts.slice(0, 64)); // points like the training data
+const farAway = tensor(Array.from({ length: 64 }, () => [rand() * 3, 8 + rand() * 3])); // never seen
+const mcIn = mcDropout(net, inDist, { samples: 30, seed: 1 });
+const mcOut = mcDropout(net, farAway, { samples: 30, seed: 2 });
+const scoreIn = await mcIn.predictiveEntropy.data(); // higher = more uncertain
+const scoreOut = await mcOut.predictiveEntropy.data();
+console.log('OOD detection by MC-dropout predictive entropy:', oodMetrics(scoreIn, scoreOut)); // { auroc, auprIn, auprOut, fpr95 }
+dispose([mcIn, mcOut, inDist, farAway]);
+net.dispose();
 
 // Destroys the devices so the Node process can exit (Dawn keeps it alive otherwise).
 shutdown();
