@@ -1,0 +1,120 @@
+/**
+ * Checkpointed LeNet training for `npm run eval`: every model is described by a recipe (data
+ * split, epochs, optimiser, augmentation, seeds); its weights are cached as safetensors under
+ * `.cache/dubito/eval/` in a file named by a hash of that recipe, so a second run loads instead
+ * of training, and changing any recipe field (e.g. `--epochs`) trains a fresh model.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  type Backend, type ImageSet, LeNet5, loadSafetensors, manualSeed, safetensorsToTensors, saveSafetensors, tidy,
+} from '../node.js';
+import { MNIST_SPLIT, gatherBatch, permutation, trainLeNet } from './mnist-training.js';
+
+/** Everything that determines a trained model (bump `version` when the training code changes meaningfully). */
+export interface Recipe {
+  version: 1;
+  model: 'LeNet5';
+  dropout: number;
+  data: { name: 'mnist'; split: typeof MNIST_SPLIT; splitSeed: number };
+  epochs: number;
+  batchSize: number;
+  optimizer: 'adam';
+  lr: number;
+  schedule: 'cosine';
+  /** Random affine augmentation passed to `trainLeNet` (shifts only: ±2 px). */
+  augment: { maxShift: number; maxRotate: number; maxScale: number };
+  /**
+   * Fingerprint of the training code actually run (`trainLeNet`, `gatherBatch`, `permutation`
+   * as bundled), so that an edit to examples/mnist-training.ts never reuses a stale checkpoint.
+   */
+  code: string;
+  /** manualSeed before construction: initialisation and the training dropout masks. */
+  initSeed: number;
+  /** Shuffling (permutation stream `dataSeed`) and shift augmentation (stream `dataSeed + 1`). */
+  dataSeed: number;
+}
+
+export function baseRecipe(epochs: number, seed: number): Recipe {
+  return {
+    version: 1,
+    model: 'LeNet5',
+    dropout: 0.3,
+    data: { name: 'mnist', split: MNIST_SPLIT, splitSeed: 0 },
+    epochs,
+    batchSize: 64,
+    optimizer: 'adam',
+    lr: 2e-3,
+    schedule: 'cosine',
+    augment: { maxShift: 2, maxRotate: 0, maxScale: 0 },
+    code: createHash('sha256').update([trainLeNet, gatherBatch, permutation].map((f) => f.toString()).join('\n')).digest('hex').slice(0, 12),
+    initSeed: seed,
+    dataSeed: seed,
+  };
+}
+
+/** Stable JSON (sorted keys) so the hash does not depend on property order. */
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export function recipeHash(r: Recipe): string {
+  return createHash('sha256').update(stableJson(r)).digest('hex').slice(0, 16);
+}
+
+export function checkpointDir(): string {
+  return resolve(process.env.DUBITO_CACHE_DIR ?? join(process.cwd(), '.cache', 'dubito'), 'eval');
+}
+
+export interface TrainedModel {
+  model: LeNet5;
+  recipe: Recipe;
+  path: string;
+  cached: boolean;
+  /** Training wall time in seconds (from the checkpoint's metadata when cached). */
+  trainSeconds: number;
+  /** Per-epoch history (from the metadata when cached). */
+  history: { epoch: number; loss: number; valAcc: number | null; seconds: number }[];
+}
+
+/**
+ * Loads the checkpoint for `recipe` or trains it (and saves it) with `trainLeNet`, the demo's
+ * training loop. `retrain` ignores an existing checkpoint.
+ */
+export async function obtainModel(
+  recipe: Recipe, train: ImageSet, val: ImageSet, backend: Backend, opts: { retrain: boolean; log: (s: string) => void },
+): Promise<TrainedModel> {
+  const path = join(checkpointDir(), `lenet5-${recipeHash(recipe)}.safetensors`);
+  manualSeed(recipe.initSeed);
+  const model = new LeNet5({ dropout: recipe.dropout });
+  if (!opts.retrain && existsSync(path)) {
+    try {
+      const file = await loadSafetensors(path);
+      const stored = file.metadata.recipe;
+      if (stored !== stableJson(recipe)) throw new Error('recipe in the metadata does not match');
+      tidy(() => {
+        model.loadStateDict(safetensorsToTensors(file, backend));
+      });
+      model.eval();
+      const meta = JSON.parse(file.metadata.training ?? '{}') as { seconds?: number; history?: TrainedModel['history'] };
+      return { model, recipe, path, cached: true, trainSeconds: meta.seconds ?? NaN, history: meta.history ?? [] };
+    } catch (e) {
+      opts.log(`  checkpoint ${path} unusable (${e instanceof Error ? e.message : String(e)}); retraining`);
+    }
+  }
+  const t0 = performance.now();
+  const { history } = await trainLeNet(model, train, val, {
+    epochs: recipe.epochs, batchSize: recipe.batchSize, lr: recipe.lr, seed: recipe.dataSeed, augment: recipe.augment, backend, log: opts.log,
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  model.eval();
+  const sd = model.stateDict();
+  await saveSafetensors(path, sd, { recipe: stableJson(recipe), training: JSON.stringify({ seconds, history }) });
+  for (const t of Object.values(sd)) t.dispose();
+  return { model, recipe, path, cached: false, trainSeconds: seconds, history };
+}
