@@ -23,7 +23,7 @@ export interface Recipe {
   optimizer: 'adam';
   lr: number;
   schedule: 'cosine';
-  /** Random affine augmentation passed to `trainLeNet` (shifts only: ±2 px). */
+  /** Random affine augmentation passed to `trainLeNet` (as the demo: ±12°, ±10% scale, ±2 px). */
   augment: { maxShift: number; maxRotate: number; maxScale: number };
   /**
    * Fingerprint of the training code actually run (`trainLeNet`, `gatherBatch`, `permutation`
@@ -47,7 +47,7 @@ export function baseRecipe(epochs: number, seed: number): Recipe {
     optimizer: 'adam',
     lr: 2e-3,
     schedule: 'cosine',
-    augment: { maxShift: 2, maxRotate: 0, maxScale: 0 },
+    augment: { maxShift: 2, maxRotate: 12, maxScale: 0.1 },
     code: createHash('sha256').update([trainLeNet, gatherBatch, permutation].map((f) => f.toString()).join('\n')).digest('hex').slice(0, 12),
     initSeed: seed,
     dataSeed: seed,

