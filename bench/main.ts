@@ -111,6 +111,8 @@ type Host = Float32Array | Int32Array | Float64Array | Uint8Array;
 interface Side {
   label: string;
   runOnce(): Promise<{ ms: number; values: Host[] }>;
+  /** Runs an untimed function on the side's state and reads its outputs back. */
+  evalOnce(f: (s: any) => unknown): Promise<Host[]>;
   teardown(): void;
 }
 
@@ -136,7 +138,23 @@ function dubitoSide(w: Workload, x: Inputs, be: Backend, label: string): Side {
           if (keepBackend) D.setBackend(keepBackend);
         }
       },
-      teardown: () => D.dispose(state),
+      async evalOnce(f) {
+        const keepBackend = D.getBackend();
+        D.setBackend(be);
+        try {
+          const out = D.tidy(() => f(state) as Tensor | Tensor[]);
+          const outs: Tensor[] = Array.isArray(out) ? out : [out];
+          const values = await Promise.all(outs.map((t) => t.data()));
+          D.dispose(outs);
+          return values;
+        } finally {
+          if (keepBackend) D.setBackend(keepBackend);
+        }
+      },
+      teardown: () => {
+        w.teardownDubito?.(state);
+        D.dispose(state);
+      },
     };
   } finally {
     if (prev) D.setBackend(prev);
@@ -156,7 +174,17 @@ function tfSide(tf: TF, w: Workload, x: Inputs): Side {
       tf.dispose(outs);
       return { ms, values };
     },
-    teardown: () => tf.dispose(state as never),
+    async evalOnce(f) {
+      const out = tf.tidy(() => f(state) as TfTensor | TfTensor[]);
+      const outs: TfTensor[] = Array.isArray(out) ? out : [out];
+      const values = (await Promise.all(outs.map((t) => t.data()))) as Host[];
+      tf.dispose(outs);
+      return values;
+    },
+    teardown: () => {
+      w.teardownTf?.(tf, state);
+      tf.dispose(state as never);
+    },
   };
 }
 
@@ -193,7 +221,16 @@ interface Row {
   note?: string;
   flops?: number;
   ops?: number;
-  check?: { rtol: number; relErr: number; pass: boolean; cpuRelErr: number | null };
+  check?: {
+    rtol: number;
+    relErr: number;
+    pass: boolean;
+    cpuRelErr: number | null;
+    /** Set when the row compares with its own statistic instead of max relative error. */
+    metric?: string;
+    /** Untimed follow-up checks (e.g. loss after one training step). */
+    verify?: { name: string; rtol: number; relErr: number; pass: boolean }[];
+  };
   dubito?: Stats;
   tfjs?: Stats;
   cpu?: Stats | null;
@@ -220,8 +257,17 @@ async function runRow(w: Workload, tf: TF, gpuBe: Backend, opts: Options): Promi
     const d0 = await dub.runOnce();
     const t0 = await tfs.runOnce();
     const tfValues = w.tfToDubitoLayout ? w.tfToDubitoLayout(t0.values as Float32Array[]) : t0.values;
-    const relErr = relError(d0.values, tfValues);
+    const relErr = w.check.metric ? w.check.metric(d0.values, tfValues) : relError(d0.values, tfValues);
     row.check = { rtol: w.check.rtol, relErr, pass: relErr <= w.check.rtol, cpuRelErr: null };
+    if (w.check.metric) row.check.metric = w.check.metricName ?? 'custom';
+    for (const v of w.verify ?? []) {
+      const dv = await dub.evalOnce((st) => v.dubito(st));
+      const tv0 = await tfs.evalOnce((st) => v.tf(tf, st));
+      const tv = v.tfToDubitoLayout ? v.tfToDubitoLayout(tv0 as Float32Array[]) : tv0;
+      const e = relError(dv, tv);
+      (row.check.verify ??= []).push({ name: v.name, rtol: v.rtol, relErr: e, pass: e <= v.rtol });
+      if (e > v.rtol) row.check.pass = false;
+    }
     if (!row.check.pass) row.status = 'mismatch';
     // Warm-up 2 when runs are short enough (buffer pools, lazily created caches).
     if (d0.ms + t0.ms < opts.budgetMs / 4) {
@@ -263,7 +309,7 @@ async function runRow(w: Workload, tf: TF, gpuBe: Backend, opts: Options): Promi
       const cpu = dubitoSide(w, x, D.cpuBackend(), 'cpu');
       sides.push(cpu);
       const c0 = await cpu.runOnce();
-      row.check.cpuRelErr = relError(c0.values, tfValues);
+      row.check.cpuRelErr = w.check.metric ? w.check.metric(c0.values, tfValues) : relError(c0.values, tfValues);
       const ct: number[] = [];
       const cstart = performance.now();
       while (ct.length < opts.maxReps && (ct.length < 1 || performance.now() - cstart < opts.budgetMs / 2)) ct.push((await cpu.runOnce()).ms);
@@ -317,6 +363,8 @@ function printTable(rows: Row[]): void {
     const chk = r.check ? `${r.check.pass ? '✓' : '✗'} ${r.check.relErr === 0 ? '0' : r.check.relErr.toExponential(0)}` : '';
     const notes: string[] = [];
     if (r.dubito?.usPerOp != null && r.tfjs?.usPerOp != null) notes.push(`µs/op ${r.dubito.usPerOp.toFixed(0)} vs ${r.tfjs.usPerOp.toFixed(0)}`);
+    if (r.check?.metric) notes.push(`check = ${r.check.metric}`);
+    for (const v of r.check?.verify ?? []) notes.push(`${v.name} ${v.pass ? '✓' : '✗'} ${v.relErr === 0 ? '0' : v.relErr.toExponential(0)}`);
     if (r.check?.cpuRelErr != null && r.check.cpuRelErr > r.check.rtol) notes.push(`cpu ref disagrees (${r.check.cpuRelErr.toExponential(0)})`);
     if (r.note) notes.push(r.note);
     return [

@@ -44,11 +44,41 @@ export interface Workload<D = any, T = any> {
    * Agreement required between dubito (WebGPU) and TF.js (WebGPU), per output:
    * max|dubito − tfjs| ≤ rtol · max(max|tfjs|, 1e-6).
    */
-  check: { rtol: number };
+  check: {
+    rtol: number;
+    /**
+     * A different agreement statistic for rows whose outputs are not expected to match element by
+     * element (stochastic rows, e.g. MC dropout with different masks): returns a value that must
+     * be ≤ rtol. Receives both sides' outputs (TF.js already mapped by tfToDubitoLayout).
+     */
+    metric?: (dubito: HostArray[], tfjs: HostArray[]) => number;
+    /** What `metric` measures (printed in the notes). */
+    metricName?: string;
+  };
+  /**
+   * Further cross-checks, run once after the first (checked) run and never timed: each pair of
+   * functions is called on the setup state (after that run, e.g. after one training step) and
+   * the outputs are compared element-wise as the main check does.
+   */
+  verify?: VerifyCheck<D, T>[];
+  /** Frees what `setupDubito` made that a plain dispose of its result does not reach (modules, optimisers). */
+  teardownDubito?: (s: D) => void;
+  /** Same for TF.js (variables, optimisers). */
+  teardownTf?: (tf: TF, s: T) => void;
   /**
    * Maps TF.js's outputs (host arrays, in run order) to dubito's layout before the check, e.g.
    * NHWC → NCHW. Runs on the host, outside the timed region.
    */
+  tfToDubitoLayout?: (outs: Float32Array[]) => Float32Array[];
+}
+
+export type HostArray = Float32Array | Int32Array | Float64Array | Uint8Array;
+
+export interface VerifyCheck<D = any, T = any> {
+  name: string;
+  rtol: number;
+  dubito(s: D): Tensor | Tensor[];
+  tf(tf: TF, s: T): TfTensor | TfTensor[];
   tfToDubitoLayout?: (outs: Float32Array[]) => Float32Array[];
 }
 

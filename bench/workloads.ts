@@ -2,7 +2,7 @@
 // bench/types.ts for the contract and bench/README.md for the method.
 import * as D from '../node.js';
 import type { Backend, Tensor } from '../node.js';
-import type { Entry, HostTensor, Inputs, RunMode, TF, TfTensor, Workload } from './types.js';
+import type { Entry, HostArray, HostTensor, Inputs, RunMode, TF, TfTensor, Workload } from './types.js';
 
 // ---------------------------------------------------------------- shared input helpers
 
@@ -300,6 +300,252 @@ const resBlockBwd: Workload = {
   check: { rtol: 1e-4 },
 };
 
+// ---------------------------------------------------------------- LeNet-5 training and MC dropout
+
+// One set of LeNet-5 weights (PyTorch-style init bounds), loaded into both libraries. dubito
+// layouts: conv OIHW, linear [out, in]; TF.js: conv HWIO, dense kernels [in, out], and its
+// flatten runs over NHWC (h, w, c) where dubito's runs over NCHW (c, h, w), which only permutes
+// the rows of the first dense kernel.
+const LENET_PARAMS: [name: string, shape: number[], bound: number][] = [
+  ['features.0.weight', [6, 1, 5, 5], 1 / 5], ['features.0.bias', [6], 1 / 5],
+  ['features.3.weight', [16, 6, 5, 5], 1 / Math.sqrt(150)], ['features.3.bias', [16], 1 / Math.sqrt(150)],
+  ['classifier.0.weight', [120, 400], 1 / 20], ['classifier.0.bias', [120], 1 / 20],
+  ['classifier.2.weight', [84, 120], 1 / Math.sqrt(120)], ['classifier.2.bias', [84], 1 / Math.sqrt(120)],
+  ['classifier.5.weight', [10, 84], 1 / Math.sqrt(84)], ['classifier.5.bias', [10], 1 / Math.sqrt(84)],
+];
+
+function lenetWeights(seed: number): Inputs {
+  const w: Inputs = {};
+  LENET_PARAMS.forEach(([name, shape, b], i) => (w[name] = randHost(shape, seed + i, -b, b)));
+  return w;
+}
+
+/** Host [out, in] → [in, out]. */
+function transposeHost(h: HostTensor): Float32Array {
+  const [o, i] = h.shape;
+  return permuteHost(h.data as Float32Array, [o, i], [1, 0]);
+}
+
+/** dubito fc1 weight [120, 400] (inputs in c·25 + h·5 + w order) → TF.js kernel [400, 120] with rows in (h·5 + w)·16 + c order. */
+function fc1ToTf(h: HostTensor): Float32Array {
+  const W = h.data as Float32Array;
+  const out = new Float32Array(400 * 120);
+  for (let o = 0; o < 120; o++) {
+    for (let c = 0; c < 16; c++) for (let hw = 0; hw < 25; hw++) out[(hw * 16 + c) * 120 + o] = W[o * 400 + c * 25 + hw];
+  }
+  return out;
+}
+
+function loadLenetDubito(model: D.LeNet5, x: Inputs, be: Backend): void {
+  const params = new Map(model.namedParameters());
+  for (const [name] of LENET_PARAMS) {
+    const p = params.get(name);
+    if (!p) throw new Error(`LeNet5 has no parameter ${name}`);
+    p.assign(toDubito(x[name], be));
+  }
+}
+
+interface TfLenet {
+  vars: TfTensor[];
+  forward: (x: TfTensor, dropout: number) => TfTensor;
+}
+
+function tfLenet(tf: TF, x: Inputs): TfLenet {
+  const v = (data: Float32Array, shape: number[]) => tf.variable(tf.tensor(data, shape));
+  const c1 = v(permuteHost(x['features.0.weight'].data as Float32Array, [6, 1, 5, 5], OIHW_TO_HWIO), [5, 5, 1, 6]);
+  const b1 = v(x['features.0.bias'].data as Float32Array, [6]);
+  const c2 = v(permuteHost(x['features.3.weight'].data as Float32Array, [16, 6, 5, 5], OIHW_TO_HWIO), [5, 5, 6, 16]);
+  const b2 = v(x['features.3.bias'].data as Float32Array, [16]);
+  const k1 = v(fc1ToTf(x['classifier.0.weight']), [400, 120]);
+  const d1 = v(x['classifier.0.bias'].data as Float32Array, [120]);
+  const k2 = v(transposeHost(x['classifier.2.weight']), [120, 84]);
+  const d2 = v(x['classifier.2.bias'].data as Float32Array, [84]);
+  const k3 = v(transposeHost(x['classifier.5.weight']), [84, 10]);
+  const d3 = v(x['classifier.5.bias'].data as Float32Array, [10]);
+  const forward = (input: TfTensor, dropout: number): TfTensor => {
+    // Same layer sequence as LeNet5 (bias + ReLU fused into conv/matmul, as tf.layers does).
+    let h = tf.fused.conv2d({ x: input as never, filter: c1 as never, strides: 1, pad: 'same', bias: b1, activation: 'relu' }) as TfTensor;
+    h = tf.maxPool(h as never, 2, 2, 'valid');
+    h = tf.fused.conv2d({ x: h as never, filter: c2 as never, strides: 1, pad: 'valid', bias: b2, activation: 'relu' });
+    h = tf.maxPool(h as never, 2, 2, 'valid');
+    h = tf.reshape(h, [input.shape[0], 400]);
+    h = tf.fused.matMul({ a: h as never, b: k1 as never, bias: d1, activation: 'relu' });
+    h = tf.fused.matMul({ a: h as never, b: k2 as never, bias: d2, activation: 'relu' });
+    if (dropout > 0) h = tf.dropout(h, dropout);
+    return tf.fused.matMul({ a: h as never, b: k3 as never, bias: d3 });
+  };
+  return { vars: [c1, b1, c2, b2, k1, d1, k2, d2, k3, d3], forward };
+}
+
+const TRAIN_B = 64;
+const TRAIN_LR = 1e-3;
+
+interface LenetTrainDubito { model: D.LeNet5; opt: D.Adam; x: Tensor; y: Tensor }
+interface LenetTrainTf { vars: TfTensor[]; x: TfTensor; y: TfTensor; step: () => TfTensor; loss: () => TfTensor; disposeOpt: () => void }
+
+/**
+ * One LeNet-5 training step at batch 64 (dropout off so that both sides compute the same thing):
+ * forward, mean softmax cross-entropy, backward, Adam(lr 1e-3, β (0.9, 0.999), eps 1e-8) update
+ * of all 10 parameters. Output: the step's loss. Both start from the same weights; after the
+ * first (checked) step, the loss on the same batch and some updated weights are compared too.
+ */
+const lenetTrainStep: Workload<LenetTrainDubito, LenetTrainTf> = {
+  name: 'LeNet training step b64 (Adam, no dropout)',
+  group: 'training',
+  modes: ALL,
+  inputs: () => {
+    const r = rng(52);
+    const labels = new Int32Array(TRAIN_B);
+    const onehot = new Float32Array(TRAIN_B * 10);
+    for (let i = 0; i < TRAIN_B; i++) {
+      labels[i] = Math.floor(r() * 10);
+      onehot[i * 10 + labels[i]] = 1;
+    }
+    return {
+      ...lenetWeights(60),
+      x: randHost([TRAIN_B, 1, 28, 28], 51, 0, 1),
+      labels: { data: labels, shape: [TRAIN_B], dtype: 'int32' },
+      onehot: { data: onehot, shape: [TRAIN_B, 10], dtype: 'float32' },
+    };
+  },
+  setupDubito: (x, be) => {
+    const model = new D.LeNet5({ dropout: 0 });
+    loadLenetDubito(model, x, be);
+    const opt = new D.Adam(model.parameters(), { lr: TRAIN_LR, betas: [0.9, 0.999], eps: 1e-8 });
+    return { model, opt, x: toDubito(x.x, be), y: toDubito(x.labels, be) };
+  },
+  runDubito: (s) => {
+    s.opt.zeroGrad();
+    const loss = D.crossEntropy(s.model.forward(s.x), s.y);
+    loss.backward();
+    s.opt.step();
+    return loss.detach();
+  },
+  teardownDubito: (s) => {
+    s.opt.zeroGrad();
+    s.opt.dispose();
+    s.model.dispose();
+  },
+  setupTf: (tf, x) => {
+    const net = tfLenet(tf, x);
+    const input = nhwc(tf, x.x);
+    const y = toTf(tf, x.onehot);
+    const opt = tf.train.adam(TRAIN_LR, 0.9, 0.999, 1e-8);
+    const loss = () => tf.losses.softmaxCrossEntropy(y, net.forward(input, 0));
+    return {
+      vars: net.vars,
+      x: input,
+      y,
+      step: () => opt.minimize(loss as never, true, net.vars as never) as TfTensor,
+      loss,
+      disposeOpt: () => opt.dispose(),
+    };
+  },
+  runTf: (_tf, s) => s.step(),
+  teardownTf: (_tf, s) => s.disposeOpt(),
+  check: { rtol: 1e-4 },
+  verify: [
+    {
+      name: 'loss after step 1',
+      rtol: 1e-4,
+      dubito: (s) => D.noGrad(() => D.crossEntropy(s.model.forward(s.x), s.y)),
+      tf: (_tf, s) => s.loss(),
+    },
+    {
+      // First Adam step: Δw ≈ −lr·sign(g); the last layer's gradients are far from 0, so no sign flips.
+      name: 'fc3 W,b after step 1',
+      rtol: 1e-4,
+      dubito: (s) => [s.model.classifier.children()[5] as D.Linear].flatMap((l) => [l.weight.detach(), l.bias!.detach()]),
+      tf: (tf, s) => [tf.clone(s.vars[8]), tf.clone(s.vars[9])],
+      tfToDubitoLayout: ([k, b]) => [permuteHost(k, [84, 10], [1, 0]), b],
+    },
+  ],
+};
+
+// MC dropout: T stochastic forwards of a LeNet-5 (dropout 0.5 before the last layer) over B
+// inputs, reduced to the predictive mean and per-class variance. TF.js: a loop of T forwards
+// with tf.dropout (training-mode dropout); dubito: mcDropout (one batched (T·B)-row forward,
+// chunked by maxRowsPerPass) — it also computes its other scores (entropy, mutual information,
+// variation ratio), which TF.js does not: that work is in dubito's time only.
+const MC_T = 50;
+/**
+ * Rows per batched forward. mcDropout's default (8192) makes conv1's output 8192·6·28·28·4 B =
+ * 154 MB, over lavapipe's 128 MiB maxStorageBufferBindingSize; 4096 rows fit (77 MB).
+ */
+const MC_MAX_ROWS = 4096;
+
+interface McDubito { model: D.LeNet5; x: Tensor }
+interface McTf { vars: TfTensor[]; x: TfTensor; forward: (x: TfTensor, p: number) => TfTensor }
+
+/**
+ * |mean_d − mean_t| / (√((var_d + var_t)/T) + 1e-4), maximised over inputs and classes: the
+ * masks differ, so the two predictive means agree only statistically (≤ 6 standard errors).
+ */
+function mcZScore(d: HostArray[], t: HostArray[]): number {
+  const [md, vd] = d;
+  const [mt, vt] = t;
+  if (md.length !== mt.length) return Infinity;
+  let worst = 0;
+  for (let i = 0; i < md.length; i++) {
+    const z = Math.abs(md[i] - mt[i]) / (Math.sqrt((vd[i] + vt[i]) / MC_T) + 1e-4);
+    if (!(z <= worst)) worst = Number.isNaN(z) ? Infinity : z;
+  }
+  return worst;
+}
+
+function mcWorkload(B: number, modes: readonly RunMode[]): Workload<McDubito, McTf> {
+  const DET = Math.min(B, 256);
+  return {
+    name: `MC dropout T=${MC_T} × ${B} MNIST`,
+    group: 'uncertainty',
+    modes,
+    inputs: () => ({ ...lenetWeights(70), x: randHost([B, 1, 28, 28], 71, 0, 1) }),
+    setupDubito: (x, be) => {
+      const model = new D.LeNet5({ dropout: 0.5 });
+      loadLenetDubito(model, x, be);
+      model.eval();
+      D.enableMCDropout(model);
+      return { model, x: toDubito(x.x, be) };
+    },
+    runDubito: (s) => {
+      const r = D.mcDropout(s.model, s.x, { samples: MC_T, seed: 1234, maxRowsPerPass: MC_MAX_ROWS });
+      return [r.mean, r.perClassVariance];
+    },
+    teardownDubito: (s) => s.model.dispose(),
+    setupTf: (tf, x) => {
+      const net = tfLenet(tf, x);
+      return { vars: net.vars, x: nhwc(tf, x.x), forward: net.forward };
+    },
+    runTf: (tf, s) => {
+      let sum: TfTensor | null = null;
+      let sumSq: TfTensor | null = null;
+      for (let t = 0; t < MC_T; t++) {
+        const p = tf.softmax(s.forward(s.x, 0.5));
+        sum = sum ? tf.add(sum, p) : p;
+        sumSq = sumSq ? tf.add(sumSq, tf.square(p)) : tf.square(p);
+      }
+      const mean = tf.div(sum!, MC_T);
+      return [mean, tf.relu(tf.sub(tf.div(sumSq!, MC_T), tf.square(mean)))];
+    },
+    check: { rtol: 6, metric: mcZScore, metricName: 'max z of the predictive-mean difference (≤ 6)' },
+    verify: [
+      {
+        name: `deterministic fwd (p=0, ${DET} inputs)`,
+        rtol: 1e-4,
+        dubito: (s) => {
+          D.enableMCDropout(s.model, false);
+          try {
+            return D.noGrad(() => s.model.forward(D.slice(s.x, [0, 0, 0, 0], [DET, 1, 28, 28])));
+          } finally {
+            D.enableMCDropout(s.model, true);
+          }
+        },
+        tf: (tf, s) => s.forward(tf.slice(s.x, [0, 0, 0, 0], [DET, 28, 28, 1]), 0),
+      },
+    ],
+  };
+}
+
 // ---------------------------------------------------------------- the list
 
 /**
@@ -321,8 +567,11 @@ export const workloads: Entry[] = [
   lenetConvBwd,
   resBlockFwd,
   resBlockBwd,
-  // TODO(nn): conv2d, pooling and nn/ (layers, optim) have landed; these rows are not written yet.
-  { name: 'LeNet training step b64', group: 'training', modes: ALL, todo: 'row not written yet (needs the nn/ LeNet + optimiser wired up here)' },
-  { name: 'MC dropout T=50 × 2000 MNIST', group: 'uncertainty', modes: ALL, todo: 'needs the LeNet model (conv2d, nn/) and batched MC dropout (tfjs: loop of T, dubito: batched)' },
+  lenetTrainStep,
+  mcWorkload(100, FULL),
+  mcWorkload(32, QUICK),
+  // TF.js's loop of T=50 forwards took 150 s for 250 inputs on lavapipe (load average ~13), so
+  // 2000 inputs would take tens of minutes per run: too slow for the bench.
+  { name: 'MC dropout T=50 × 2000 MNIST', group: 'uncertainty', modes: FULL, todo: 'TF.js side too slow on lavapipe (tens of minutes per run); see the 100-input row' },
   { name: 'per-sample gradient norms', group: 'uncertainty', modes: ALL, todo: 'needs a per-sample gradient API (uncertainty/ or explain/)' },
 ];

@@ -30,6 +30,13 @@ struct Params {
 @group(0) @binding(3) var<uniform> params: Params;
 
 const WG: u32 = 64u;
+// PS > 1 (few columns, e.g. conv1's 1·5·5 = 25): the workgroup's lanes split into PS groups of
+// CW = 64/PS columns; group k takes the output pixels wo ≡ k (mod PS) and the groups' partial
+// sums are added through workgroup memory at the end, so lanes are not left idle. The prelude
+// defines `const PS: u32` (a power of two).
+const CW: u32 = WG / PS;
+const RED: u32 = select(1u, WG * OB * RB, PS > 1u);
+var<workgroup> red: array<f32, RED>;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -46,14 +53,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kHW = params.kH * kW;
   let g = wid.y / params.oBlocks;
   let o0 = (wid.y % params.oBlocks) * OB;
-  let r0 = wid.x * (WG * RB) + li;
+  let col = li % CW;
+  let sub = li / CW;
+  let r0 = wid.x * (CW * RB) + col;
 
   // Per column r = (c, kh, kw): channel offset and dilated tap offsets.
   var xoff: array<u32, RB>;
   var khd: array<i32, RB>;
   var kwd: array<i32, RB>;
   for (var j = 0u; j < RB; j++) {
-    let r = min(r0 + j * WG, R - 1u);
+    let r = min(r0 + j * CW, R - 1u);
     let c = r / kHW;
     let t = r - c * kHW;
     let kh = t / kW;
@@ -84,7 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       rok[j] = ih >= 0 && ih < H;
       rb[j] = xn + xoff[j] + u32(ih * W);
     }
-    for (var wo = 0u; wo < Wo; wo++) {
+    for (var wo = sub; wo < Wo; wo += PS) {
       let iwb = i32(wo) * params.sw - params.pl;
       var xv: array<f32, RB>;
       for (var j = 0u; j < RB; j++) {
@@ -101,14 +110,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
 
-  let base = wid.z * params.O * R;
-  for (var i = 0u; i < OB; i++) {
-    let o = o0 + i;
-    if (o < Og) {
-      let orow = base + (g * Og + o) * R;
-      for (var j = 0u; j < RB; j++) {
-        let r = r0 + j * WG;
-        if (r < R) { out[orow + r] = acc[i * RB + j]; }
+  if (PS > 1u) {
+    for (var k = 0u; k < OB * RB; k++) {
+      red[k * WG + li] = acc[k];
+    }
+    workgroupBarrier();
+    if (sub == 0u) {
+      for (var k = 0u; k < OB * RB; k++) {
+        var s = acc[k];
+        for (var q = 1u; q < PS; q++) {
+          s += red[k * WG + q * CW + col];
+        }
+        acc[k] = s;
+      }
+    }
+  }
+  if (sub == 0u) {
+    let base = wid.z * params.O * R;
+    for (var i = 0u; i < OB; i++) {
+      let o = o0 + i;
+      if (o < Og) {
+        let orow = base + (g * Og + o) * R;
+        for (var j = 0u; j < RB; j++) {
+          let r = r0 + j * CW;
+          if (r < R) { out[orow + r] = acc[i * RB + j]; }
+        }
       }
     }
   }

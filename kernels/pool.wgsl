@@ -12,6 +12,9 @@
 //   avg_bwd:       out[p,h,w] = Σ_{windows ∋ (h,w)} x[p,o] / divisor(o)    (x = dy)
 //   bilinear_fwd / bilinear_bwd: PyTorch upsample_bilinear2d (align_corners or half-pixel).
 override ADAPTIVE: bool = false;
+// max_backward when windows do not overlap (stride = kernel, no padding, no dilation): input
+// (h, w) can only be in window (h/sh, w/sw), so one comparison replaces the window search.
+override DISJOINT: bool = false;
 
 struct Params {
   n: u32,
@@ -102,6 +105,17 @@ fn max_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   if (i >= params.n) { return; }
   let c = unravel(i, params.H, params.W);
   let target_q = c.y * params.W + c.z;
+  if (DISJOINT) {
+    let oh = c.y / params.sh;
+    let ow = c.z / params.sw;
+    var v = 0.0;
+    if (oh < params.OH && ow < params.OW) {
+      let o = u32((c.x * params.OH + oh) * params.OW + ow);
+      if (idx[o] == target_q) { v = x[o]; }
+    }
+    out[i] = v;
+    return;
+  }
   let oh0 = max(0, ceil_div(c.y + params.ph - params.dh * (params.kh - 1), params.sh));
   let oh1 = min(params.OH - 1, floor_div(c.y + params.ph, params.sh));
   let ow0 = max(0, ceil_div(c.z + params.pw - params.dw * (params.kw - 1), params.sw));

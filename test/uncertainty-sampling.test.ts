@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  type Backend, ArgumentError, BatchNorm2d, Conv2d, DeepEnsemble, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Tanh,
+  type Backend, ArgumentError, DeviceError, BatchNorm2d, Conv2d, DeepEnsemble, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Tanh,
   enableMCDropout, manualSeed, mcDropout, mcDropoutLogits, setBackend, stack, tensor, uniform, type Tensor,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
@@ -71,6 +71,29 @@ describe('MC dropout: T passes as one batched forward', () => {
       expect(h[i]).toBeLessThanOrEqual(Math.log(3) + 1e-6);
     });
     vr.forEach((v) => expect(v >= 0 && v < 1).toBe(true));
+  });
+
+  it('halves the chunk when a pass would exceed the adapter buffer limit (same result)', async () => {
+    setBackend(cpu);
+    manualSeed(3);
+    const model = mlp();
+    model.eval();
+    enableMCDropout(model);
+    const x = uniform([4, 6], { seed: 9 });
+    const want = await mcDropoutLogits(model, x, { samples: 6, seed: 7 }).data();
+    // A stand-in for a device whose buffers hold at most 8 rows of activations.
+    const forward = model.forward.bind(model);
+    let refused = 0;
+    model.forward = (t: Tensor) => {
+      if (t.shape[0] > 8) {
+        refused++;
+        throw new DeviceError("linear: a buffer of 999 bytes exceeds this adapter's limit of 998 bytes (maxStorageBufferBindingSize)");
+      }
+      return forward(t);
+    };
+    const got = await mcDropoutLogits(model, x, { samples: 6, seed: 7 }).data();
+    expect(refused).toBeGreaterThan(0);
+    expect(Array.from(got)).toEqual(Array.from(want));
   });
 
   it('refuses a model without an active dropout layer', () => {

@@ -1,5 +1,5 @@
 import {
-  ArgumentError, ShapeError, type Tensor, broadcastTo, concat, fmtShape, noGrad, softmax, tidy, unsqueeze,
+  ArgumentError, DeviceError, ShapeError, type Tensor, broadcastTo, concat, fmtShape, noGrad, softmax, tidy, unsqueeze,
 } from '../engine/index.js';
 import { nextStream } from '../engine/ops/random.js';
 import { randomBits } from '../engine/random/philox.js';
@@ -50,7 +50,10 @@ export interface McDropoutOptions {
    * then reproducible and independent of chunking. Default: drawn from the global generator.
    */
   seed?: number;
-  /** Largest number of rows (T_chunk · B) one forward may take; T is split into chunks above it. Default 8192. */
+  /**
+   * Largest number of rows (T_chunk · B) one forward may take; T is split into chunks above it.
+   * Default 4096. A chunk that would exceed the adapter's buffer limits is halved automatically.
+   */
   maxRowsPerPass?: number;
 }
 
@@ -77,6 +80,23 @@ export function mcDropout(model: Module, x: Tensor, opts: McDropoutOptions): Sam
   return summarizeSamples(probs);
 }
 
+function runChunks(model: Module, x: Tensor, drops: Dropout[], seed: number, T: number, tChunk: number): Tensor {
+  const B = x.shape[0];
+  return noGrad(() =>
+    tidy(() => {
+      const chunks: Tensor[] = [];
+      for (let t0 = 0; t0 < T; t0 += tChunk) {
+        const tc = Math.min(tChunk, T - t0);
+        drops.forEach((d, l) => (d.stream = { seed: seed + l * 2 ** 32, rowStart: t0 * B }));
+        const xt = broadcastTo(unsqueeze(x, 0), [tc, ...x.shape]).reshape([tc * B, ...x.shape.slice(1)]);
+        const out = model.forward(xt) as Tensor;
+        chunks.push(out.reshape([tc, B, ...out.shape.slice(1)]));
+      }
+      return chunks.length === 1 ? chunks[0] : concat(chunks, 0);
+    }),
+  );
+}
+
 /** The raw logits of the T stochastic passes, [T, B, K] (see {@link mcDropout}). */
 export function mcDropoutLogits(model: Module, x: Tensor, opts: McDropoutOptions): Tensor {
   const T = opts.samples;
@@ -89,23 +109,20 @@ export function mcDropoutLogits(model: Module, x: Tensor, opts: McDropoutOptions
   const seed = opts.seed ?? randomBits(1, 0x5eed, nextStream(1).offset)[0];
   if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new ArgumentError(`mcDropout: seed must be an integer in [0, 2^32), got ${seed}`);
   const B = x.shape[0];
-  const maxRows = opts.maxRowsPerPass ?? 8192;
-  const tChunk = Math.max(1, Math.min(T, Math.floor(maxRows / Math.max(B, 1))));
+  const maxRows = opts.maxRowsPerPass ?? 4096;
+  let tChunk = Math.max(1, Math.min(T, Math.floor(maxRows / Math.max(B, 1))));
   const saved = drops.map((d) => d.stream);
   try {
-    return noGrad(() =>
-      tidy(() => {
-        const chunks: Tensor[] = [];
-        for (let t0 = 0; t0 < T; t0 += tChunk) {
-          const tc = Math.min(tChunk, T - t0);
-          drops.forEach((d, l) => (d.stream = { seed: seed + l * 2 ** 32, rowStart: t0 * B }));
-          const xt = broadcastTo(unsqueeze(x, 0), [tc, ...x.shape]).reshape([tc * B, ...x.shape.slice(1)]);
-          const out = model.forward(xt) as Tensor;
-          chunks.push(out.reshape([tc, B, ...out.shape.slice(1)]));
-        }
-        return chunks.length === 1 ? chunks[0] : concat(chunks, 0);
-      }),
-    );
+    // A chunk whose activations exceed the adapter's buffer limit fails at allocation (before any
+    // dispatch): halve the chunk and start again. Results do not depend on the chunking.
+    for (;;) {
+      try {
+        return runChunks(model, x, drops, seed, T, tChunk);
+      } catch (e) {
+        if (!(e instanceof DeviceError) || !/exceeds this adapter's limit/.test(e.message) || tChunk === 1) throw e;
+        tChunk = Math.ceil(tChunk / 2);
+      }
+    }
   } finally {
     drops.forEach((d, l) => (d.stream = saved[l]));
   }

@@ -8,7 +8,7 @@ import { type CpuArg, type GpuArg, defineOp } from '../op.js';
 import { type Tensor, runOp } from '../tensor.js';
 import { type KernelSource, type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
 import { uniforms } from '../webgpu/uniforms.js';
-import { add, gt, where } from './binary.js';
+import { add, reluGrad } from './binary.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape-ops.js';
 import { composite } from './autograd.js';
@@ -358,8 +358,12 @@ function convBwdWeightGpu(gpu: WebGPUBackend, x: GpuArg, dy: GpuArg, a: BwdWeigh
   // Columns per invocation: 1..4, the largest one with the fewest padded columns (576 → 3).
   let RB = 1;
   for (let k = 2; k <= 4; k++) if (Math.ceil(R / (WG * k)) * k <= Math.ceil(R / (WG * RB)) * RB) RB = k;
+  // Few columns (R ≤ 32·RB, e.g. a first layer's C·kH·kW = 25): split the workgroup's lanes
+  // between PS pixel phases instead of leaving most of them idle (see the kernel).
+  let PS = 1;
+  while (PS < 4 && (WG / (2 * PS)) * RB >= R) PS *= 2;
   const oBlocks = Math.ceil(Og / OB);
-  const rBlocks = Math.ceil(R / (WG * RB));
+  const rBlocks = Math.ceil(R / ((WG / PS) * RB));
   const rows = N * Ho;
   const total = O * R;
   // Split the N·Ho·Wo reduction so the grid has about DW_TARGET_WORKGROUPS workgroups, keeping at
@@ -372,7 +376,7 @@ function convBwdWeightGpu(gpu: WebGPUBackend, x: GpuArg, dy: GpuArg, a: BwdWeigh
   splits = rows === 0 ? 1 : Math.ceil(rows / rowsPerSplit);
   const target = splits > 1 ? gpu.allocBuffer(4 * splits * total, 'conv2dBackwardWeight') : out.buffer;
   gpu.dispatch({
-    kernel: kernelFor('conv2d_grad_weight', conv2dGradWeightWgsl, { OB, RB }),
+    kernel: kernelFor('conv2d_grad_weight', conv2dGradWeightWgsl, { OB, RB, PS }),
     bindings: {
       x: x.buffer,
       dy: dy.buffer,
@@ -383,7 +387,7 @@ function convBwdWeightGpu(gpu: WebGPUBackend, x: GpuArg, dy: GpuArg, a: BwdWeigh
   });
   if (splits > 1) {
     gpu.dispatch({
-      kernel: kernelFor('conv2d_grad_weight', conv2dGradWeightWgsl, { OB, RB }),
+      kernel: kernelFor('conv2d_grad_weight', conv2dGradWeightWgsl, { OB, RB, PS }),
       entry: 'reduce_splits',
       bindings: { part: target, dwout: out.buffer, rparams: uniforms().u32(total).u32(splits).bytes() },
       workgroups: grid1D(total, WG),
@@ -412,7 +416,7 @@ const CONV2D = defineOp<FwdAttrs>({
   grad(dy, inputs, out, a) {
     const [x, w, b] = inputs;
     // Fused relu: the gradient flows only where the output is positive.
-    const g = a.act === 1 ? where(gt(out, 0), dy, 0) : dy;
+    const g = a.act === 1 ? reluGrad(out, dy) : dy;
     const geom = geomOf(a);
     return [
       x.requiresGrad ? bwdInputRaw(g, w, x.shape, geom) : null,

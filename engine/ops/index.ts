@@ -9,3 +9,4 @@ export * from './conv.js';
 export * from './autograd.js';
 export * from './random.js';
 export * from './pooling.js';
+export * from './optim-kernels.js';

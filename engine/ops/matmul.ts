@@ -6,7 +6,7 @@ import { type GpuArg, defineOp } from '../op.js';
 import { broadcastShapes, shapesEqual, sizeOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
 import type { WebGPUBackend } from '../webgpu/webgpu-backend.js';
-import { gt, sumTo, where } from './binary.js';
+import { reluGrad, sumTo } from './binary.js';
 import { sum } from './reduce.js';
 import { broadcastTo } from './shape-ops.js';
 import { composite } from './autograd.js';
@@ -179,7 +179,7 @@ const LINEAR = defineOp<LinearAttrs>({
   },
   webgpu: (gpu, [x, w, bias], at, out) => matmulGpu(gpu, x, w, bias, { transA: false, transB: true }, out, at.act),
   grad(dy, [x, w, bias], out, at) {
-    const dz = at.act === 1 ? where(gt(out, 0), dy, 0) : dy;
+    const dz = at.act === 1 ? reluGrad(out, dy) : dy;
     return [matmulRaw(dz, w, false, false), matmulRaw(dz, x, true, false), sum(dz, 0)];
   },
 });

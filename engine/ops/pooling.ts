@@ -36,11 +36,11 @@ interface Geom {
 
 const POOL_KERNEL = { name: 'pool', code: poolWgsl };
 
-function poolDispatch(gpu: WebGPUBackend, entry: string, g: Geom, n: number, bindings: Record<string, GPUBuffer>): void {
+function poolDispatch(gpu: WebGPUBackend, entry: string, g: Geom, n: number, bindings: Record<string, GPUBuffer>, constants?: Record<string, boolean>): void {
   gpu.dispatch({
     kernel: POOL_KERNEL,
     entry,
-    constants: g.adaptive ? { ADAPTIVE: true } : undefined,
+    constants: g.adaptive ? { ADAPTIVE: true, ...constants } : constants,
     bindings: {
       ...bindings,
       params: uniforms().u32(n).i32(g.H).i32(g.W).i32(g.OH).i32(g.OW).i32(g.kh).i32(g.kw).i32(g.sh).i32(g.sw)
@@ -119,7 +119,11 @@ const MAX_BACKWARD: OpDef<Geom> = defineOp<Geom>({
     }
     return r;
   },
-  webgpu: (gpu, [dy, idx], g, out) => poolDispatch(gpu, 'max_backward', g, sizeOf(out.shape), { x: dy.buffer, idx: idx.buffer, out: out.buffer }),
+  webgpu: (gpu, [dy, idx], g, out) => {
+    // Non-overlapping windows (the usual k = stride, no padding): a single candidate window per input.
+    const disjoint = !g.adaptive && g.kh === g.sh && g.kw === g.sw && g.ph === 0 && g.pw === 0 && g.dh === 1 && g.dw === 1;
+    poolDispatch(gpu, 'max_backward', g, sizeOf(out.shape), { x: dy.buffer, idx: idx.buffer, out: out.buffer }, disjoint ? { DISJOINT: true } : undefined);
+  },
   grad: (ddy, [, idx], _o, g) => [runOp(MAX_GATHER, [ddy, idx], g), null],
 });
 

@@ -1,4 +1,4 @@
-import { ArgumentError, type Tensor, add, detach, div, maximum, mul, sqrt, square, sub } from '../../engine/index.js';
+import { ArgumentError, type Tensor, add, detach, div, fusedAdam, maximum, mul, sqrt, square, sub } from '../../engine/index.js';
 import { type ParamGroup, type ParamState, type ParamsArg, Optimizer } from './optimizer.js';
 
 export interface AdamOptions {
@@ -51,19 +51,46 @@ function adamStep(set: (s: ParamState, k: string, v: Tensor) => void, p: Tensor,
   return sub(p, mul(div(m, denom), g.lr / bc1));
 }
 
+/** Options of the optimiser object itself (not per-group hyperparameters). */
+export interface FusedOption {
+  /**
+   * Update each parameter with one fused kernel (new parameter and state in one dispatch) instead
+   * of ~20 elementwise ops. Same arithmetic, operation for operation (see engine/ops/optim-kernels.ts).
+   * Default true.
+   */
+  fused?: boolean;
+}
+
+/** The fused equivalent of {@link adamStep} (same state keys, same values). */
+function adamStepFused(set: (s: ParamState, k: string, v: Tensor) => void, p: Tensor, grad: Tensor, g: ParamGroup<AdamOptions>, s: ParamState, decoupled: boolean): Tensor {
+  const step = ((s.step as number | undefined) ?? 0) + 1;
+  s.step = step;
+  const r = fusedAdam(p, grad, (s.expAvg as Tensor | undefined) ?? null, (s.expAvgSq as Tensor | undefined) ?? null, g.amsgrad ? ((s.maxExpAvgSq as Tensor | undefined) ?? null) : null, {
+    beta1: g.betas[0], beta2: g.betas[1], lr: g.lr, eps: g.eps, step, weightDecay: g.weightDecay, decoupled, amsgrad: g.amsgrad, maximize: g.maximize,
+  });
+  set(s, 'expAvg', r.expAvg);
+  set(s, 'expAvgSq', r.expAvgSq);
+  if (r.maxExpAvgSq) set(s, 'maxExpAvgSq', r.maxExpAvgSq);
+  return r.param;
+}
+
 /**
  * Adam (torch.optim.Adam, same arithmetic): g ← ∇ + wd·p (L2, coupled); m ← β₁m + (1−β₁)g;
  * v ← β₂v + (1−β₂)g²; p ← p − (lr/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + eps). Optional AMSGrad.
  */
 export class Adam extends Optimizer<AdamOptions> {
-  constructor(params: ParamsArg<AdamOptions>, opts: Partial<AdamOptions> = {}) {
+  /** One fused kernel per parameter (see {@link FusedOption}). */
+  fused: boolean;
+  constructor(params: ParamsArg<AdamOptions>, opts: Partial<AdamOptions> & FusedOption = {}) {
     super(params, adamDefaults(opts, 0));
+    this.fused = opts.fused ?? true;
   }
   protected override validate(g: ParamGroup<AdamOptions>): void {
     super.validate(g);
     validateAdam('Adam', g);
   }
   protected update(p: Tensor, grad: Tensor, g: ParamGroup<AdamOptions>, s: ParamState): Tensor {
+    if (this.fused) return adamStepFused((st, k, v) => this.setState(st, k, v), p, grad, g, s, false);
     let d = g.maximize ? mul(grad, -1) : grad;
     if (g.weightDecay !== 0) d = add(d, mul(p, g.weightDecay));
     return adamStep((st, k, v) => this.setState(st, k, v), p, d, g, s);
@@ -75,14 +102,18 @@ export class Adam extends Optimizer<AdamOptions> {
  * (which then uses the raw gradient). Default weightDecay 1e-2 as PyTorch.
  */
 export class AdamW extends Optimizer<AdamOptions> {
-  constructor(params: ParamsArg<AdamOptions>, opts: Partial<AdamOptions> = {}) {
+  /** One fused kernel per parameter (see {@link FusedOption}). */
+  fused: boolean;
+  constructor(params: ParamsArg<AdamOptions>, opts: Partial<AdamOptions> & FusedOption = {}) {
     super(params, adamDefaults(opts, 1e-2));
+    this.fused = opts.fused ?? true;
   }
   protected override validate(g: ParamGroup<AdamOptions>): void {
     super.validate(g);
     validateAdam('AdamW', g);
   }
   protected update(p: Tensor, grad: Tensor, g: ParamGroup<AdamOptions>, s: ParamState): Tensor {
+    if (this.fused) return adamStepFused((st, k, v) => this.setState(st, k, v), p, grad, g, s, true);
     const d = g.maximize ? mul(grad, -1) : grad;
     const decayed = g.weightDecay !== 0 ? mul(p, 1 - g.lr * g.weightDecay) : p;
     return adamStep((st, k, v) => this.setState(st, k, v), decayed, d, g, s);

@@ -1,5 +1,6 @@
-import { ArgumentError, type Tensor, add, detach, mul, sub } from '../../engine/index.js';
+import { ArgumentError, type Tensor, add, detach, fusedSgd, mul, sub } from '../../engine/index.js';
 import { type ParamGroup, type ParamState, type ParamsArg, Optimizer } from './optimizer.js';
+import type { FusedOption } from './adam.js';
 
 export interface SGDOptions {
   lr: number;
@@ -16,8 +17,11 @@ export interface SGDOptions {
  * g ← g + μ·b (Nesterov) or g ← b; p ← p − lr·g.
  */
 export class SGD extends Optimizer<SGDOptions> {
-  constructor(params: ParamsArg<SGDOptions>, opts: Partial<SGDOptions> & { lr: number }) {
+  /** One fused kernel per parameter (see {@link FusedOption}). */
+  fused: boolean;
+  constructor(params: ParamsArg<SGDOptions>, opts: Partial<SGDOptions> & { lr: number } & FusedOption) {
     super(params, { lr: opts.lr, momentum: opts.momentum ?? 0, dampening: opts.dampening ?? 0, weightDecay: opts.weightDecay ?? 0, nesterov: opts.nesterov ?? false, maximize: opts.maximize ?? false });
+    this.fused = opts.fused ?? true;
   }
 
   protected override validate(g: ParamGroup<SGDOptions>): void {
@@ -28,6 +32,12 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 
   protected update(p: Tensor, grad: Tensor, g: ParamGroup<SGDOptions>, s: ParamState): Tensor {
+    if (this.fused) {
+      const prev = g.momentum !== 0 ? ((s.momentumBuffer as Tensor | undefined) ?? null) : null;
+      const r = fusedSgd(p, grad, prev, g);
+      if (r.momentumBuffer) this.setState(s, 'momentumBuffer', r.momentumBuffer);
+      return r.param;
+    }
     let d = g.maximize ? mul(grad, -1) : grad;
     if (g.weightDecay !== 0) d = add(d, mul(p, g.weightDecay));
     if (g.momentum !== 0) {
