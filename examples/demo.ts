@@ -26,7 +26,7 @@ const data = await loadDemoData(0);
 const { train, val, test } = data.splits;
 
 manualSeed(0);
-const epochs = Number(arg('epochs', '20'));
+const epochs = Number(arg('epochs', '30'));
 const lr = Number(arg('lr', '2e-3'));
 const batchSize = Number(arg('batch', '64'));
 const augment = { maxShift: Number(arg('shift', '2')), maxRotate: Number(arg('rotate', '12')), maxScale: Number(arg('scale', '0.1')) };

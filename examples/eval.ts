@@ -327,13 +327,19 @@ await timed(`deep ensemble (M=${MEMBERS}, one stacked pass per batch)`, async ()
   const ent = {} as ScoreSets;
   const mi = {} as ScoreSets;
   const vr = {} as ScoreSets;
+  const en = {} as ScoreSets;
   let testMemberProbs: Float32Array | null = null;
   for (const [s, set] of SETS) {
-    const [mean, pe, mut, var_, probs] = await mapBatches(set, (x) => {
+    const [mean, pe, mut, var_, energy, probs] = await mapBatches(set, (x) => {
       const r = ens.predict(x);
+      // Mean member energy −T·logsumexp(z_m/T) (T = 1), from one more stacked pass for the logits.
+      const z = ens.forward(x);
+      const e = energyScore(z.reshape([-1, z.shape[2]]), 1).reshape([MEMBERS, -1]).mean(0);
       const perSample = s === 'test' ? r.probs.permute([1, 0, 2]) : null; // [B, M, K] for per-member accuracy
-      return perSample ? [r.mean, r.predictiveEntropy, r.mutualInformation, r.variationRatio, perSample] : [r.mean, r.predictiveEntropy, r.mutualInformation, r.variationRatio];
+      const outs = [r.mean, r.predictiveEntropy, r.mutualInformation, r.variationRatio, e];
+      return perSample ? [...outs, perSample] : outs;
     });
+    en[s] = f64(energy);
     ensMeans[s] = mean;
     ent[s] = f64(pe);
     mi[s] = f64(mut);
@@ -356,6 +362,7 @@ await timed(`deep ensemble (M=${MEMBERS}, one stacked pass per batch)`, async ()
   addScore('ensemble predictive entropy', 'ensemble', ent);
   addScore('ensemble mutual information', 'ensemble', mi);
   addScore('ensemble variation ratio', 'ensemble', vr);
+  addScore('ensemble mean energy', 'ensemble', en);
 });
 
 // ---------------------------------------------------------------------------------------------
