@@ -2,7 +2,7 @@
  * `npm run eval`: the uncertainty toolkit on MNIST (in-distribution) vs Fashion-MNIST (OOD).
  *
  * 1. Trains — or loads from `.cache/dubito/eval/` (safetensors, named by a hash of the recipe) —
- *    one LeNet-5 (the demo's recipe: seed 0, 12 epochs, Adam 2e-3 cosine, dropout 0.3, random affine
+ *    one LeNet-5 (the demo's recipe with 12 instead of 30 epochs: seed 0, Adam 2e-3 cosine, dropout 0.3, random affine
  *    augmentation, the shipped 8k/1k/1k MNIST split) and a deep ensemble of M = 5 more LeNets whose
  *    initialisation, dropout masks, data order and augmentation use seeds 1000·(i+1).
  * 2. Scores MNIST-test (1,000, ID) vs Fashion-MNIST (2,000, OOD) with MSP, max-logit, entropy,
