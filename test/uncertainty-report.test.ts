@@ -83,6 +83,15 @@ describe('report/svg', () => {
     expect(svg).toMatch(new RegExp(`${w - 14},30"`));
   });
 
+  it('linePlot: series past the palette reuse colours but get a dash pattern', () => {
+    const series = Array.from({ length: 12 }, (_, i) => ({ name: `s${i}`, x: [0, 1], y: [0, i / 12] }));
+    const svg = linePlot({ xLabel: 'x', yLabel: 'y', series });
+    const lines = svg.match(/<polyline class="series"[^>]*>/g)!;
+    expect(lines).toHaveLength(12);
+    expect(lines.slice(0, 10).every((l) => !l.includes('stroke-dasharray'))).toBe(true);
+    expect(lines.slice(10).every((l) => l.includes('stroke-dasharray'))).toBe(true);
+  });
+
   it('linePlot: empty and constant series still produce valid output', () => {
     checkSvg(linePlot({ xLabel: 'x', yLabel: 'y', series: [] }));
     const svg = linePlot({ xLabel: 'x', yLabel: 'y', series: [{ name: 'c', x: [1, 1, 1], y: [2, 2, 2] }] });

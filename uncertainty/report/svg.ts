@@ -197,8 +197,10 @@ export function linePlot(o: LinePlotOptions): string {
     s += `<line x1="${n(f.x(a))}" y1="${n(f.y(a))}" x2="${n(f.x(b))}" y2="${n(f.y(b))}" stroke="#999999" stroke-dasharray="4 4"/>\n`;
   }
   const entries: LegendEntry[] = [];
-  o.series.forEach((ser, i) => {
-    const color = ser.color ?? PALETTE[i % PALETTE.length];
+  o.series.forEach((series, i) => {
+    const color = series.color ?? PALETTE[i % PALETTE.length];
+    // Past the palette, colours repeat: a dash pattern keeps repeated colours apart.
+    const ser = series.dash === undefined && series.color === undefined && i >= PALETTE.length ? { ...series, dash: '8 3 2 3' } : series;
     entries.push({ name: ser.name, color, dash: ser.dash, kind: 'line' });
     const len = Math.min(ser.x.length, ser.y.length);
     const parts: string[] = [];
