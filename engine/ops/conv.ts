@@ -177,37 +177,18 @@ function toOut(acc: Float64Array, out: OutInfo): TypedArray {
 }
 
 function convForwardCpu(x: CpuArg, w: CpuArg, b: CpuArg | undefined, a: FwdAttrs, out: OutInfo): TypedArray {
-  const { N, C, H, W, O, Cg, kH, kW, Og } = sizes(x.shape, w.shape, a.groups);
-  const { Ho, Wo } = a;
+  const { N, O } = sizes(x.shape, w.shape, a.groups);
+  const plane = a.Ho * a.Wo;
   const X = x.data;
   const Wt = w.data;
-  const acc = new Float64Array(N * O * Ho * Wo);
-  let k = 0;
-  for (let n = 0; n < N; n++) {
-    for (let o = 0; o < O; o++) {
-      const g = Math.floor(o / Og);
-      const bv = b ? b.data[o] : 0;
-      for (let oh = 0; oh < Ho; oh++) {
-        for (let ow = 0; ow < Wo; ow++) {
-          let s = 0;
-          for (let c = 0; c < Cg; c++) {
-            const xc = (n * C + g * Cg + c) * H * W;
-            const wc = (o * Cg + c) * kH * kW;
-            for (let kh = 0; kh < kH; kh++) {
-              const ih = oh * a.sh - a.pt + kh * a.dh;
-              if (ih < 0 || ih >= H) continue;
-              for (let kw = 0; kw < kW; kw++) {
-                const iw = ow * a.sw - a.pl + kw * a.dw;
-                if (iw < 0 || iw >= W) continue;
-                s += X[xc + ih * W + iw] * Wt[wc + kh * kW + kw];
-              }
-            }
-          }
-          s += bv;
-          acc[k++] = a.act === 1 ? Math.max(s, 0) : s;
-        }
-      }
-    }
+  const acc = new Float64Array(N * O * plane);
+  // Taps of one output position are visited consecutively in (c, kh, kw) order.
+  forEachTap(x.shape, w.shape, a.Ho, a.Wo, a, (xi, yi, wi) => {
+    acc[yi] += X[xi] * Wt[wi];
+  });
+  for (let i = 0; i < acc.length; i++) {
+    const s = acc[i] + (b ? b.data[Math.floor(i / plane) % O] : 0);
+    acc[i] = a.act === 1 ? Math.max(s, 0) : s;
   }
   return toOut(acc, out);
 }
