@@ -162,18 +162,18 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
   /** Registers (or replaces) a parameter under `name`; `null` records an absent optional parameter. */
   registerParameter(name: string, t: Tensor | null): void {
     checkName(this, name);
-    (this as any)[name] = t === null ? null : isParameter(t) ? t : parameter(t);
+    members(this)[name] = t === null ? null : isParameter(t) ? t : parameter(t);
   }
 
   registerBuffer(name: string, t: Tensor | null): void {
     checkName(this, name);
-    (this as any)[name] = t === null ? null : isBuffer(t) ? t : buffer(t);
+    members(this)[name] = t === null ? null : isBuffer(t) ? t : buffer(t);
   }
 
   registerModule(name: string, m: Module | null): void {
     checkName(this, name);
     if (m !== null && !(m instanceof Module)) throw new ArgumentError(`registerModule: '${name}' must be a Module, got ${typeof m}`);
-    (this as any)[name] = m;
+    members(this)[name] = m;
   }
 
   // ---- traversal ----
@@ -181,8 +181,8 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
   protected ownEntries(kind: 'param' | 'buffer'): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const k of Object.keys(this)) {
-      const v = (this as any)[k];
-      if (kind === 'param' ? isParameter(v) : isBuffer(v)) out.push([k, v]);
+      const v = members(this)[k];
+      if ((kind === 'param' && isParameter(v)) || (kind === 'buffer' && isBuffer(v))) out.push([k, v]);
     }
     return out;
   }
@@ -191,7 +191,7 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
   namedChildren(): [string, Module][] {
     const out: [string, Module][] = [];
     for (const k of Object.keys(this)) {
-      const v = (this as any)[k];
+      const v = members(this)[k];
       if (v instanceof Module) out.push([k, v]);
     }
     return out;
@@ -371,7 +371,7 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
     const replaced = new Map<Tensor, Tensor>();
     for (const m of this.modules()) {
       for (const k of Object.keys(m)) {
-        const v = (m as any)[k];
+        const v = members(m)[k];
         const isP = isParameter(v);
         if (!isP && !isBuffer(v)) continue;
         if (v.dtype !== 'float32' && v.dtype !== 'float64') continue;
@@ -382,7 +382,7 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
           r = isP ? parameter(r, v.requiresGrad) : buffer(r);
           replaced.set(v, r);
         }
-        (m as any)[k] = r;
+        members(m)[k] = r;
       }
     }
     for (const old of replaced.keys()) old.dispose();
@@ -436,11 +436,20 @@ function addHook<H>(map: Map<number, H>, hook: H): HookHandle {
   return { remove: () => void map.delete(id) };
 }
 
+/**
+ * A module's own properties by name. Registration is by property assignment (as in PyTorch), so
+ * traversal and registration read and write members reflectively; values come back as `unknown`
+ * and are narrowed by `isParameter` / `isBuffer` / `instanceof Module` before use.
+ */
+function members(m: Module): Record<string, unknown> {
+  return m as unknown as Record<string, unknown>;
+}
+
 function checkName(m: Module, name: string): void {
   if (typeof name !== 'string' || name === '' || name.includes('.')) {
     throw new ArgumentError(`${m.constructor.name}: invalid member name '${name}' (non-empty, no '.')`);
   }
-  if (typeof (m as any)[name] === 'function') {
+  if (typeof members(m)[name] === 'function') {
     throw new ArgumentError(`${m.constructor.name}: '${name}' would shadow a method`);
   }
 }

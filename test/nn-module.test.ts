@@ -45,6 +45,8 @@ describe('Module: registration, names, modes, state', () => {
     class Tied extends Module<[Tensor], Tensor> {
       a = new Linear(3, 3);
       b = new Linear(3, 3, { bias: false });
+      /** Set by registerParameter (declared only for its type: no field initialiser). */
+      declare gain: Tensor;
       constructor() {
         super();
         this.b.weight = this.a.weight;
@@ -52,7 +54,7 @@ describe('Module: registration, names, modes, state', () => {
         this.registerBuffer('counter', zeros([1]));
         this.registerParameter('gain', tensor([1, 1, 1]));
       }
-      forward(x: Tensor) { return this.b.forward(this.a.forward(x)).mul((this as any).gain); }
+      forward(x: Tensor) { return this.b.forward(this.a.forward(x)).mul(this.gain); }
     }
     const m = new Tied();
     expect(m.namedParameters().map(([n]) => n)).toEqual(['gain', 'a.weight', 'a.bias']);
