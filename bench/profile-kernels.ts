@@ -30,17 +30,19 @@ async function main() {
   const N = 4096;
   const qs = dev.createQuerySet({ type: 'timestamp', count: N });
   const labels: string[] = [];
-  const anyBe = be as any;
+  // This profiler wraps each dispatch in its own timestamped compute pass, so it reaches into the
+  // backend's open encoder/pass (private fields): a development tool, not an API.
+  const internals = be as unknown as { encoder: GPUCommandEncoder | null; pass: GPUComputePassEncoder | null };
   const orig = be.dispatch.bind(be);
   be.dispatch = (spec: DispatchSpec) => {
-    if (anyBe.pass) { anyBe.pass.end(); anyBe.pass = null; }
-    if (!anyBe.encoder) anyBe.encoder = dev.createCommandEncoder();
+    if (internals.pass) { internals.pass.end(); internals.pass = null; }
+    if (!internals.encoder) internals.encoder = dev.createCommandEncoder();
     const i = labels.length;
     labels.push(`${spec.kernel.name}${spec.entry ? ':' + spec.entry : ''} ${JSON.stringify(spec.constants ?? {})} [${spec.workgroups}]`);
-    const pass = anyBe.encoder.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
-    anyBe.pass = pass;
+    const pass = internals.encoder.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+    internals.pass = pass;
     orig(spec);
-    if (anyBe.pass === pass) { pass.end(); anyBe.pass = null; }
+    if (internals.pass === pass) { pass.end(); internals.pass = null; }
   };
   const reps = Number(process.argv[2] ?? 8);
   for (let k = 0; k < reps; k++) { const l = step(); await l.data(); l.dispose(); }
