@@ -374,11 +374,10 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
         const v = members(m)[k];
         const isP = isParameter(v);
         if (!isP && !isBuffer(v)) continue;
-        if (v.dtype !== 'float32' && v.dtype !== 'float64') continue;
+        if ((v.dtype !== 'float32' && v.dtype !== 'float64') || v.dtype === dtype) continue;
         let r = replaced.get(v);
         if (!r) {
           r = noGrad(() => cast(v, dtype));
-          if (r === v) continue;
           r = isP ? parameter(r, v.requiresGrad) : buffer(r);
           replaced.set(v, r);
         }

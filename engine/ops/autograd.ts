@@ -1,8 +1,9 @@
-import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import { isFloat } from '../dtype.js';
+import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { defineOp } from '../op.js';
-import { isRecording, noGrad, runtime, withGrad } from '../runtime.js';
+import { isRecording, noGrad, withGrad } from '../runtime.js';
 import { Tensor, runOp } from '../tensor.js';
-import { tidy, keep } from '../memory.js';
+import { tidy, keep, leaveScope, openScope } from '../memory.js';
 import { add } from './binary.js';
 import { onesLike, zerosLike } from './creation.js';
 
@@ -33,23 +34,49 @@ const ALIAS = defineOp<object>({
  * if the result records a graph they are owned by it (freed with it), otherwise freed at once.
  */
 export function composite<T extends Tensor>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  runtime.scopes.push(scope);
+  const scope = openScope();
   let r: T;
   try {
     r = fn();
-  } finally {
-    runtime.scopes.splice(runtime.scopes.lastIndexOf(scope), 1);
+  } catch (e) {
+    leaveScope(scope);
+    scope.open = false;
+    for (const t of [...scope.tensors]) if (!t.kept) t.dispose();
+    throw e;
   }
-  const created = scope.delete(r);
-  const temps = [...scope].filter((t) => !t.isDisposed && !t.kept);
+  leaveScope(scope);
+  scope.open = false;
+  const created = r.scope === scope;
+  const temps: Tensor[] = [];
+  for (const t of scope.tensors) {
+    t.scope = null;
+    if (t !== r && !t.isDisposed && !t.kept) temps.push(t);
+  }
+  scope.tensors.clear();
   if (temps.length) {
     if (r.node) (r.owned ??= []).push(...temps);
     else for (const t of temps) t.dispose();
   }
-  const parent = runtime.scopes[runtime.scopes.length - 1];
-  if (parent && created && !r.isDisposed) parent.add(r);
+  const parent = scope.parent;
+  if (parent && parent.open && created && !r.isDisposed) {
+    parent.tensors.add(r);
+    r.scope = parent;
+  }
   return r;
+}
+
+/** A view of `x` (same storage, its own lifetime) that passes gradients through unchanged. */
+export function alias(x: Tensor): Tensor {
+  return runOp(ALIAS, [x], {});
+}
+
+/** Throws a DTypeError naming `op` if some tensor in `xs` is not floating point (not differentiable). */
+function checkDifferentiable(op: string, xs: readonly Tensor[], what: (i: number) => string): void {
+  xs.forEach((x, i) => {
+    if (!isFloat(x.dtype)) {
+      throw new DTypeError(`${op}: cannot differentiate with respect to ${what(i)}, a ${x.dtype} tensor ${fmtShape(x.shape)} (only float32/float64 inputs are differentiable; cast it, or leave it out of argnums)`);
+    }
+  });
 }
 
 /** Tensors reachable from `y` through recorded nodes, in topological order (inputs first). */
@@ -89,6 +116,7 @@ export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createG
     throw new ShapeError(`gradients: the output must be a scalar (got ${fmtShape(y.shape)}); pass dy for non-scalar outputs`);
   }
   if (dy && (dy.size !== y.size)) throw new ShapeError(`gradients: dy ${fmtShape(dy.shape)} does not match the output ${fmtShape(y.shape)}`);
+  checkDifferentiable('gradients', xs, (i) => `xs[${i}]`);
   const order = topoOrder(y);
   const targets = new Set(xs);
   // Only propagate into tensors that lead to a target.
@@ -173,6 +201,7 @@ export function valueAndGrad(f: (...args: Tensor[]) => Tensor, opts: GradOptions
     for (const i of argnums) {
       if (!(args[i] instanceof Tensor)) throw new ArgumentError(`grad: argument ${i} must be a Tensor`);
     }
+    checkDifferentiable('grad', argnums.map((i) => args[i]), (k) => `argument ${argnums[k]}`);
     const nested = argnums.some((i) => args[i].requiresGrad) && isRecording();
     const createGraph = opts.createGraph ?? nested;
     const run = () =>
