@@ -202,8 +202,11 @@ export class Tensor {
   }
 
   // ---- autodiff ----
-  /** Marks a leaf as requiring gradients (chainable). */
+  /** Marks a leaf as requiring gradients (chainable). Only float tensors can (DTypeError otherwise). */
   requireGrad(flag = true): this {
+    if (flag && this.dtype !== 'float32' && this.dtype !== 'float64') {
+      throw new DTypeError(`requireGrad: a ${this.dtype} tensor ${fmtShape(this.shape)} is not differentiable (only float32/float64 tensors can require grad)`);
+    }
     this.requiresGrad = flag;
     return this;
   }

@@ -286,7 +286,7 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
    * (`dispose(dict)`), or create it inside `tidy`.
    */
   stateDict(): StateDict {
-    const out: StateDict = {};
+    const out: StateDict = Object.create(null);
     for (const [prefix, m] of this.namedModules()) {
       for (const kind of ['param', 'buffer'] as const) {
         for (const [n, t] of m.ownEntries(kind)) out[prefix ? `${prefix}.${n}` : n] = detach(t);

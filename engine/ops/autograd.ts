@@ -1,5 +1,5 @@
 import { isFloat } from '../dtype.js';
-import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
+import { ArgumentError, DTypeError, DubitoError, ShapeError, fmtShape } from '../errors.js';
 import { defineOp } from '../op.js';
 import { isRecording, noGrad, withGrad } from '../runtime.js';
 import { Tensor, runOp } from '../tensor.js';
@@ -110,13 +110,13 @@ function topoOrder(y: Tensor): Tensor[] {
  * differentiated again (Hessian-vector products, GradCON); their intermediates then belong to
  * the enclosing `tidy` scope. Without it, every intermediate is freed before returning.
  */
-export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createGraph = false): Tensor[] {
-  y.storageFor('gradients');
+export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createGraph = false, caller = 'gradients'): Tensor[] {
+  y.storageFor(caller);
   if (!dy && y.size !== 1) {
-    throw new ShapeError(`gradients: the output must be a scalar (got ${fmtShape(y.shape)}); pass dy for non-scalar outputs`);
+    throw new ShapeError(`${caller}: the output must be a scalar (got ${fmtShape(y.shape)}); pass dy for non-scalar outputs`);
   }
-  if (dy && (dy.size !== y.size)) throw new ShapeError(`gradients: dy ${fmtShape(dy.shape)} does not match the output ${fmtShape(y.shape)}`);
-  checkDifferentiable('gradients', xs, (i) => `xs[${i}]`);
+  if (dy && (dy.size !== y.size)) throw new ShapeError(`${caller}: dy ${fmtShape(dy.shape)} does not match the output ${fmtShape(y.shape)}`);
+  if (caller === 'gradients') checkDifferentiable('gradients', xs, (i) => `xs[${i}]`);
   const order = topoOrder(y);
   const targets = new Set(xs);
   // Only propagate into tensors that lead to a target.
@@ -133,7 +133,16 @@ export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createG
       if (!g || !t.node || !leads.has(t)) continue;
       const node = t.node;
       const rule = () => node.op.grad!(g, node.inputs, t, node.attrs);
-      const gs = createGraph ? rule() : tidy(rule);
+      let gs: (Tensor | null)[];
+      try {
+        gs = createGraph ? rule() : tidy(rule);
+      } catch (e) {
+        // Name what the user called (backward / grad) and whose gradient failed, not an inner op.
+        if (e instanceof DubitoError && !e.message.startsWith(`${caller}:`)) {
+          e.message = `${caller}: in the gradient of '${node.op.name}' (output #${t.id} ${fmtShape(t.shape)}): ${e.message}`;
+        }
+        throw e;
+      }
       node.inputs.forEach((u, i) => {
         const gi = gs[i];
         if (!gi || !leads.has(u)) return;
@@ -161,9 +170,10 @@ export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createG
  * leaf that requires grad. `.grad` tensors are exempt from `tidy` and freed with their leaf.
  */
 export function backwardFrom(y: Tensor, dy?: Tensor, opts: { createGraph?: boolean } = {}): void {
+  y.storageFor('backward');
   const leaves = topoOrder(y).filter((t) => t.requiresGrad && !t.node);
   if (!y.requiresGrad) throw new ArgumentError(`backward: the tensor ${fmtShape(y.shape)} does not require grad (no input of it has requiresGrad)`);
-  const gs = gradients(y, leaves, dy, opts.createGraph ?? false);
+  const gs = gradients(y, leaves, dy, opts.createGraph ?? false, 'backward');
   leaves.forEach((leaf, i) => {
     const g = gs[i];
     if (leaf.grad) {
@@ -210,7 +220,7 @@ export function valueAndGrad(f: (...args: Tensor[]) => Tensor, opts: GradOptions
         const value = f(...marked);
         if (!(value instanceof Tensor)) throw new ArgumentError('grad: the function must return a Tensor');
         if (value.size !== 1) throw new ShapeError(`grad: the function must return a scalar, got ${fmtShape(value.shape)}`);
-        const grads = gradients(value, argnums.map((i) => marked[i]), undefined, createGraph);
+        const grads = gradients(value, argnums.map((i) => marked[i]), undefined, createGraph, 'grad');
         return { value: createGraph ? value : detach(value), grads };
       });
     return createGraph ? run() : tidy(run);

@@ -48,25 +48,32 @@ export interface CreateOptions {
 
 /** A tensor filled with `value`. */
 export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
-  checkShape('full', shape);
-  if (typeof value !== 'number') throw new ArgumentError(`full: value must be a number, got ${typeof value}`);
+  return fillAs('full', shape, value, opts);
+}
+
+/** `full` with error messages naming `op`. int32 values must be finite and in range (truncated toward zero). */
+function fillAs(op: string, shape: readonly number[], value: number, opts: CreateOptions): Tensor {
+  checkShape(op, shape);
+  if (typeof value !== 'number') throw new ArgumentError(`${op}: value must be a number, got ${typeof value}`);
   const dtype = opts.dtype ?? 'float32';
-  checkDTypeName('full', dtype);
-  const v = dtype === 'int32' ? toInt32('full', value) : value;
-  return runOp(FILL, [], { shape: [...shape], dtype, value: v }, opts.backend ?? currentBackend());
+  checkDTypeName(op, dtype);
+  const v = dtype === 'int32' ? toInt32(op, value) : value;
+  const be = opts.backend ?? currentBackend();
+  be.checkAllocation?.(op, shape, dtype);
+  return runOp(FILL, [], { shape: [...shape], dtype, value: v }, be);
 }
 
 export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
-  return full(shape, 0, opts);
+  return fillAs('zeros', shape, 0, opts);
 }
 
 export function ones(shape: readonly number[], opts: CreateOptions = {}): Tensor {
-  return full(shape, 1, opts);
+  return fillAs('ones', shape, 1, opts);
 }
 
 /** A tensor of `like`'s shape, dtype and backend, filled with `value`. */
 export function fullLike(like: Tensor, value: number, dtype?: DType): Tensor {
-  return full(like.shape, value, { dtype: dtype ?? like.dtype, backend: like.backend });
+  return full(like.shape, value, { dtype: dtype ?? like.dtype, backend: like.storageFor('fullLike').backend });
 }
 
 export function zerosLike(like: Tensor, dtype?: DType): Tensor {
@@ -79,7 +86,7 @@ export function onesLike(like: Tensor, dtype?: DType): Tensor {
 
 /** A 0-d tensor with `like`'s dtype (float for bool/int unless given) and backend. */
 export function scalarLike(value: number, like: Tensor, dtype?: DType): Tensor {
-  return full([], value, { dtype: dtype ?? like.dtype, backend: like.backend });
+  return full([], value, { dtype: dtype ?? like.dtype, backend: like.storageFor('scalarLike').backend });
 }
 
 /** A 0-d tensor. */
