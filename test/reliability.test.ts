@@ -269,9 +269,12 @@ async function asyncLoop(seed: number, steps: number, jitter: number[]): Promise
       await Promise.resolve();
       w.dispose();
       w = keep(next).requireGrad();
-      return loss.item();
+      return loss.detach();
     });
-    losses.push(l);
+    // The returned tensor belongs to this task: another task's scope must not dispose it.
+    await new Promise((r) => setTimeout(r, jitter[(s + 1) % jitter.length]));
+    losses.push(await l.item());
+    l.dispose();
   }
   w.dispose();
   x.dispose();
