@@ -1,8 +1,10 @@
 /** Node entry point: everything in `index.ts`, with WebGPU provided by the `webgpu` package. */
 import { installNodeWebGPU, releaseNodeWebGPU } from './platform/node-webgpu.js';
+import { installNodeAsyncScopes } from './platform/node-async-scope.js';
 import { shutdown as shutdownEngine } from './engine/device.js';
 
 installNodeWebGPU();
+installNodeAsyncScopes();
 
 export * from './index.js';
 

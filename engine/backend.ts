@@ -40,4 +40,6 @@ export interface Backend {
   destroy(): void;
   /** Throws if the dtype cannot live on this backend. */
   checkDType(op: string, dtype: DType): void;
+  /** Throws an AllocationError if a tensor of this shape and dtype may not be allocated (optional). */
+  checkAllocation?(op: string, shape: readonly number[], dtype: DType): void;
 }

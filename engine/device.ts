@@ -1,6 +1,6 @@
 import type { Backend } from './backend.js';
 import { CpuBackend } from './cpu/cpu-backend.js';
-import { DeviceError } from './errors.js';
+import { ArgumentError, DeviceError } from './errors.js';
 import { runtime } from './runtime.js';
 import { WebGPUBackend, type WebGPUBackendOptions } from './webgpu/webgpu-backend.js';
 
@@ -14,9 +14,13 @@ export interface InitOptions extends WebGPUBackendOptions {
   backend?: BackendChoice;
   /** Suppress the fallback notice. */
   quiet?: boolean;
+  /** The CPU backend's per-tensor allocation cap in bytes (default 2 GiB; see `CpuBackend.maxAllocationBytes`). */
+  cpuMaxAllocationBytes?: number;
 }
 
 let cpuSingleton: CpuBackend | null = null;
+/** The WebGPU backend being created: concurrent callers wait for the same one. */
+let webgpuPending: Promise<WebGPUBackend> | null = null;
 
 /** The CPU reference backend (always available). */
 export function cpuBackend(): CpuBackend {
@@ -26,23 +30,45 @@ export function cpuBackend(): CpuBackend {
 }
 
 /** Creates (or returns the already created) WebGPU backend; throws DeviceError when there is no adapter. */
-export async function webgpuBackend(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
+/**
+ * Concurrent callers (e.g. two `init()` calls not awaited one after the other) share one device:
+ * the second waits for the first one's creation instead of making another.
+ */
+export function webgpuBackend(opts: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
   const existing = runtime.backends.get('webgpu');
-  if (existing) return existing as WebGPUBackend;
-  const be = await WebGPUBackend.create(opts);
-  if (!be) {
-    throw new DeviceError(
-      'WebGPU: no adapter found. In Node install a Vulkan driver (on headless Linux: Mesa lavapipe, see the README); in a browser enable WebGPU.',
-    );
-  }
-  runtime.backends.set('webgpu', be);
-  return be;
+  if (existing) return Promise.resolve(existing as WebGPUBackend);
+  if (webgpuPending) return webgpuPending;
+  const pendingRef: { p: Promise<WebGPUBackend> | null } = { p: null };
+  const pending: Promise<WebGPUBackend> = (async () => {
+    const be = await WebGPUBackend.create(opts);
+    if (!be) {
+      throw new DeviceError(
+        'WebGPU: no adapter found. In Node install a Vulkan driver (on headless Linux: Mesa lavapipe, `sudo bash .ci/install-system-deps.sh` in a checkout); in a browser enable WebGPU.',
+      );
+    }
+    if (webgpuPending === pendingRef.p) runtime.backends.set('webgpu', be);
+    return be;
+  })();
+  webgpuPending = pendingRef.p = pending;
+  const clear = () => {
+    if (webgpuPending === pending) webgpuPending = null;
+  };
+  pending.then(clear, clear);
+  return pending;
 }
 
-/** Initialises the default backend and makes it current. Returns it. */
-export async function init(opts: InitOptions = {}): Promise<Backend> {
+/**
+ * Initialises the default backend and makes it current. Returns it: a WebGPUBackend or the
+ * CpuBackend (both have `name` and `adapterInfo`). Concurrent calls share one device per backend.
+ */
+export async function init(opts: InitOptions = {}): Promise<WebGPUBackend | CpuBackend> {
   const choice = opts.backend ?? 'auto';
-  let be: Backend;
+  let be: WebGPUBackend | CpuBackend;
+  if (opts.cpuMaxAllocationBytes !== undefined) {
+    const cap = opts.cpuMaxAllocationBytes;
+    if (!(cap > 0)) throw new ArgumentError(`init: cpuMaxAllocationBytes must be a positive number of bytes, got ${cap}`);
+    cpuBackend().maxAllocationBytes = cap;
+  }
   if (choice === 'cpu') be = cpuBackend();
   else if (choice === 'webgpu') be = await webgpuBackend(opts);
   else {
@@ -68,10 +94,19 @@ export function getBackend(): Backend | null {
 
 /**
  * Destroys every backend's device and pooled memory so a Node process can exit (Dawn keeps the
- * process alive while a device exists). Tensors created before become unusable.
+ * process alive while a device exists). Tensors created on a destroyed device become unusable:
+ * using one throws a DestroyedDeviceError, and `memory()` stops counting them. The CPU backend
+ * holds no device: its tensors stay usable.
  */
 export function shutdown(): void {
-  for (const be of runtime.backends.values()) be.destroy();
+  webgpuPending = null;
+  for (const be of runtime.backends.values()) {
+    be.destroy();
+    if (be.name === 'cpu') continue;
+    runtime.destroyed.add(be);
+    runtime.liveTensors -= runtime.liveByBackend.get(be) ?? 0;
+    runtime.liveByBackend.delete(be);
+  }
   runtime.backends.clear();
   runtime.backend = null;
 }

@@ -27,6 +27,34 @@ export class DisposedTensorError extends DubitoError {}
 /** No adapter, a lost device, a failed device request or an uncaptured WebGPU error. */
 export class DeviceError extends DubitoError {}
 
+/**
+ * A tensor allocation larger than the backend allows (the CPU backend's `maxAllocationBytes`,
+ * 2 GiB by default). Names the op, the shape, the dtype and the bytes requested.
+ */
+export class AllocationError extends DubitoError {
+  constructor(
+    readonly op: string,
+    readonly shape: readonly number[],
+    readonly bytes: number,
+    readonly limit: number,
+    detail = '',
+  ) {
+    super(
+      `${op}: cannot allocate ${fmtShape(shape)} (${fmtBytes(bytes)}), more than the ${fmtBytes(limit)} allowed per tensor` +
+        (detail ? ` ${detail}` : ''),
+    );
+  }
+}
+
+/** `tidy` scopes were used in a way that cannot be tracked safely (overlapping async scopes). */
+export class ScopeError extends DubitoError {}
+
+/**
+ * A tensor whose device was destroyed by `shutdown()` was used (e.g. a module created before
+ * `shutdown()` + `init()`): recreate it, or move it elsewhere with `to()` before shutting down.
+ */
+export class DestroyedDeviceError extends DeviceError {}
+
 /** A WGSL kernel failed to compile; the message names the kernel and the offending line. */
 export class KernelCompileError extends DubitoError {
   constructor(
@@ -77,4 +105,16 @@ export class NotReliableClassification<P = unknown> extends DubitoError {
 /** Formats a shape for messages: `[2,3]`. */
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;
+}
+
+/** Formats a byte count for messages: `4.00 GiB (4294967296 bytes)`. */
+export function fmtBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${bytes} bytes` : `${v.toFixed(2)} ${units[u]} (${bytes} bytes)`;
 }

@@ -2,9 +2,10 @@ export { Tensor, fromHost, runOp, type GradNode, type NestedArray } from './tens
 export * from './ops/index.js';
 export { tidy, keep, dispose, memory, type MemoryReport } from './memory.js';
 export { init, setBackend, getBackend, cpuBackend, webgpuBackend, shutdown, type InitOptions, type BackendChoice } from './device.js';
-export { noGrad, withGrad } from './runtime.js';
+export { noGrad, withGrad, setDebug, setAsyncScopeContext, type DebugOptions, type AsyncScopeContext, type Scope } from './runtime.js';
 export * from './errors.js';
 export type { DType, TypedArray } from './dtype.js';
+export { DTYPES } from './dtype.js';
 export type { Backend, MemoryInfo } from './backend.js';
 export { WebGPUBackend, type KernelSource, type DispatchSpec } from './webgpu/webgpu-backend.js';
 export { CpuBackend } from './cpu/cpu-backend.js';

@@ -1,8 +1,8 @@
 import type { Backend, Storage } from './backend.js';
-import { type DType, type TypedArray, allocHost, toHost } from './dtype.js';
-import { BackendMismatchError, DTypeError, DisposedTensorError, ShapeError, fmtShape } from './errors.js';
+import { type DType, type TypedArray, allocHost, checkDTypeName, toHost } from './dtype.js';
+import { BackendMismatchError, DTypeError, DestroyedDeviceError, DisposedTensorError, ShapeError, fmtShape } from './errors.js';
 import type { OpDef } from './op.js';
-import { currentBackend, isRecording, runtime } from './runtime.js';
+import { type Scope, currentBackend, currentScope, isRecording, runtime } from './runtime.js';
 import { checkShape, sizeOf } from './shape.js';
 import * as ops from './ops/index.js';
 
@@ -15,18 +15,34 @@ export interface GradNode {
 
 interface Held {
   storage: Storage | null;
+  /** Debug mode only (`setDebug({ warnLeaks: true })`): which op made the tensor, and its shape. */
+  origin?: string;
+}
+
+/** The warning printed (debug mode) for a tensor garbage-collected without `dispose()`. */
+export function leakWarning(origin: string | undefined): string {
+  return `dubito: a tensor was garbage-collected without dispose() (${origin ?? 'created before setDebug({ warnLeaks: true })'}); its memory was released late. Dispose it, or create it inside tidy().`;
 }
 
 const finalizer = new FinalizationRegistry<Held>((held) => {
   if (held.storage) {
-    if (runtime.debug) console.warn('dubito: a tensor was garbage-collected without dispose(); its memory was released late');
-    releaseStorage(held.storage);
+    if (runtime.debug.warnLeaks) console.warn(leakWarning(held.origin));
+    const s = held.storage;
     held.storage = null;
-    runtime.liveTensors--;
+    untrack(s);
   }
 });
 
-function releaseStorage(s: Storage): void {
+function countOn(be: Backend, delta: number): void {
+  const m = runtime.liveByBackend;
+  m.set(be, (m.get(be) ?? 0) + delta);
+}
+
+/** Stops counting a storage's tensor and releases the storage when its last view goes. */
+function untrack(s: Storage): void {
+  if (runtime.destroyed.has(s.backend)) return; // not counted since shutdown(); nothing to free
+  runtime.liveTensors--;
+  countOn(s.backend, -1);
   s.refs--;
   if (s.refs === 0) s.backend.release(s);
 }
@@ -56,6 +72,8 @@ export class Tensor {
   owned: Tensor[] | null = null;
   /** Not disposed by the enclosing tidy scope. */
   kept = false;
+  /** The tidy scope this tensor belongs to (null outside every scope, or when kept). */
+  scope: Scope | null = null;
   private held: Held;
 
   constructor(storage: Storage, shape: readonly number[], dtype: DType) {
@@ -64,9 +82,18 @@ export class Tensor {
     this.size = sizeOf(shape);
     this.held = { storage };
     runtime.liveTensors++;
+    countOn(storage.backend, 1);
     finalizer.register(this, this.held, this.held);
-    const scope = runtime.scopes[runtime.scopes.length - 1];
-    if (scope) scope.add(this);
+    const scope = currentScope();
+    if (scope) {
+      scope.tensors.add(this);
+      this.scope = scope;
+    }
+  }
+
+  /** Debug mode: records which op created this tensor for the leak warning. */
+  recordOrigin(op: string): void {
+    this.held.origin = `made by '${op}': #${this.id} ${fmtShape(this.shape)} ${this.dtype}`;
   }
 
   get rank(): number {
@@ -81,6 +108,12 @@ export class Tensor {
   storageFor(op: string): Storage {
     const s = this.held.storage;
     if (!s) throw new DisposedTensorError(`${op}: tensor #${this.id} ${fmtShape(this.shape)} ${this.dtype} was used after dispose()`);
+    if (runtime.destroyed.has(s.backend)) {
+      throw new DestroyedDeviceError(
+        `${op}: tensor #${this.id} ${fmtShape(this.shape)} ${this.dtype} belongs to a ${s.backend.name} device destroyed by shutdown(); ` +
+          'create it again after init() (or copy it to another backend with `await t.to(backend)` before shutting down)',
+      );
+    }
     return s;
   }
 
@@ -94,8 +127,7 @@ export class Tensor {
     if (!s) return;
     this.held.storage = null;
     finalizer.unregister(this.held);
-    runtime.liveTensors--;
-    releaseStorage(s);
+    untrack(s);
     if (this.owned) {
       for (const t of this.owned) t.dispose();
       this.owned = null;
@@ -104,7 +136,10 @@ export class Tensor {
       this.grad.dispose();
       this.grad = null;
     }
-    for (const scope of runtime.scopes) scope.delete(this);
+    if (this.scope) {
+      this.scope.tensors.delete(this);
+      this.scope = null;
+    }
   }
 
   /**
@@ -167,8 +202,11 @@ export class Tensor {
   }
 
   // ---- autodiff ----
-  /** Marks a leaf as requiring gradients (chainable). */
+  /** Marks a leaf as requiring gradients (chainable). Only float tensors can (DTypeError otherwise). */
   requireGrad(flag = true): this {
+    if (flag && this.dtype !== 'float32' && this.dtype !== 'float64') {
+      throw new DTypeError(`requireGrad: a ${this.dtype} tensor ${fmtShape(this.shape)} is not differentiable (only float32/float64 tensors can require grad)`);
+    }
     this.requiresGrad = flag;
     return this;
   }
@@ -243,17 +281,26 @@ export class Tensor {
   indexSelect(axis: number, indices: Tensor): Tensor { return ops.indexSelect(this, axis, indices); }
 }
 
-/** Creates a tensor from host values on `backend` (default: the current backend). */
-export function fromHost(values: ArrayLike<number>, shape: readonly number[], dtype: DType, backend?: Backend): Tensor {
-  checkShape('tensor', shape);
+/**
+ * Creates a tensor from host values on `backend` (default: the current backend). `op` names the
+ * user-facing function in error messages. int32 values are truncated toward zero; NaN, ±Infinity
+ * and values outside the int32 range throw an ArgumentError.
+ */
+export function fromHost(values: ArrayLike<number>, shape: readonly number[], dtype: DType, backend?: Backend, op = 'tensor'): Tensor {
+  checkShape(op, shape);
+  checkDTypeName(op, dtype);
   const n = sizeOf(shape);
   if (values.length !== n) {
-    throw new ShapeError(`tensor: ${values.length} values do not fill shape ${fmtShape(shape)} (${n} elements)`);
+    throw new ShapeError(`${op}: ${values.length} values do not fill shape ${fmtShape(shape)} (${n} elements)`);
   }
   const be = backend ?? currentBackend();
-  be.checkDType('tensor', dtype);
-  const host = toHost(values, dtype);
-  return new Tensor(be.upload(host, dtype), shape, dtype);
+  if (runtime.destroyed.has(be)) throw new DestroyedDeviceError(`${op}: the ${be.name} backend was destroyed by shutdown(); call init() again`);
+  be.checkDType(op, dtype);
+  be.checkAllocation?.(op, shape, dtype);
+  const host = toHost(values, dtype, op);
+  const t = new Tensor(be.upload(host, dtype), shape, dtype);
+  if (runtime.debug.warnLeaks) t.recordOrigin(op);
+  return t;
 }
 
 /** Runs an op: infers the output, executes the backend kernel and records the autodiff node. */
@@ -267,16 +314,20 @@ export function runOp<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A, back
     }
   }
   be ??= currentBackend();
+  if (runtime.destroyed.has(be)) throw new DestroyedDeviceError(`${op.name}: the ${be.name} backend was destroyed by shutdown(); call init() again`);
   const out = op.infer(inputs, attrs);
+  checkDTypeName(op.name, out.dtype);
   be.checkDType(op.name, out.dtype);
   let storage: Storage;
   if (op.view) {
     storage = inputs[0].storageFor(op.name);
     storage.refs++;
   } else {
+    be.checkAllocation?.(op.name, out.shape, out.dtype);
     storage = be.execute(op, inputs, attrs, out);
   }
   const t = new Tensor(storage, out.shape, out.dtype);
+  if (runtime.debug.warnLeaks) t.recordOrigin(op.name);
   if (op.grad && isRecording() && inputs.some((x) => x.requiresGrad)) {
     t.requiresGrad = true;
     t.node = { op, inputs: [...inputs], attrs };

@@ -4,9 +4,15 @@
  * per-epoch progress and the test accuracy, then shows the motivating failure from the seed
  * notes: how often the same network is *confidently wrong* on Fashion-MNIST, which it has never
  * seen. Options: --epochs N, --lr X, --batch N, --shift PX, --rotate DEG, --scale FRAC, --dropout P, --backend webgpu|cpu,
- * --save PATH (safetensors of the weights).
+ * --save PATH (safetensors of the weights), --estimate-only (on the CPU backend: print the
+ * fallback notice with its time estimate, then exit).
+ *
+ * On the CPU reference backend (no WebGPU adapter, or --backend cpu) it first says so, times a
+ * few training steps and prints how long the whole run will take, and the command that installs
+ * lavapipe.
  */
 import { LeNet5, init, manualSeed, memory, saveSafetensors, shutdown } from '../node.js';
+import { cpuFallbackNotice, measureStepMs } from './cpu-fallback.js';
 import { MNIST_SPLIT, confidentFraction, evaluateAccuracy, loadDemoData, loadFashion, trainLeNet } from './mnist-training.js';
 
 function arg(name: string, fallback: string): string {
@@ -17,18 +23,27 @@ function arg(name: string, fallback: string): string {
 }
 
 const t0 = performance.now();
-const backend = await init({ backend: arg('backend', 'auto') as 'auto' | 'webgpu' | 'cpu' });
-const info = 'adapterInfo' in backend ? ` (${(backend as { adapterInfo: { vendor: string; architecture: string } }).adapterInfo.vendor} ${(backend as { adapterInfo: { architecture: string } }).adapterInfo.architecture})` : '';
-console.log(`dubito demo — backend: ${backend.name}${info}`);
+const choice = arg('backend', 'auto') as 'auto' | 'webgpu' | 'cpu';
+const backend = await init({ backend: choice });
+console.log(`dubito demo — backend: ${backend.name} (${backend.adapterInfo.vendor} ${backend.adapterInfo.architecture})`);
+const epochs = Number(arg('epochs', '30'));
+const batchSize = Number(arg('batch', '64'));
+if (backend.name === 'cpu') {
+  const msPerStep = await measureStepMs(batchSize, backend, 2);
+  const evalImages = MNIST_SPLIT.val * epochs + MNIST_SPLIT.test + 2000;
+  console.log(cpuFallbackNotice({ forced: choice === 'cpu', msPerStep, epochs, stepsPerEpoch: Math.floor(MNIST_SPLIT.train / batchSize), evalImages, batchSize }));
+  if (process.argv.includes('--estimate-only')) {
+    shutdown();
+    process.exit(0);
+  }
+}
 
 console.log(`Loading MNIST (${MNIST_SPLIT.train} train / ${MNIST_SPLIT.val} val / ${MNIST_SPLIT.test} test, seed 0)…`);
 const data = await loadDemoData(0);
 const { train, val, test } = data.splits;
 
 manualSeed(0);
-const epochs = Number(arg('epochs', '30'));
 const lr = Number(arg('lr', '2e-3'));
-const batchSize = Number(arg('batch', '64'));
 const augment = { maxShift: Number(arg('shift', '2')), maxRotate: Number(arg('rotate', '12')), maxScale: Number(arg('scale', '0.1')) };
 const model = new LeNet5({ dropout: Number(arg('dropout', '0.3')) });
 console.log(`Training LeNet-5 (${model.parameterCount()} parameters) for ${epochs} epochs, batch ${batchSize}, Adam ${lr} with cosine decay, random affine (±${augment.maxRotate}°, ±${augment.maxScale * 100}% scale, ±${augment.maxShift} px)…`);

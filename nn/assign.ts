@@ -19,8 +19,8 @@ export function assignInPlace(dst: Tensor, src: Tensor, what = 'assign'): void {
 
 /** Throws a BackendMismatchError unless `dst` and `src` live on the same backend. */
 export function sameBackendOrThrow(dst: Tensor, src: Tensor, what: string): void {
-  const be1: Backend = dst.backend;
-  const be2: Backend = src.backend;
+  const be1: Backend = dst.storageFor(what).backend;
+  const be2: Backend = src.storageFor(what).backend;
   if (be1 !== be2) {
     throw new BackendMismatchError(`${what}: the value lives on ${be2.name} but the target lives on ${be1.name}; move it first with \`await t.to(backend)\``);
   }

@@ -286,7 +286,7 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
    * (`dispose(dict)`), or create it inside `tidy`.
    */
   stateDict(): StateDict {
-    const out: StateDict = {};
+    const out: StateDict = Object.create(null);
     for (const [prefix, m] of this.namedModules()) {
       for (const kind of ['param', 'buffer'] as const) {
         for (const [n, t] of m.ownEntries(kind)) out[prefix ? `${prefix}.${n}` : n] = detach(t);
@@ -374,11 +374,10 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
         const v = members(m)[k];
         const isP = isParameter(v);
         if (!isP && !isBuffer(v)) continue;
-        if (v.dtype !== 'float32' && v.dtype !== 'float64') continue;
+        if ((v.dtype !== 'float32' && v.dtype !== 'float64') || v.dtype === dtype) continue;
         let r = replaced.get(v);
         if (!r) {
           r = noGrad(() => cast(v, dtype));
-          if (r === v) continue;
           r = isP ? parameter(r, v.requiresGrad) : buffer(r);
           replaced.set(v, r);
         }

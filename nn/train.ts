@@ -89,6 +89,15 @@ function swap(old: Tensor | null, next: Tensor): Tensor {
   return next;
 }
 
+/** An empty loader would give NaN mean losses: throw instead, saying why it is empty. */
+function checkNotEmpty(op: string, loader: DataLoader): void {
+  if (loader.length === 0) {
+    throw new ArgumentError(
+      `${op}: the loader yields no batches (${loader.size} samples, batchSize ${loader.batchSize}${loader.dropLast ? ', dropLast' : ''}); a mean loss over no batches is undefined`,
+    );
+  }
+}
+
 const fmt = (v: number | undefined, d = 4) => (v === undefined ? '' : v.toFixed(d));
 
 /**
@@ -98,6 +107,8 @@ const fmt = (v: number | undefined, d = 4) => (v === undefined ? '' : v.toFixed(
  */
 export async function fit(model: Module<[Tensor], Tensor>, loader: DataLoader, opts: FitOptions): Promise<EpochInfo[]> {
   if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new ArgumentError(`fit: epochs must be a positive integer, got ${opts.epochs}`);
+  checkNotEmpty('fit', loader);
+  if (opts.validation) checkNotEmpty('fit (validation)', opts.validation);
   const lossFn = opts.lossFn ?? ((o: Tensor, y: Tensor) => crossEntropy(o, y));
   const term = opts.progress ?? true ? terminal() : null;
   const history: EpochInfo[] = [];
@@ -124,6 +135,7 @@ export async function fit(model: Module<[Tensor], Tensor>, loader: DataLoader, o
       b++;
       if (term?.isTTY) term.write(`\repoch ${e}/${opts.epochs} [${b}/${nb}]`);
     }
+    if (b === 0) throw new ArgumentError(`fit: the loader yielded no batches in epoch ${e} (losses would be NaN)`);
     opts.optimizer.zeroGrad();
     const { loss, accuracy } = await acc.read();
     const info: EpochInfo = { epoch: e, epochs: opts.epochs, loss, accuracy, lr, seconds: 0 };
@@ -153,6 +165,7 @@ export async function fit(model: Module<[Tensor], Tensor>, loader: DataLoader, o
  * mode without recording gradients; the model's previous mode is restored.
  */
 export async function evaluate(model: Module<[Tensor], Tensor>, loader: DataLoader, opts: { lossFn?: LossFn } = {}): Promise<{ loss: number; accuracy?: number; n: number }> {
+  checkNotEmpty('evaluate', loader);
   const lossFn = opts.lossFn ?? ((o: Tensor, y: Tensor) => crossEntropy(o, y));
   const wasTraining = model.training;
   model.eval();

@@ -1,8 +1,9 @@
-import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import { isFloat } from '../dtype.js';
+import { ArgumentError, DTypeError, DubitoError, ShapeError, fmtShape } from '../errors.js';
 import { defineOp } from '../op.js';
-import { isRecording, noGrad, runtime, withGrad } from '../runtime.js';
+import { isRecording, noGrad, withGrad } from '../runtime.js';
 import { Tensor, runOp } from '../tensor.js';
-import { tidy, keep } from '../memory.js';
+import { tidy, keep, leaveScope, openScope } from '../memory.js';
 import { add } from './binary.js';
 import { onesLike, zerosLike } from './creation.js';
 
@@ -33,23 +34,49 @@ const ALIAS = defineOp<object>({
  * if the result records a graph they are owned by it (freed with it), otherwise freed at once.
  */
 export function composite<T extends Tensor>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  runtime.scopes.push(scope);
+  const scope = openScope();
   let r: T;
   try {
     r = fn();
-  } finally {
-    runtime.scopes.splice(runtime.scopes.lastIndexOf(scope), 1);
+  } catch (e) {
+    leaveScope(scope);
+    scope.open = false;
+    for (const t of [...scope.tensors]) if (!t.kept) t.dispose();
+    throw e;
   }
-  const created = scope.delete(r);
-  const temps = [...scope].filter((t) => !t.isDisposed && !t.kept);
+  leaveScope(scope);
+  scope.open = false;
+  const created = r.scope === scope;
+  const temps: Tensor[] = [];
+  for (const t of scope.tensors) {
+    t.scope = null;
+    if (t !== r && !t.isDisposed && !t.kept) temps.push(t);
+  }
+  scope.tensors.clear();
   if (temps.length) {
     if (r.node) (r.owned ??= []).push(...temps);
     else for (const t of temps) t.dispose();
   }
-  const parent = runtime.scopes[runtime.scopes.length - 1];
-  if (parent && created && !r.isDisposed) parent.add(r);
+  const parent = scope.parent;
+  if (parent && parent.open && created && !r.isDisposed) {
+    parent.tensors.add(r);
+    r.scope = parent;
+  }
   return r;
+}
+
+/** A view of `x` (same storage, its own lifetime) that passes gradients through unchanged. */
+export function alias(x: Tensor): Tensor {
+  return runOp(ALIAS, [x], {});
+}
+
+/** Throws a DTypeError naming `op` if some tensor in `xs` is not floating point (not differentiable). */
+function checkDifferentiable(op: string, xs: readonly Tensor[], what: (i: number) => string): void {
+  xs.forEach((x, i) => {
+    if (!isFloat(x.dtype)) {
+      throw new DTypeError(`${op}: cannot differentiate with respect to ${what(i)}, a ${x.dtype} tensor ${fmtShape(x.shape)} (only float32/float64 inputs are differentiable; cast it, or leave it out of argnums)`);
+    }
+  });
 }
 
 /** Tensors reachable from `y` through recorded nodes, in topological order (inputs first). */
@@ -83,12 +110,13 @@ function topoOrder(y: Tensor): Tensor[] {
  * differentiated again (Hessian-vector products, GradCON); their intermediates then belong to
  * the enclosing `tidy` scope. Without it, every intermediate is freed before returning.
  */
-export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createGraph = false): Tensor[] {
-  y.storageFor('gradients');
+export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createGraph = false, caller = 'gradients'): Tensor[] {
+  y.storageFor(caller);
   if (!dy && y.size !== 1) {
-    throw new ShapeError(`gradients: the output must be a scalar (got ${fmtShape(y.shape)}); pass dy for non-scalar outputs`);
+    throw new ShapeError(`${caller}: the output must be a scalar (got ${fmtShape(y.shape)}); pass dy for non-scalar outputs`);
   }
-  if (dy && (dy.size !== y.size)) throw new ShapeError(`gradients: dy ${fmtShape(dy.shape)} does not match the output ${fmtShape(y.shape)}`);
+  if (dy && (dy.size !== y.size)) throw new ShapeError(`${caller}: dy ${fmtShape(dy.shape)} does not match the output ${fmtShape(y.shape)}`);
+  if (caller === 'gradients') checkDifferentiable('gradients', xs, (i) => `xs[${i}]`);
   const order = topoOrder(y);
   const targets = new Set(xs);
   // Only propagate into tensors that lead to a target.
@@ -105,7 +133,16 @@ export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createG
       if (!g || !t.node || !leads.has(t)) continue;
       const node = t.node;
       const rule = () => node.op.grad!(g, node.inputs, t, node.attrs);
-      const gs = createGraph ? rule() : tidy(rule);
+      let gs: (Tensor | null)[];
+      try {
+        gs = createGraph ? rule() : tidy(rule);
+      } catch (e) {
+        // Name what the user called (backward / grad) and whose gradient failed, not an inner op.
+        if (e instanceof DubitoError && !e.message.startsWith(`${caller}:`)) {
+          e.message = `${caller}: in the gradient of '${node.op.name}' (output #${t.id} ${fmtShape(t.shape)}): ${e.message}`;
+        }
+        throw e;
+      }
       node.inputs.forEach((u, i) => {
         const gi = gs[i];
         if (!gi || !leads.has(u)) return;
@@ -133,9 +170,10 @@ export function gradients(y: Tensor, xs: readonly Tensor[], dy?: Tensor, createG
  * leaf that requires grad. `.grad` tensors are exempt from `tidy` and freed with their leaf.
  */
 export function backwardFrom(y: Tensor, dy?: Tensor, opts: { createGraph?: boolean } = {}): void {
+  y.storageFor('backward');
   const leaves = topoOrder(y).filter((t) => t.requiresGrad && !t.node);
   if (!y.requiresGrad) throw new ArgumentError(`backward: the tensor ${fmtShape(y.shape)} does not require grad (no input of it has requiresGrad)`);
-  const gs = gradients(y, leaves, dy, opts.createGraph ?? false);
+  const gs = gradients(y, leaves, dy, opts.createGraph ?? false, 'backward');
   leaves.forEach((leaf, i) => {
     const g = gs[i];
     if (leaf.grad) {
@@ -173,6 +211,7 @@ export function valueAndGrad(f: (...args: Tensor[]) => Tensor, opts: GradOptions
     for (const i of argnums) {
       if (!(args[i] instanceof Tensor)) throw new ArgumentError(`grad: argument ${i} must be a Tensor`);
     }
+    checkDifferentiable('grad', argnums.map((i) => args[i]), (k) => `argument ${argnums[k]}`);
     const nested = argnums.some((i) => args[i].requiresGrad) && isRecording();
     const createGraph = opts.createGraph ?? nested;
     const run = () =>
@@ -181,7 +220,7 @@ export function valueAndGrad(f: (...args: Tensor[]) => Tensor, opts: GradOptions
         const value = f(...marked);
         if (!(value instanceof Tensor)) throw new ArgumentError('grad: the function must return a Tensor');
         if (value.size !== 1) throw new ShapeError(`grad: the function must return a scalar, got ${fmtShape(value.shape)}`);
-        const grads = gradients(value, argnums.map((i) => marked[i]), undefined, createGraph);
+        const grads = gradients(value, argnums.map((i) => marked[i]), undefined, createGraph, 'grad');
         return { value: createGraph ? value : detach(value), grads };
       });
     return createGraph ? run() : tidy(run);

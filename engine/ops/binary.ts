@@ -2,7 +2,7 @@ import binaryWgsl from '../../kernels/binary.wgsl';
 import ieeeMathWgsl from '../../kernels/ieee-math.wgsl';
 import castWgsl from '../../kernels/cast.wgsl';
 import whereWgsl from '../../kernels/where.wgsl';
-import { type DType, allocHost, isFloat, promote } from '../dtype.js';
+import { type DType, allocHost, checkDTypeName, isFloat, promote } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { type OpDef, defineOp } from '../op.js';
 import { broadcastShapes, broadcastStrides, shapesEqual, sizeOf } from '../shape.js';
@@ -13,6 +13,7 @@ import { scalarLike } from './creation.js';
 import { MAX_KERNEL_RANK, collapseDims, forEachStrided, typePrelude, wgslStorageType } from './elementwise-util.js';
 import { reshape } from './shape-ops.js';
 import { log, neg } from './unary.js';
+import { alias } from './autograd.js';
 import { sum } from './reduce.js';
 
 type Kind = 'arith' | 'float' | 'compare';
@@ -287,8 +288,13 @@ const CAST = defineOp<CastAttrs>({
   grad: (dy, [x], _o, a) => [isFloat(x.dtype) && isFloat(a.dtype) ? cast(dy, x.dtype) : null],
 });
 
-/** Converts to another dtype (float → int truncates toward zero, saturating, NaN → 0; → bool is `x != 0`, NaN → true). */
+/**
+ * Converts to another dtype (float → int truncates toward zero, saturating, NaN → 0; → bool is
+ * `x != 0`, NaN → true). Always a new tensor: `cast(x, x.dtype)` is a view sharing x's storage
+ * with its own lifetime (disposing it leaves x alive), like `reshape` views.
+ */
 export function cast(x: Tensor, dtype: DType): Tensor {
-  if (x.dtype === dtype) return x;
+  checkDTypeName('cast', dtype);
+  if (x.dtype === dtype) return alias(x);
   return runOp(CAST, [x], { dtype });
 }

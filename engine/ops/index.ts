@@ -10,3 +10,4 @@ export * from './autograd.js';
 export * from './random.js';
 export * from './pooling.js';
 export * from './optim-kernels.js';
+export * from './integer.js';

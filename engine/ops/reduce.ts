@@ -216,6 +216,8 @@ export function variance(x: Tensor, axes?: Axes, keepDims = false, correction = 
 
 /** softmax along `axis`: exp(x − logsumexp(x)); rows sum to 1 and stay finite for large logits. */
 export function softmax(x: Tensor, axis = -1): Tensor {
+  x.storageFor('softmax');
+  normAxis('softmax', axis, x.rank);
   return composite(() => exp(logSoftmax(x, axis)));
 }
 
@@ -224,6 +226,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
  * shift is subtracted before the log-sum is, so huge logits lose no precision.
  */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  x.storageFor('logSoftmax');
   const ax = normAxis('logSoftmax', axis, x.rank);
   return composite(() => {
     const shifted = sub(x, rowShift(x, [ax]));

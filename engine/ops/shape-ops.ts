@@ -21,7 +21,7 @@ function copyKernel(t: string): KernelSource {
 }
 
 /** CPU: out[i] = x[offset + Σ c_d·strides[d]] over `shape`. */
-export function stridedCopyCpu(x: CpuArg, dtype: CpuArg['dtype'], shape: readonly number[], strides: readonly number[], offset: number) {
+export function stridedCopyCpu(x: CpuArg, dtype: CpuArg['dtype'], shape: readonly number[], strides: readonly number[], offset: number): CpuArg['data'] {
   const r = allocHost(dtype, sizeOf(shape));
   const c = collapseDims(shape, [strides]);
   forEachStrided(c.shape, c.strides, (o, idx) => {

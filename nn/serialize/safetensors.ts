@@ -44,6 +44,10 @@ export interface SafetensorsInput {
   data: ArrayLike<number>;
 }
 
+/**
+ * A decoded file. Both records have no prototype (`Object.create(null)`), so any tensor name,
+ * `__proto__` and `constructor` included, is an ordinary key.
+ */
 export interface DecodedSafetensors {
   tensors: Record<string, SafetensorsEntry>;
   metadata: Record<string, string>;
@@ -232,7 +236,7 @@ function readHeader(bytes: Uint8Array): { entries: HeaderEntry[]; metadata: Reco
 
   const dataStart = 8 + n;
   const bufLen = bytes.length - dataStart;
-  const metadata: Record<string, string> = {};
+  const metadata: Record<string, string> = Object.create(null);
   const entries: HeaderEntry[] = [];
   for (const name of Object.keys(header)) {
     const info = header[name];
@@ -391,7 +395,7 @@ export function readSafetensorsHeader(input: Uint8Array | ArrayBuffer): {
   dataStart: number;
 } {
   const { entries, metadata, dataStart } = readHeader(asBytes(input));
-  const tensors: Record<string, { dtype: SafetensorsDType; shape: number[]; dataOffsets: [number, number] }> = {};
+  const tensors: Record<string, { dtype: SafetensorsDType; shape: number[]; dataOffsets: [number, number] }> = Object.create(null);
   for (const e of entries) tensors[e.name] = { dtype: e.stored, shape: [...e.shape], dataOffsets: [e.begin, e.end] };
   return { tensors, metadata, dataStart };
 }
@@ -403,7 +407,7 @@ export function readSafetensorsHeader(input: Uint8Array | ArrayBuffer): {
 export function decodeSafetensors(input: Uint8Array | ArrayBuffer): DecodedSafetensors {
   const bytes = asBytes(input);
   const { entries, metadata, dataStart } = readHeader(bytes);
-  const tensors: Record<string, SafetensorsEntry> = {};
+  const tensors: Record<string, SafetensorsEntry> = Object.create(null);
   // Keep the header's names in a stable (sorted) order, independent of offsets.
   for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     tensors[e.name] = convert(bytes, e, dataStart);
@@ -514,7 +518,7 @@ export function encodeSafetensorsSync(tensors: Record<string, SafetensorsInput>,
     prepared.push(prepare(name, tensors[name]));
   }
   prepared.sort((a, b) => WRITABLE_SIZE[b.dtype] - WRITABLE_SIZE[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const header: Record<string, unknown> = {};
+  const header: Record<string, unknown> = Object.create(null);
   if (meta && Object.keys(meta).length > 0) header[METADATA_KEY] = meta;
   let pos = 0;
   for (const p of prepared) {
@@ -545,7 +549,7 @@ export function encodeSafetensorsSync(tensors: Record<string, SafetensorsInput>,
  */
 export async function encodeSafetensors(tensors: Record<string, SafetensorsInput | Tensor>, metadata?: Record<string, string>): Promise<Uint8Array> {
   if (typeof tensors !== 'object' || tensors === null) throw new ArgumentError('encodeSafetensors: expected a record of tensors');
-  const host: Record<string, SafetensorsInput> = {};
+  const host: Record<string, SafetensorsInput> = Object.create(null);
   for (const name of Object.keys(tensors)) {
     const t = tensors[name];
     if (isTensorLike(t)) host[name] = { dtype: t.dtype, shape: [...t.shape], data: await t.data() };
@@ -571,7 +575,7 @@ export function entryToTensor(e: SafetensorsEntry, backend?: Backend): Tensor {
 
 /** Creates tensors for every decoded entry (dispose them, or create them inside `tidy`). */
 export function safetensorsToTensors(decoded: DecodedSafetensors, backend?: Backend): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
+  const out: Record<string, Tensor> = Object.create(null);
   for (const [name, e] of Object.entries(decoded.tensors)) out[name] = entryToTensor(e, backend);
   return out;
 }
