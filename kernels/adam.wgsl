@@ -18,8 +18,6 @@ struct Params {
   lr_bc1: f32,
   wd: f32,
   decay: f32,
-  _pad0: u32,
-  _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: array<f32>;
@@ -32,13 +30,9 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out_v: array<f32>;
 @group(0) @binding(8) var<uniform> params: Params;
 
-fn is_nan(v: f32) -> bool {
-  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   var d = grad[i];
   if (MAXIMIZE) { d = d * -1.0; }
@@ -60,7 +54,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var vu = v;
   if (AMSGRAD && !FIRST) {
     let a = vmax0[i];
-    vu = select(max(a, v), a + v, is_nan(a) || is_nan(v));  // NaN propagates, as `maximum`
+    vu = select(max(a, v), a + v, is_nan_f32(a) || is_nan_f32(v));  // NaN propagates, as `maximum`
   }
   let denom = sqrt(vu) / params.sqrt_bc2 + params.eps;
   out_p[i] = w - (m / denom) * params.lr_bc1;

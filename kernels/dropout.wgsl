@@ -4,7 +4,7 @@
 // block, so rows t·B..t·B+B−1 of a (T·B)-row MC-dropout batch get exactly the masks a separate
 // pass over B rows at offset + t·B·⌈row_len/4⌉ would get. The element is dropped when that
 // uniform is < p, otherwise scaled by `scale` = f32(1/(1−p)).
-// Requires kernels/philox.wgsl prepended. Bit-identical to the CPU reference.
+// Composed with the philox and grid preludes. Bit-identical to the CPU reference.
 struct Params {
   n: u32,
   seed_lo: u32,
@@ -20,9 +20,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * (nwg.x * 64u);
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let row = i / params.row_len;
   let j = i - row * params.row_len;

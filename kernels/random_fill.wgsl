@@ -1,14 +1,12 @@
-// Fills `out[0..n)` with random numbers from stream (seed, offset); requires kernels/philox.wgsl
-// to be prepended. One invocation per element; the linear index is
-// gid.x + gid.y * (num_workgroups.x * 64), so a dispatch may be 2-D when n / 64 > 65535.
+// Fills `out[0..n)` with random numbers from stream (seed, offset); composed with the philox and
+// grid preludes. One invocation per element at `grid_index` (a dispatch may be 2-D when
+// n / WG_1D > 65535).
 //
 // kind 0 (uniform):   out = low + f32(f32(high - low) * u),  u = rand_uniform_from_bits(w)
 // kind 1 (normal):    out = low + f32(high * z)  (low = mean, high = std; 0 and 1 give z itself)
 // kind 2 (bernoulli): out = 1.0 where u < p, else 0.0
 // Bit-identical to randomUniform / randomNormal / randomBernoulli in engine/random/philox.ts.
-//
-// Params layout (9 x 4 bytes, 36 bytes; a 48-byte uniform buffer is fine):
-//   0 n, 4 seed_lo, 8 seed_hi, 12 offset_lo, 16 offset_hi, 20 kind (all u32), 24 p, 28 low, 32 high (f32)
+// Params are packed by field name (engine/webgpu/kernel-source.ts).
 
 struct Params {
   n: u32,
@@ -25,10 +23,10 @@ struct Params {
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<uniform> params: Params;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * (nwg.x * 64u);
+  let i = grid_index(gid, nwg);
   if (i >= params.n) {
     return;
   }

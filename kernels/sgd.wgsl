@@ -13,9 +13,6 @@ struct Params {
   momentum: f32,
   omd: f32,
   wd: f32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: array<f32>;
@@ -25,9 +22,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out_buf: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   var d = grad[i];
   if (MAXIMIZE) { d = d * -1.0; }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { preludeSource } from '../engine/webgpu/kernel-source.js';
 import {
   blocksFor,
   normalFromBits,
@@ -11,7 +12,8 @@ import {
   uniformFromBits,
 } from '../engine/random/philox.js';
 
-const PHILOX_WGSL = readFileSync(new URL('../kernels/philox.wgsl', import.meta.url), 'utf8');
+// The engine composes random_fill.wgsl with the philox and grid preludes (engine/webgpu/kernel-source.ts).
+const PHILOX_WGSL = preludeSource(['grid', 'philox']);
 const FILL_WGSL = readFileSync(new URL('../kernels/random_fill.wgsl', import.meta.url), 'utf8');
 
 const hex = (xs: number[]) => xs.map((x) => x.toString(16).padStart(8, '0'));
@@ -330,7 +332,7 @@ describe('WGSL random_fill is bit-identical to TypeScript', () => {
   ];
   const sizes = [0, 1, 5, 1000, 70001];
 
-  it('compiles philox.wgsl + random_fill.wgsl without errors', async (ctx) => {
+  it('compiles the philox prelude + random_fill.wgsl without errors', async (ctx) => {
     const dev = needDevice(ctx);
     const module = dev.createShaderModule({ code: PHILOX_WGSL + '\n' + FILL_WGSL });
     const info = await module.getCompilationInfo();

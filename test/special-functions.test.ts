@@ -8,6 +8,7 @@
  * the GPU tests are skipped, unless CI is set, in which case they fail.
  */
 import { readFileSync } from 'node:fs';
+import { preludeSource } from '../engine/webgpu/kernel-source.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { digamma, erf, erfc, geluExact, geluGrad, lgamma, trigamma } from '../engine/special.js';
 
@@ -139,7 +140,8 @@ describe('special functions, float64 (engine/special.ts) vs mpmath fixture', () 
 
 // ------------------------------------------------------------------------------- GPU (f32)
 
-const WGSL_SPECIAL = readFileSync(new URL('../kernels/special.wgsl', import.meta.url), 'utf8');
+// The `special` prelude as the engine composes it (with the `ieee` prelude it uses).
+const WGSL_SPECIAL = preludeSource(['special']);
 const OUTPUTS = 5; // lgamma, digamma, trigamma, erf, erfc
 const WGSL_TEST_KERNEL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> xs: array<f32>;

@@ -5,7 +5,7 @@ import { BackendMismatchError, DTypeError, ShapeError, fmtShape } from '../error
 import { CpuBackend, type CpuStorage } from '../cpu/cpu-backend.js';
 import { Tensor } from '../tensor.js';
 import { GpuStorage, WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
-import { uniforms } from '../webgpu/uniforms.js';
+import { kernelFamily } from '../webgpu/kernel-source.js';
 import { detach } from './autograd.js';
 import { maximum } from './binary.js';
 
@@ -21,8 +21,8 @@ import { maximum } from './binary.js';
 // tensors of the unfused ops are, so the CPU results are bit-identical to the unfused CPU path.
 // The WGSL performs the same f32 operations in the same order.
 
-const ADAM_KERNEL = { name: 'adam', code: adamWgsl };
-const SGD_KERNEL = { name: 'sgd', code: sgdWgsl };
+const ADAM_KERNEL = kernelFamily({ name: 'adam', source: adamWgsl, preludes: ['grid', 'ieee'] }).variant();
+const SGD_KERNEL = kernelFamily({ name: 'sgd', source: sgdWgsl, preludes: ['grid'] }).variant();
 
 export interface FusedAdamHyper {
   beta1: number;
@@ -127,8 +127,7 @@ export function fusedAdam(p: Tensor, grad: Tensor, m0: Tensor | null, v0: Tensor
           out_p: outP,
           out_m: outM,
           out_v: outV,
-          params: uniforms().u32(n).f32(s.b1).f32(s.omb1).f32(s.b2).f32(s.omb2).f32(s.sqrtBc2).f32(s.eps).f32(s.lrBc1)
-            .f32(s.wd).f32(s.decay).u32(0).u32(0).bytes(),
+          params: { n, b1: s.b1, omb1: s.omb1, b2: s.b2, omb2: s.omb2, sqrt_bc2: s.sqrtBc2, eps: s.eps, lr_bc1: s.lrBc1, wd: s.wd, decay: s.decay },
         },
         workgroups: grid1D(n),
       });
@@ -199,7 +198,7 @@ export function fusedSgd(p: Tensor, grad: Tensor, buf0: Tensor | null, h: FusedS
           buf0: first ? pb : gpuBuf(buf0!, op),
           out_p: outP,
           out_buf: scratch,
-          params: uniforms().u32(n).f32(s.lr).f32(s.momentum).f32(s.omd).f32(s.wd).u32(0).u32(0).u32(0).bytes(),
+          params: { n, lr: s.lr, momentum: s.momentum, omd: s.omd, wd: s.wd },
         },
         workgroups: grid1D(n),
       });
