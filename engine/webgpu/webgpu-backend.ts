@@ -1,7 +1,7 @@
 import type { Backend, MemoryInfo, OutInfo, Storage } from '../backend.js';
 import { type DType, type TypedArray, allocHost } from '../dtype.js';
 import { DTypeError, DeviceError, KernelCompileError } from '../errors.js';
-import type { GpuArg, OpDef } from '../op.js';
+import type { GpuArg, MultiOpDef, OpDef } from '../op.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool } from './buffer-pool.js';
 import { getGpu } from './gpu-provider.js';
@@ -160,6 +160,19 @@ export class WebGPUBackend implements Backend {
       op.webgpu(this, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
     }
     return new GpuStorage(this, buf, bytes);
+  }
+
+  executeMulti(op: MultiOpDef<any>, inputs: readonly Tensor[], attrs: any, outs: readonly OutInfo[]): Storage[] {
+    const res = outs.map((o) => {
+      let n = 1;
+      for (const d of o.shape) n *= d;
+      return { n, buf: this.allocBuffer(n * 4, op.name), o };
+    });
+    if (res.some((r) => r.n > 0)) {
+      const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
+      op.webgpu(this, args, attrs, res.map((r) => ({ buffer: r.buf, shape: r.o.shape, dtype: r.o.dtype })));
+    }
+    return res.map((r) => new GpuStorage(this, r.buf, r.n * 4));
   }
 
   release(storage: Storage): void {
