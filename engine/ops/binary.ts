@@ -77,7 +77,7 @@ function binary(name: keyof typeof BINARY_OPS, kind: Kind, f: (x: number, y: num
         workgroups: grid1D(n),
       });
     },
-    grad,
+    ...(grad ? { grad } : { notDifferentiable: true as const }), // comparisons: piecewise-constant bool masks
   });
 }
 

@@ -16,6 +16,7 @@ interface FillAttrs {
 
 const FILL = defineOp<FillAttrs>({
   name: 'fill',
+  notDifferentiable: true, // no tensor inputs
   infer: (_i, a) => ({ shape: [...a.shape], dtype: a.dtype }),
   cpu(_i, a, out) {
     const r = allocHost(out.dtype, sizeOf(out.shape));

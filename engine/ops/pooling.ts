@@ -59,6 +59,7 @@ const inShapeOf = (dy: { shape: readonly number[] }, g: Geom) => [dy.shape[0], d
 // ---- max pooling ----
 const MAX_ARGMAX = defineOp<Geom>({
   name: 'maxPool2dIndices',
+  notDifferentiable: true, // integer argmax positions (maxPool2dGather carries the gradient)
   infer: ([x], g) => ({ shape: outShapeOf(x, g), dtype: 'int32' }),
   cpu([x], g, out) {
     const r = allocHost('int32', sizeOf(out.shape));

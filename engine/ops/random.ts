@@ -55,6 +55,7 @@ export const RANDOM_FILL_KERNEL = kernelFamily({ name: 'random_fill', source: ra
 
 const RANDOM = defineOp<FillAttrs>({
   name: 'random',
+  notDifferentiable: true, // random draws (no tensor inputs)
   infer: (_i, a) => ({ shape: [...a.shape], dtype: 'float32' }),
   cpu(_i, a, out) {
     const n = sizeOf(out.shape);

@@ -123,7 +123,7 @@ function reduceOp(name: keyof typeof REDUCE_OPS, grad?: OpDef<ReduceAttrs>['grad
         workgroups: [Math.ceil(groups / gy), gy, 1],
       });
     },
-    grad,
+    ...(grad ? { grad } : { notDifferentiable: true as const }), // argmax/argmin: integer results
   });
 }
 

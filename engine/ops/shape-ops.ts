@@ -583,6 +583,7 @@ interface OneHotAttrs {
 }
 const ONE_HOT = defineOp<OneHotAttrs>({
   name: 'oneHot',
+  notDifferentiable: true, // integer indices in, a constant mask out
   infer: ([idx], a) => ({ shape: [...idx.shape, a.depth], dtype: a.dtype }),
   cpu([idx], a, out) {
     const r = allocHost(out.dtype, sizeOf(out.shape));

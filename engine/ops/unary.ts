@@ -47,7 +47,8 @@ function unary(name: Exclude<keyof typeof UNARY_OPS, 'identity'>, f: (v: number,
         workgroups: grid1D(n),
       });
     },
-    grad: grad ? (dy, [x], out, attrs) => [isFloat(x.dtype) ? grad(dy, x, out, attrs) : null] : undefined,
+    // sign is piecewise constant: no gradient.
+    ...(grad ? { grad: (dy: Tensor, [x]: readonly Tensor[], out: Tensor, attrs: UnaryAttrs) => [isFloat(x.dtype) ? grad(dy, x, out, attrs) : null] } : { notDifferentiable: true as const }),
   });
 }
 

@@ -70,6 +70,8 @@ export class WebGPUBackend implements Backend {
   private destroyed = false;
   /** Number of dispatches encoded so far (for tests and profiling). */
   dispatchCount = 0;
+  /** Names of the ops this backend has executed (for the op-coverage check in the tests). */
+  readonly opsRun = new Set<string>();
   submitCount = 0;
 
   private constructor(
@@ -155,6 +157,7 @@ export class WebGPUBackend implements Backend {
     for (const d of out.shape) n *= d;
     const bytes = n * 4;
     const buf = this.allocBuffer(bytes, op.name);
+    this.opsRun.add(op.name);
     if (n > 0) {
       const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
       op.webgpu(this, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
@@ -168,6 +171,7 @@ export class WebGPUBackend implements Backend {
       for (const d of o.shape) n *= d;
       return { n, buf: this.allocBuffer(n * 4, op.name), o };
     });
+    this.opsRun.add(op.name);
     if (res.some((r) => r.n > 0)) {
       const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
       op.webgpu(this, args, attrs, res.map((r) => ({ buffer: r.buf, shape: r.o.shape, dtype: r.o.dtype })));
