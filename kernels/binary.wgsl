@@ -50,10 +50,8 @@ fn apply(x: TC, y: TC) -> TO {
   }
 }
 
-@compute @workgroup_size(WG_1D)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = grid_index(gid, nwg);
-  if (i >= params.n) { return; }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   var ia = i;
   var ib = i;
   if (SCALAR == 1u) {

@@ -11,10 +11,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<TO>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-@compute @workgroup_size(WG_1D)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = grid_index(gid, nwg);
-  if (i >= params.n) { return; }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   let v = x[i];
   if (TO_BOOL) {
     out[i] = TO(select(1u, 0u, v == TA(0)));  // NaN -> true (`!=` may compile to an ordered compare)

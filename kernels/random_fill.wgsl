@@ -8,28 +8,14 @@
 // Bit-identical to randomUniform / randomNormal / randomBernoulli in engine/random/philox.ts.
 // Params are packed by field name (engine/webgpu/kernel-source.ts).
 
-struct Params {
-  n: u32,
-  seed_lo: u32,
-  seed_hi: u32,
-  offset_lo: u32,
-  offset_hi: u32,
-  kind: u32,
-  p: f32,
-  low: f32,
-  high: f32,
-}
+// Params (generated from PHILOX_STREAM in engine/ops/random.ts): n, seed_lo, seed_hi, offset_lo,
+// offset_hi, then kind, p, low, high.
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<uniform> params: Params;
 
-@compute @workgroup_size(WG_1D)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = grid_index(gid, nwg);
-  if (i >= params.n) {
-    return;
-  }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   let w = rand_block_for_element(i, vec2<u32>(params.seed_lo, params.seed_hi),
                                  vec2<u32>(params.offset_lo, params.offset_hi));
   let j = i & 3u;

@@ -72,9 +72,7 @@ fn apply(v: TC) -> TC {
   }
 }
 
-@compute @workgroup_size(WG_1D)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = grid_index(gid, nwg);
-  if (i >= params.n) { return; }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   out[i] = TO(apply(TC(x[i])));
 }

@@ -17,9 +17,9 @@ import { sum } from './reduce.js';
 
 type Kind = 'arith' | 'float' | 'compare';
 
-const BINARY = kernelFamily({ name: 'binary', source: binaryWgsl, preludes: ['grid', 'shape', 'ieee'], opCodes: BINARY_OPS });
-const WHERE_KERNEL = kernelFamily({ name: 'where', source: whereWgsl, preludes: ['grid', 'shape'] });
-const CAST_KERNEL = kernelFamily({ name: 'cast', source: castWgsl, preludes: ['grid', 'ieee'] });
+const BINARY = kernelFamily({ name: 'binary', source: binaryWgsl, preludes: ['elementwise', 'shape', 'ieee'], opCodes: BINARY_OPS });
+const WHERE_KERNEL = kernelFamily({ name: 'where', source: whereWgsl, preludes: ['elementwise', 'shape'] });
+const CAST_KERNEL = kernelFamily({ name: 'cast', source: castWgsl, preludes: ['elementwise', 'ieee'] });
 
 function computeDType(kind: Kind, a: DType, b: DType): DType {
   const p = promote(a, b);

@@ -4,7 +4,7 @@ import { MAX_RANK } from '../webgpu/kernel-constants.js';
 import { kernelFamily } from '../webgpu/kernel-source.js';
 
 /** kernels/fill.wgsl: writes one 32-bit pattern everywhere (`fill`, `pad`'s background). */
-export const FILL_KERNEL = kernelFamily({ name: 'fill', source: fillWgsl, preludes: ['grid'] }).variant();
+export const FILL_KERNEL = kernelFamily({ name: 'fill', source: fillWgsl, preludes: ['elementwise'] }).variant();
 
 /** The 32-bit pattern that `value` has in a WebGPU buffer of `dtype` (bool: one u32 0/1). */
 export function fillBits(value: number, dtype: DType): number {

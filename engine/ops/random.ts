@@ -9,7 +9,7 @@ import { currentBackend } from '../runtime.js';
 import { checkShape, sizeOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
 import { grid1D } from '../webgpu/webgpu-backend.js';
-import { kernelFamily } from '../webgpu/kernel-source.js';
+import { type StructField, kernelFamily } from '../webgpu/kernel-source.js';
 
 /**
  * Counter-based randomness (Philox4x32-10, identical in TS and WGSL). Every draw is keyed by a
@@ -50,8 +50,11 @@ interface FillAttrs {
   high: number;
 }
 
-/** kernels/random_fill.wgsl with the philox and grid preludes. */
-export const RANDOM_FILL_KERNEL = kernelFamily({ name: 'random_fill', source: randomFillWgsl, preludes: ['grid', 'philox'] }).variant();
+/** The uniform fields of a Philox stream (element count, 64-bit seed and block offset as u32 pairs). */
+const PHILOX_STREAM: readonly StructField[] = [['n', 'u32'], ['seed_lo', 'u32'], ['seed_hi', 'u32'], ['offset_lo', 'u32'], ['offset_hi', 'u32']];
+
+/** kernels/random_fill.wgsl with the philox and elementwise preludes. */
+export const RANDOM_FILL_KERNEL = kernelFamily({ name: 'random_fill', source: randomFillWgsl, preludes: ['elementwise', 'philox'], structs: { Params: [...PHILOX_STREAM, ['kind', 'u32'], ['p', 'f32'], ['low', 'f32'], ['high', 'f32']] } }).variant();
 
 const RANDOM = defineOp<FillAttrs>({
   name: 'random',
@@ -121,7 +124,7 @@ export function dropoutBlocks(rows: number, rowLen: number): number {
   return rows * Math.ceil(rowLen / 4);
 }
 
-const DROPOUT_KERNEL = kernelFamily({ name: 'dropout', source: dropoutWgsl, preludes: ['grid', 'philox'] }).variant();
+const DROPOUT_KERNEL = kernelFamily({ name: 'dropout', source: dropoutWgsl, preludes: ['elementwise', 'philox'], structs: { Params: [...PHILOX_STREAM, ['p', 'f32'], ['scale', 'f32'], ['row_len', 'u32']] } }).variant();
 
 const DROPOUT: OpDef<DropoutAttrs> = defineOp<DropoutAttrs>({
   name: 'dropout',

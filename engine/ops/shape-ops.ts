@@ -12,7 +12,7 @@ import { composite } from './autograd.js';
 import { FILL_KERNEL, MAX_KERNEL_RANK, collapseDims, fillBits, forEachStrided, wgslStorageType } from './elementwise-util.js';
 
 // ---- strided copy: the shared kernel behind permute, broadcastTo and slice ----
-const STRIDED_COPY = kernelFamily({ name: 'strided_copy', source: stridedCopyWgsl, preludes: ['grid', 'shape'] });
+const STRIDED_COPY = kernelFamily({ name: 'strided_copy', source: stridedCopyWgsl, preludes: ['elementwise', 'shape'] });
 
 /** CPU: out[i] = x[offset + Σ c_d·strides[d]] over `shape`. */
 export function stridedCopyCpu(x: CpuArg, dtype: CpuArg['dtype'], shape: readonly number[], strides: readonly number[], offset: number) {

@@ -16,7 +16,7 @@ interface UnaryAttrs {
 
 type GradFn = (dy: Tensor, x: Tensor, out: Tensor, attrs: UnaryAttrs) => Tensor;
 
-const UNARY = kernelFamily({ name: 'unary', source: unaryWgsl, preludes: ['grid', 'ieee', 'special'], opCodes: UNARY_OPS });
+const UNARY = kernelFamily({ name: 'unary', source: unaryWgsl, preludes: ['elementwise', 'ieee', 'special'], opCodes: UNARY_OPS });
 
 /**
  * Defines an elementwise unary op. `intOk` ops keep int32 inputs int32 (bool becomes int32);

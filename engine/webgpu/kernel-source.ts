@@ -3,6 +3,7 @@
 // structs declared in TS), the prelude files it declares, and its own file; interns the result
 // by content; and packs uniform structs by field name from wgsl_reflect's reflection of it.
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import elementwiseWgsl from '../../kernels/prelude/elementwise.wgsl';
 import gridWgsl from '../../kernels/prelude/grid.wgsl';
 import ieeeWgsl from '../../kernels/prelude/ieee.wgsl';
 import philoxWgsl from '../../kernels/prelude/philox.wgsl';
@@ -21,21 +22,24 @@ export interface KernelSource {
  * Shared WGSL snippets under kernels/prelude/, each included at most once per kernel, in this
  * order (a prelude may use the ones listed before it):
  * - `grid`: `grid_index(gid, nwg)`, the linear index of a 1-D dispatch folded into y by `grid1D`.
+ * - `elementwise`: the entry point `main` of a one-invocation-per-element kernel: calls the
+ *   kernel's `fn element(i: u32)` for every i < params.n (needs `grid`).
  * - `shape`: `dim(v: Shape, d)`, component d of a packed shape/stride array.
  * - `ieee`: `f32_from_bits`, `is_nan_f32`, `pow_f32` (JS Math.pow semantics).
  * - `special`: lgamma/digamma/trigamma/erf/erfc in f32 (needs `ieee`).
  * - `philox`: Philox-4x32-10 counter-based random bits and their uniform/normal transforms.
  */
-export type PreludeName = 'grid' | 'shape' | 'ieee' | 'special' | 'philox';
+export type PreludeName = 'grid' | 'elementwise' | 'shape' | 'ieee' | 'special' | 'philox';
 
 const PRELUDES: Record<PreludeName, { code: string; needs: PreludeName[] }> = {
   grid: { code: gridWgsl, needs: [] },
+  elementwise: { code: elementwiseWgsl, needs: ['grid'] },
   shape: { code: shapeWgsl, needs: [] },
   ieee: { code: ieeeWgsl, needs: [] },
   special: { code: specialWgsl, needs: ['ieee'] },
   philox: { code: philoxWgsl, needs: [] },
 };
-const PRELUDE_ORDER: PreludeName[] = ['grid', 'shape', 'ieee', 'special', 'philox'];
+const PRELUDE_ORDER: PreludeName[] = ['grid', 'elementwise', 'shape', 'ieee', 'special', 'philox'];
 
 /** A uniform struct field declared in TS: `[name, wgslType]` (4-byte scalars, or `Shape`). */
 export type StructField = readonly [string, 'u32' | 'i32' | 'f32' | 'Shape'];
