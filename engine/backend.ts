@@ -1,5 +1,5 @@
 import type { DType, TypedArray } from './dtype.js';
-import type { OpDef } from './op.js';
+import type { MultiOpDef, OpDef } from './op.js';
 import type { Tensor } from './tensor.js';
 
 /** Device memory that one or more tensors (views) share. Reference-counted. */
@@ -31,6 +31,8 @@ export interface Backend {
   read(storage: Storage, dtype: DType, size: number): Promise<TypedArray>;
   /** Runs one op and returns the new storage for its output. */
   execute(op: OpDef<any>, inputs: readonly Tensor[], attrs: any, out: OutInfo): Storage;
+  /** Runs an op with several outputs; one new storage per output. */
+  executeMulti(op: MultiOpDef<any>, inputs: readonly Tensor[], attrs: any, outs: readonly OutInfo[]): Storage[];
   /** Frees (or pools) a storage whose reference count reached zero. */
   release(storage: Storage): void;
   memoryInfo(): MemoryInfo;

@@ -66,6 +66,12 @@ export class KernelCompileError extends DubitoError {
   }
 }
 
+/**
+ * A kernel's uniform values do not match its WGSL uniform struct (a field missing, unknown,
+ * of the wrong kind, or an array too long); names the kernel and the field.
+ */
+export class UniformError extends DubitoError {}
+
 /** Tensors living on two different backends were combined. */
 export class BackendMismatchError extends DubitoError {}
 

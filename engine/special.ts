@@ -4,7 +4,7 @@
  *
  * Accuracy target: relative error around 1e-13 or better on (0, ∞) for lgamma / digamma /
  * trigamma and on the whole real line for erf / erfc (erfc: relative, including the far
- * tail). The matching f32 GPU versions live in `kernels/special.wgsl` and use the same
+ * tail). The matching f32 GPU versions live in `kernels/prelude/special.wgsl` and use the same
  * range splits with shorter series.
  *
  * Methods (no Lanczos, no Abramowitz–Stegun 7.1.26 style low-order fits):

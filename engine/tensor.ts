@@ -1,7 +1,7 @@
 import type { Backend, Storage } from './backend.js';
 import { type DType, type TypedArray, allocHost, checkDTypeName, toHost } from './dtype.js';
 import { BackendMismatchError, DTypeError, DestroyedDeviceError, DisposedTensorError, ShapeError, fmtShape } from './errors.js';
-import type { OpDef } from './op.js';
+import type { MultiOpDef, OpDef } from './op.js';
 import { type Scope, currentBackend, currentScope, isRecording, runtime } from './runtime.js';
 import { checkShape, sizeOf } from './shape.js';
 import * as ops from './ops/index.js';
@@ -303,18 +303,24 @@ export function fromHost(values: ArrayLike<number>, shape: readonly number[], dt
   return t;
 }
 
-/** Runs an op: infers the output, executes the backend kernel and records the autodiff node. */
-export function runOp<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A, backend?: Backend): Tensor {
+/** The backend an op runs on: its inputs' (which must agree), else `backend`, else the current one. */
+function opBackend(op: string, inputs: readonly Tensor[], backend?: Backend): Backend {
   let be = backend;
   for (const t of inputs) {
-    const s = t.storageFor(op.name);
+    const s = t.storageFor(op);
     if (!be) be = s.backend;
     else if (s.backend !== be) {
-      throw new BackendMismatchError(`${op.name}: inputs live on different backends (${be.name} and ${s.backend.name}); move one with \`await t.to(backend)\``);
+      throw new BackendMismatchError(`${op}: inputs live on different backends (${be.name} and ${s.backend.name}); move one with \`await t.to(backend)\``);
     }
   }
   be ??= currentBackend();
-  if (runtime.destroyed.has(be)) throw new DestroyedDeviceError(`${op.name}: the ${be.name} backend was destroyed by shutdown(); call init() again`);
+  if (runtime.destroyed.has(be)) throw new DestroyedDeviceError(`${op}: the ${be.name} backend was destroyed by shutdown(); call init() again`);
+  return be;
+}
+
+/** Runs an op: infers the output, executes the backend kernel and records the autodiff node. */
+export function runOp<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A, backend?: Backend): Tensor {
+  const be = opBackend(op.name, inputs, backend);
   const out = op.infer(inputs, attrs);
   checkDTypeName(op.name, out.dtype);
   be.checkDType(op.name, out.dtype);
@@ -333,6 +339,18 @@ export function runOp<A>(op: OpDef<A>, inputs: readonly Tensor[], attrs: A, back
     t.node = { op, inputs: [...inputs], attrs };
   }
   return t;
+}
+
+/** Runs an op with several outputs (not differentiable: no autodiff node is recorded). */
+export function runOpMulti<A>(op: MultiOpDef<A>, inputs: readonly Tensor[], attrs: A, backend?: Backend): Tensor[] {
+  const be = opBackend(op.name, inputs, backend);
+  const outs = op.infer(inputs, attrs);
+  for (const o of outs) {
+    checkDTypeName(op.name, o.dtype);
+    be.checkDType(op.name, o.dtype);
+    be.checkAllocation?.(op.name, o.shape, o.dtype);
+  }
+  return be.executeMulti(op, inputs, attrs, outs).map((s, i) => new Tensor(s, outs[i].shape, outs[i].dtype));
 }
 
 export { allocHost };

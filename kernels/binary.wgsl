@@ -1,8 +1,9 @@
-// Elementwise binary ops with NumPy broadcasting. The engine prepends kernels/ieee-math.wgsl and
-// `alias TA/TB (storage types of a, b), TC (compute type), TO (output storage type)`.
+// Elementwise binary ops with NumPy broadcasting. The kernel-source builder prepends the ieee,
+// shape and grid preludes, the OP_<NAME> codes (BINARY_OPS in engine/webgpu/kernel-constants.ts)
+// and `alias TA/TB (storage types of a, b), TC (compute type), TO (output storage type)`.
 // Shapes arrive collapsed (adjacent dims merged, size-1 dims dropped) so RANK is small;
 // broadcast dims have stride 0. BCAST = false means both inputs are read at the output index.
-override OP: u32 = 0u;
+override OP: u32 = OP_ADD;
 override BCAST: bool = true;
 // 1: a is a single element (read at 0), b at the output index; 2: the reverse. Skips the index
 // arithmetic of the general broadcast path (scalar operands are the most common broadcast).
@@ -11,11 +12,9 @@ override SCALAR: u32 = 0u;
 struct Params {
   n: u32,
   rank: u32,
-  _pad0: u32,
-  _pad1: u32,
-  shape: array<vec4<u32>, 2>,
-  a_strides: array<vec4<u32>, 2>,
-  b_strides: array<vec4<u32>, 2>,
+  shape: Shape,
+  a_strides: Shape,
+  b_strides: Shape,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<TA>;
@@ -33,32 +32,26 @@ fn b2o(c: bool) -> TO {
 
 fn apply(x: TC, y: TC) -> TO {
   switch OP {
-    case 0u: { return TO(x + y); }
-    case 1u: { return TO(x - y); }
-    case 2u: { return TO(x * y); }
-    case 3u: { return TO(x / y); }
-    case 4u: { return TO(pow_f32(f32(x), f32(y))); }
-    case 5u: { if (is_nan_c(x) || is_nan_c(y)) { return TO(x + y); } return TO(max(x, y)); } // NaN propagates
-    case 6u: { if (is_nan_c(x) || is_nan_c(y)) { return TO(x + y); } return TO(min(x, y)); }
-    case 7u: { return b2o(x == y); }
-    case 8u: { return b2o(!(x == y)); }                  // true when either is NaN
-    case 9u: { return b2o(x < y); }
-    case 10u: { return b2o(x <= y); }
-    case 11u: { return b2o(x > y); }
-    case 12u: { return b2o(x >= y); }
-    case 13u: { return select(TO(0), TO(y), x > TC(0)); }  // reluGrad: y where x > 0, else 0
+    case OP_ADD: { return TO(x + y); }
+    case OP_SUB: { return TO(x - y); }
+    case OP_MUL: { return TO(x * y); }
+    case OP_DIV: { return TO(x / y); }
+    case OP_POW: { return TO(pow_f32(f32(x), f32(y))); }
+    case OP_MAXIMUM: { if (is_nan_c(x) || is_nan_c(y)) { return TO(x + y); } return TO(max(x, y)); } // NaN propagates
+    case OP_MINIMUM: { if (is_nan_c(x) || is_nan_c(y)) { return TO(x + y); } return TO(min(x, y)); }
+    case OP_EQ: { return b2o(x == y); }
+    case OP_NE: { return b2o(!(x == y)); }                  // true when either is NaN
+    case OP_LT: { return b2o(x < y); }
+    case OP_LE: { return b2o(x <= y); }
+    case OP_GT: { return b2o(x > y); }
+    case OP_GE: { return b2o(x >= y); }
+    case OP_RELU_GRAD: { return select(TO(0), TO(y), x > TC(0)); }  // reluGrad: y where x > 0, else 0
     default: { return TO(x); }
   }
 }
 
-fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 {
-  return v[d / 4u][d % 4u];
-}
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= params.n) { return; }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   var ia = i;
   var ib = i;
   if (SCALAR == 1u) {

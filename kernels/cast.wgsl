@@ -11,16 +11,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<TO>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= params.n) { return; }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   let v = x[i];
   if (TO_BOOL) {
     out[i] = TO(select(1u, 0u, v == TA(0)));  // NaN -> true (`!=` may compile to an ordered compare)
   } else {
     // float -> int: WGSL truncates and saturates; NaN is implementation-defined, so pin it to 0.
-    let nan = (bitcast<u32>(f32(v)) & 0x7fffffffu) > 0x7f800000u;
+    let nan = is_nan_f32(f32(v));
     out[i] = select(TO(v), TO(0), nan);
   }
 }

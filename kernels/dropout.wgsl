@@ -4,26 +4,16 @@
 // block, so rows t·B..t·B+B−1 of a (T·B)-row MC-dropout batch get exactly the masks a separate
 // pass over B rows at offset + t·B·⌈row_len/4⌉ would get. The element is dropped when that
 // uniform is < p, otherwise scaled by `scale` = f32(1/(1−p)).
-// Requires kernels/philox.wgsl prepended. Bit-identical to the CPU reference.
-struct Params {
-  n: u32,
-  seed_lo: u32,
-  seed_hi: u32,
-  offset_lo: u32,
-  offset_hi: u32,
-  p: f32,
-  scale: f32,
-  row_len: u32,
-}
+// Composed with the philox and grid preludes. Bit-identical to the CPU reference.
+// Params (generated from PHILOX_STREAM in engine/ops/random.ts): n, seed_lo, seed_hi, offset_lo,
+// offset_hi, then p, scale, row_len.
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * (nwg.x * 64u);
-  if (i >= params.n) { return; }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   let row = i / params.row_len;
   let j = i - row * params.row_len;
   let add = row * ((params.row_len + 3u) / 4u) + (j >> 2u);

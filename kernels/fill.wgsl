@@ -7,9 +7,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
 @group(0) @binding(1) var<uniform> params: Params;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= params.n) { return; }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   out[i] = params.bits;
 }

@@ -18,11 +18,9 @@ struct Params {
   dim: u32,
   kdim: u32,
   inner: u32,
-  _p0: u32,
-  _p1: u32,
-  s0: array<vec4<u32>, 2>,
-  s1: array<vec4<u32>, 2>,
-  s2: array<vec4<u32>, 2>,
+  s0: Shape,
+  s1: Shape,
+  s2: Shape,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<T>;
@@ -30,17 +28,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<T>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 {
-  return v[d / 4u][d % 4u];
-}
-
 fn in_range(a: i32, n: u32) -> bool {
   return a >= 0 && u32(a) < n;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn select_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let ii = i % params.inner;
   let t = i / params.inner;
@@ -54,9 +48,9 @@ fn select_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn select_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let ii = i % params.inner;
   let t = i / params.inner;
@@ -71,9 +65,9 @@ fn select_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   out[i] = acc;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn gather_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   var rem = i;
   var off = 0u;
@@ -93,9 +87,9 @@ fn gather_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn gather_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   var rem = i;
   var off = 0u;
@@ -125,9 +119,9 @@ fn gather_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   out[i] = acc;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn one_hot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let d = i % params.dim;
   let m = i / params.dim;

@@ -6,9 +6,16 @@
 // staging, so any M, N, K (including K = 0) and any TRANS_A/TRANS_B work; no
 // divisibility-based selection is needed.
 
+import matmulWgsl from './matmul.wgsl';
+import { MAX_WORKGROUPS_PER_DIM } from '../engine/webgpu/kernel-constants.js';
+import { kernelFamily, packUniforms } from '../engine/webgpu/kernel-source.js';
+
+export { MAX_WORKGROUPS_PER_DIM };
 export const MATMUL_TILE_M = 64;
 export const MATMUL_TILE_N = 64;
-export const MAX_WORKGROUPS_PER_DIM = 65535;
+
+/** kernels/matmul.wgsl as the engine dispatches it (composed by the kernel-source builder). */
+export const MATMUL_KERNEL = kernelFamily({ name: 'matmul', source: matmulWgsl }).variant();
 
 export interface MatmulPlan {
   /** Kernel file under kernels/. */
@@ -21,7 +28,7 @@ export interface MatmulPlan {
    * WebGPU takes numbers only: bool overrides are passed as 0/1.
    */
   constants: { TRANS_A: number; TRANS_B: number; HAS_BIAS: number; ACT: number };
-  /** Size in bytes of the Params uniform (8 x u32). */
+  /** Size in bytes of the Params uniform (6 x u32, rounded up to 16 bytes). */
   paramsBytes: number;
 }
 
@@ -70,7 +77,7 @@ export function planMatmul(
   return { ...base, workgroups: [wx, wy, wz] };
 }
 
-/** Params uniform contents, field order as in matmul.wgsl. */
+/** The Params uniform of matmul.wgsl, packed by field name from its reflected layout. */
 export function matmulParams(M: number, N: number, K: number, batch: number, aBatchStride: number, bBatchStride: number): Uint32Array<ArrayBuffer> {
-  return new Uint32Array([M, N, K, batch, aBatchStride, bBatchStride, 0, 0]);
+  return packUniforms(MATMUL_KERNEL, 'params', { M, N, K, batch, a_batch_stride: aBatchStride, b_batch_stride: bBatchStride }) as Uint32Array<ArrayBuffer>;
 }

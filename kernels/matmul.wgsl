@@ -23,8 +23,6 @@ struct Params {
   batch: u32,
   a_batch_stride: u32, // elements; 0 = broadcast A over the batch
   b_batch_stride: u32, // elements; 0 = broadcast B over the batch
-  _pad0: u32,
-  _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;

@@ -32,11 +32,8 @@ struct Params {
   dw: i32,
   include_pad: u32,
   align_corners: u32,
-  _p0: u32,
   scale_h: f32,
   scale_w: f32,
-  _p1: u32,
-  _p2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -61,9 +58,9 @@ fn unravel(i: u32, n1: i32, n0: i32) -> vec3<i32> {
   return vec3<i32>(i32(t / u32(n1)), i32(t % u32(n1)), a);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn max_argmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let c = unravel(i, params.OH, params.OW);
   let base = u32(c.x) * u32(params.H * params.W);
@@ -86,9 +83,9 @@ fn max_argmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   out_idx[i] = best_i;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn plane_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let p = i / u32(params.OH * params.OW);
   let q = idx[i];
@@ -99,9 +96,9 @@ fn plane_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn max_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let c = unravel(i, params.H, params.W);
   let target_q = c.y * params.W + c.z;
@@ -153,9 +150,9 @@ fn divisor(wh: vec3<i32>, ww: vec3<i32>) -> f32 {
   return f32((wh.y - wh.x) * (ww.y - ww.x));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn avg_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let c = unravel(i, params.OH, params.OW);
   let wh = window(c.y, params.H, params.OH, params.kh, params.sh, params.ph);
@@ -179,9 +176,9 @@ fn candidates(h: i32, size: i32, osize: i32, k: i32, s: i32, p: i32) -> vec2<i32
   return vec2<i32>(max(0, ceil_div(h + p - k + 1, s)), min(osize - 1, floor_div(h + p, s)));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn avg_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let c = unravel(i, params.H, params.W);
   let rh = candidates(c.y, params.H, params.OH, params.kh, params.sh, params.ph);
@@ -227,9 +224,9 @@ fn tap_weight(l: Lerp, h: i32) -> f32 {
   return select(0.0, l.l0, l.i0 == h) + select(0.0, l.l1, l.i1 == h);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn bilinear_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let c = unravel(i, params.OH, params.OW);
   let lh = lerp_at(c.y, params.scale_h, params.H);
@@ -259,9 +256,9 @@ fn bilinear_candidates(h: i32, scale: f32, osize: i32) -> vec2<i32> {
   return vec2<i32>(max(0, i32(floor(lo)) - 1), min(osize - 1, i32(ceil(hi)) + 1));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn bilinear_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = grid_index(gid, nwg);
   if (i >= params.n) { return; }
   let c = unravel(i, params.H, params.W);
   let rh = bilinear_candidates(c.y, params.scale_h, params.OH);

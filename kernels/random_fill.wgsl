@@ -1,37 +1,21 @@
-// Fills `out[0..n)` with random numbers from stream (seed, offset); requires kernels/philox.wgsl
-// to be prepended. One invocation per element; the linear index is
-// gid.x + gid.y * (num_workgroups.x * 64), so a dispatch may be 2-D when n / 64 > 65535.
+// Fills `out[0..n)` with random numbers from stream (seed, offset); composed with the philox and
+// grid preludes. One invocation per element at `grid_index` (a dispatch may be 2-D when
+// n / WG_1D > 65535).
 //
 // kind 0 (uniform):   out = low + f32(f32(high - low) * u),  u = rand_uniform_from_bits(w)
 // kind 1 (normal):    out = low + f32(high * z)  (low = mean, high = std; 0 and 1 give z itself)
 // kind 2 (bernoulli): out = 1.0 where u < p, else 0.0
 // Bit-identical to randomUniform / randomNormal / randomBernoulli in engine/random/philox.ts.
-//
-// Params layout (9 x 4 bytes, 36 bytes; a 48-byte uniform buffer is fine):
-//   0 n, 4 seed_lo, 8 seed_hi, 12 offset_lo, 16 offset_hi, 20 kind (all u32), 24 p, 28 low, 32 high (f32)
+// Params are packed by field name (engine/webgpu/kernel-source.ts).
 
-struct Params {
-  n: u32,
-  seed_lo: u32,
-  seed_hi: u32,
-  offset_lo: u32,
-  offset_hi: u32,
-  kind: u32,
-  p: f32,
-  low: f32,
-  high: f32,
-}
+// Params (generated from PHILOX_STREAM in engine/ops/random.ts): n, seed_lo, seed_hi, offset_lo,
+// offset_hi, then kind, p, low, high.
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<uniform> params: Params;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * (nwg.x * 64u);
-  if (i >= params.n) {
-    return;
-  }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   let w = rand_block_for_element(i, vec2<u32>(params.seed_lo, params.seed_hi),
                                  vec2<u32>(params.offset_lo, params.offset_hi));
   let j = i & 3u;

@@ -1,10 +1,11 @@
 // Reductions over any set of axes. The engine splits the input index into a "kept" part
 // (one per output element) and a "reduced" part, each given as collapsed shape + strides.
 // Prelude gives TA (input storage type), TC (accumulator: f32 or i32), TO (output storage type).
-// OP: 0 sum, 1 max, 2 min, 3 argmax, 4 argmin (first index on ties; index counts in the
-// row-major order of the reduced dims). WG_MODE: one 64-wide workgroup per output (long
+// OP: one of the generated OP_SUM, OP_MAX, OP_MIN, OP_ARGMAX, OP_ARGMIN (REDUCE_OPS in
+// engine/webgpu/kernel-constants.ts; arg ops return the first index on ties, counting in the
+// row-major order of the reduced dims). WG_MODE: one WG_1D-wide workgroup per output (long
 // reductions) instead of one invocation per output.
-override OP: u32 = 0u;
+override OP: u32 = OP_SUM;
 override WG_MODE: bool = false;
 
 struct Params {
@@ -12,22 +13,18 @@ struct Params {
   n_red: u32,
   kept_rank: u32,
   red_rank: u32,
-  kept_shape: array<vec4<u32>, 2>,
-  kept_strides: array<vec4<u32>, 2>,
-  red_shape: array<vec4<u32>, 2>,
-  red_strides: array<vec4<u32>, 2>,
+  kept_shape: Shape,
+  kept_strides: Shape,
+  red_shape: Shape,
+  red_strides: Shape,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<TA>;
 @group(0) @binding(1) var<storage, read_write> out: array<TO>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-var<workgroup> s_val: array<TC, 64>;
-var<workgroup> s_idx: array<u32, 64>;
-
-fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 {
-  return v[d / 4u][d % 4u];
-}
+var<workgroup> s_val: array<TC, WG_1D>;
+var<workgroup> s_idx: array<u32, WG_1D>;
 
 fn kept_offset(o: u32) -> u32 {
   var rem = o;
@@ -61,9 +58,7 @@ fn identity() -> TC {
 }
 
 fn is_nan_c(v: TC) -> bool {
-  // Bit test: `v != v` is not reliable (some drivers compile it as an ordered compare, false for NaN).
-  let f = f32(v);
-  return (bitcast<u32>(f) & 0x7fffffffu) > 0x7f800000u;
+  return is_nan_f32(f32(v));
 }
 
 // Combines (va, ia) with (vb, ib); ties keep the smaller index; NaN wins for max/min (and among
@@ -75,21 +70,21 @@ fn better(va: TC, ia: u32, vb: TC, ib: u32) -> bool {
     return nb && (!na || ib < ia);
   }
   switch OP {
-    case 1u, 3u: { return vb > va || (vb == va && ib < ia); }
-    case 2u, 4u: { return vb < va || (vb == va && ib < ia); }
+    case OP_MAX, OP_ARGMAX: { return vb > va || (vb == va && ib < ia); }
+    case OP_MIN, OP_ARGMIN: { return vb < va || (vb == va && ib < ia); }
     default: { return false; }
   }
 }
 
 fn write_out(o: u32, v: TC, idx: u32) {
-  if (OP >= 3u) {
+  if (OP >= OP_ARGMAX) {
     out[o] = TO(idx);
   } else {
     out[o] = TO(v);
   }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   if (WG_MODE) {
@@ -98,9 +93,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     let base = kept_offset(o);
     var acc = identity();
     var best = 0xffffffffu;
-    for (var r = lid.x; r < params.n_red; r += 64u) {
+    for (var r = lid.x; r < params.n_red; r += WG_1D) {
       let v = TC(x[base + red_offset(r)]);
-      if (OP == 0u) {
+      if (OP == OP_SUM) {
         acc += v;
       } else if (best == 0xffffffffu || better(acc, best, v, r)) {
         acc = v;
@@ -110,11 +105,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     s_val[lid.x] = acc;
     s_idx[lid.x] = best;
     workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    for (var stride = WG_1D / 2u; stride > 0u; stride >>= 1u) {
       if (lid.x < stride) {
         let vb = s_val[lid.x + stride];
         let ib = s_idx[lid.x + stride];
-        if (OP == 0u) {
+        if (OP == OP_SUM) {
           s_val[lid.x] += vb;
         } else if (ib != 0xffffffffu && (s_idx[lid.x] == 0xffffffffu || better(s_val[lid.x], s_idx[lid.x], vb, ib))) {
           s_val[lid.x] = vb;
@@ -127,14 +122,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
       write_out(o, s_val[0], s_idx[0]);
     }
   } else {
-    let o = gid.x + gid.y * nwg.x * 64u;
+    let o = grid_index(gid, nwg);
     if (o >= params.n_out) { return; }
     let base = kept_offset(o);
     var acc = identity();
     var best = 0xffffffffu;
     for (var r = 0u; r < params.n_red; r++) {
       let v = TC(x[base + red_offset(r)]);
-      if (OP == 0u) {
+      if (OP == OP_SUM) {
         acc += v;
       } else if (best == 0xffffffffu || better(acc, best, v, r)) {
         acc = v;

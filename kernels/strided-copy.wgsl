@@ -10,23 +10,17 @@ struct Params {
   rank: u32,
   offset: u32,
   out_offset: u32,
-  shape: array<vec4<u32>, 2>,
-  strides: array<vec4<u32>, 2>,
-  out_strides: array<vec4<u32>, 2>,
+  shape: Shape,
+  strides: Shape,
+  out_strides: Shape,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> out: array<T>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 {
-  return v[d / 4u][d % 4u];
-}
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= params.n) { return; }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   var rem = i;
   var src = params.offset;
   var dst = params.out_offset;

@@ -2,12 +2,10 @@
 struct Params {
   n: u32,
   rank: u32,
-  _pad0: u32,
-  _pad1: u32,
-  shape: array<vec4<u32>, 2>,
-  c_strides: array<vec4<u32>, 2>,
-  a_strides: array<vec4<u32>, 2>,
-  b_strides: array<vec4<u32>, 2>,
+  shape: Shape,
+  c_strides: Shape,
+  a_strides: Shape,
+  b_strides: Shape,
 }
 
 @group(0) @binding(0) var<storage, read> cond: array<u32>;
@@ -16,14 +14,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<T>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 {
-  return v[d / 4u][d % 4u];
-}
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
-  if (i >= params.n) { return; }
+// Called by the `elementwise` prelude's entry point for each i < params.n.
+fn element(i: u32) {
   var ic = 0u;
   var ia = 0u;
   var ib = 0u;

@@ -10,7 +10,7 @@ import {
   type Tensor,
   abs, add, cast, digamma, fromHost, grad, grads, div, eq, erfOp, exp, ge, gelu, gt, le, leakyRelu, lgamma, log, log1p, lt,
   maximum, minimum, mul, ne, neg, pow, powScalar, reciprocal, relu, rsqrt, sigmoid, sign, softplus,
-  sqrt, square, sub, tanh, where,
+  sqrt, square, sub, tanh, trigamma, where,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 import { type HostTensor, type RandOptions, type Tol, Rng, TOL, compareBackends, fmt, host, rand, runOn } from './helpers/compare.js';
@@ -107,6 +107,16 @@ describe('unary ops: WebGPU vs CPU', () => {
     const xs = [1e-3, 0.5, 1, 2, 3, 10, 100, 1e4, Infinity, NaN];
     await compareBackends(cpu, gpu, lgamma, [host(xs, [xs.length])], TOL.special, 'lgamma edges');
     await compareBackends(cpu, gpu, digamma, [host(xs, [xs.length])], TOL.special, 'digamma edges');
+  });
+
+  it('trigamma: WebGPU vs CPU on its domain (odd length), at the pole and at large x', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    const rng = new Rng(17);
+    const r = rand(rng, [3, 67], 'float32', { lo: 0.05, hi: 30 });
+    await compareBackends(cpu, gpu, trigamma, [r], TOL.special, 'trigamma');
+    const xs = [1e-3, 0.5, 1, 2, 10, 1e4, Infinity, NaN];
+    await compareBackends(cpu, gpu, trigamma, [host(xs, [xs.length])], TOL.special, 'trigamma edges');
+    await compareBackends(cpu, gpu, trigamma, [host([], [0, 3])], TOL.special, 'trigamma empty');
   });
 
   it('documented domain-edge values', async (ctx) => {

@@ -1,25 +1,26 @@
-// Fused optimiser kernels (engine/ops/optim-kernels.ts, kernels/adam.wgsl, kernels/sgd.wgsl)
-// against the op-by-op updates they replace (`fused: false`), on both backends.
+// Fused optimiser ops (engine/ops/optim-kernels.ts, kernels/optim.wgsl) against the op-by-op
+// updates they replace (test/helpers/optim-reference.ts; `fused = false` below), on both backends.
 import { describe, expect, it } from 'vitest';
 import {
   type Backend, type Tensor, Adam, AdamW, SGD, Optimizer, dispose, memory, parameter, reluGrad, where, gt, setBackend, tensor, tidy,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 import { Rng, bitsEqual, expectClose } from './helpers/compare.js';
+import { OpByOpAdam, OpByOpAdamW, OpByOpSGD } from './helpers/optim-reference.js';
 
 setBackend(cpu);
 
 type Make = (ps: Tensor[], fused: boolean) => Optimizer<{ lr: number }>;
 
 const ADAM_CASES: [string, Make][] = [
-  ['Adam', (ps, fused) => new Adam(ps, { lr: 0.01, fused })],
-  ['Adam L2 + maximize', (ps, fused) => new Adam(ps, { lr: 0.003, weightDecay: 0.05, maximize: true, fused })],
-  ['Adam amsgrad', (ps, fused) => new Adam(ps, { lr: 0.02, betas: [0.8, 0.99], eps: 1e-6, amsgrad: true, fused })],
-  ['AdamW', (ps, fused) => new AdamW(ps, { lr: 0.01, weightDecay: 0.1, fused })],
-  ['AdamW amsgrad', (ps, fused) => new AdamW(ps, { lr: 0.01, amsgrad: true, fused })],
-  ['SGD', (ps, fused) => new SGD(ps, { lr: 0.1, fused })],
-  ['SGD momentum + dampening + L2', (ps, fused) => new SGD(ps, { lr: 0.05, momentum: 0.9, dampening: 0.2, weightDecay: 1e-3, fused })],
-  ['SGD Nesterov + maximize', (ps, fused) => new SGD(ps, { lr: 0.05, momentum: 0.8, nesterov: true, maximize: true, fused })],
+  ['Adam', (ps, fused) => new (fused ? Adam : OpByOpAdam)(ps, { lr: 0.01 })],
+  ['Adam L2 + maximize', (ps, fused) => new (fused ? Adam : OpByOpAdam)(ps, { lr: 0.003, weightDecay: 0.05, maximize: true })],
+  ['Adam amsgrad', (ps, fused) => new (fused ? Adam : OpByOpAdam)(ps, { lr: 0.02, betas: [0.8, 0.99], eps: 1e-6, amsgrad: true })],
+  ['AdamW', (ps, fused) => new (fused ? AdamW : OpByOpAdamW)(ps, { lr: 0.01, weightDecay: 0.1 })],
+  ['AdamW amsgrad', (ps, fused) => new (fused ? AdamW : OpByOpAdamW)(ps, { lr: 0.01, amsgrad: true })],
+  ['SGD', (ps, fused) => new (fused ? SGD : OpByOpSGD)(ps, { lr: 0.1 })],
+  ['SGD momentum + dampening + L2', (ps, fused) => new (fused ? SGD : OpByOpSGD)(ps, { lr: 0.05, momentum: 0.9, dampening: 0.2, weightDecay: 1e-3 })],
+  ['SGD Nesterov + maximize', (ps, fused) => new (fused ? SGD : OpByOpSGD)(ps, { lr: 0.05, momentum: 0.8, nesterov: true, maximize: true })],
 ];
 
 const SHAPES = [[7], [3, 65], [1], [0, 4], [130, 3]];

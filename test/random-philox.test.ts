@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RANDOM_FILL_KERNEL } from '../engine/ops/random.js';
 import {
   blocksFor,
   normalFromBits,
@@ -11,8 +11,9 @@ import {
   uniformFromBits,
 } from '../engine/random/philox.js';
 
-const PHILOX_WGSL = readFileSync(new URL('../kernels/philox.wgsl', import.meta.url), 'utf8');
-const FILL_WGSL = readFileSync(new URL('../kernels/random_fill.wgsl', import.meta.url), 'utf8');
+// random_fill.wgsl as the engine composes it (philox and elementwise preludes, the Params struct
+// generated from engine/ops/random.ts; engine/webgpu/kernel-source.ts).
+const FILL_KERNEL_CODE = RANDOM_FILL_KERNEL.code;
 
 const hex = (xs: number[]) => xs.map((x) => x.toString(16).padStart(8, '0'));
 
@@ -240,7 +241,7 @@ type Kind = 0 | 1 | 2;
 let pipeline: GPUComputePipeline | undefined;
 function getPipeline(dev: GPUDevice): GPUComputePipeline {
   if (!pipeline) {
-    const module = dev.createShaderModule({ code: PHILOX_WGSL + '\n' + FILL_WGSL });
+    const module = dev.createShaderModule({ code: FILL_KERNEL_CODE });
     pipeline = dev.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
   }
   return pipeline;
@@ -330,9 +331,9 @@ describe('WGSL random_fill is bit-identical to TypeScript', () => {
   ];
   const sizes = [0, 1, 5, 1000, 70001];
 
-  it('compiles philox.wgsl + random_fill.wgsl without errors', async (ctx) => {
+  it('compiles the philox prelude + random_fill.wgsl without errors', async (ctx) => {
     const dev = needDevice(ctx);
-    const module = dev.createShaderModule({ code: PHILOX_WGSL + '\n' + FILL_WGSL });
+    const module = dev.createShaderModule({ code: FILL_KERNEL_CODE });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');
     expect(errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`)).toEqual([]);

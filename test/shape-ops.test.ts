@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   type Backend, type DType, type Tensor, ArgumentError, DTypeError, IndexError, ShapeError,
-  concat, gather, grad, grads, indexAdd, indexSelect, memory, noGrad, oneHot, pad, scatterAdd, setBackend, slice, stack,
+  broadcastTo, concat, gather, grad, grads, permute, transpose, indexAdd, indexSelect, memory, noGrad, oneHot, pad, scatterAdd, setBackend, slice, stack,
   takeAlongAxis, tensor, tidy,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
@@ -44,6 +44,36 @@ describe('slice', () => {
   it('gradient (float64 finite differences)', async () => {
     await gradcheck((x) => slice(x, [1, -3, 0], [2, 2, -1]), [inp([3, 4, 2])]);
     await gradcheck((x) => slice(x, [1, 1], [2, 2]).square(), [inp([3, 4])], true);
+  });
+});
+
+// ---- broadcastTo / permute (the strided-copy kernel) ----
+describe('broadcastTo and permute', () => {
+  it('hand values and errors', async () => {
+    setBackend(cpu);
+    const x = tensor([[1, 2, 3], [4, 5, 6]]);
+    expect(await broadcastTo(tensor([1, 2, 3]), [2, 3]).toArray()).toEqual([[1, 2, 3], [1, 2, 3]]);
+    expect(await permute(x, [1, 0]).toArray()).toEqual([[1, 4], [2, 5], [3, 6]]);
+    expect(() => broadcastTo(x, [3, 3])).toThrow(ShapeError);
+    expect(() => permute(x, [0, 0])).toThrow();
+  });
+
+  it('webgpu matches cpu (size-1, zero-size and odd dims, int32 and bool, rank 5)', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    await both(gpu, (x) => broadcastTo(x, [4, 3, 65]), [inp([3, 1])]);
+    await both(gpu, (x) => broadcastTo(x, [2, 5, 1, 7]), [inp([5, 1, 1])]);
+    await both(gpu, (x) => broadcastTo(x, [0, 3]), [inp([1, 3])]);
+    await both(gpu, (x) => broadcastTo(x, [3, 2, 2]), [inp([2, 1], 2, 'int32')]);
+    await both(gpu, (x) => permute(x, [2, 0, 1]), [inp([3, 65, 2])]);
+    await both(gpu, (x) => permute(x, [4, 2, 0, 3, 1]), [inp([2, 3, 1, 5, 4])]);
+    await both(gpu, (x) => permute(x, [1, 0, 2]), [inp([0, 3, 2])]);
+    await both(gpu, (x) => transpose(x), [inp([7, 9], 3, 'int32')]);
+    await both(gpu, (x) => permute(x, [1, 0]), [{ v: rand(12, 4).map((v) => +(v > 0)), shape: [3, 4], dtype: 'bool' }]);
+  });
+
+  it('gradient (float64 finite differences)', async () => {
+    await gradcheck((x) => broadcastTo(x, [3, 2, 4]).square(), [inp([2, 1])], true);
+    await gradcheck((x) => permute(x, [2, 0, 1]).square(), [inp([2, 3, 4])], true);
   });
 });
 

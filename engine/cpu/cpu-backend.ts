@@ -1,7 +1,7 @@
 import type { Backend, MemoryInfo, OutInfo, Storage } from '../backend.js';
 import { type DType, type TypedArray, allocHost } from '../dtype.js';
 import { AllocationError } from '../errors.js';
-import type { OpDef } from '../op.js';
+import type { MultiOpDef, OpDef } from '../op.js';
 import type { Tensor } from '../tensor.js';
 
 export class CpuStorage implements Storage {
@@ -62,6 +62,14 @@ export class CpuBackend implements Backend {
     const data = op.cpu(args, attrs, out);
     this.inUse += data.byteLength;
     return new CpuStorage(this, data);
+  }
+
+  executeMulti(op: MultiOpDef<any>, inputs: readonly Tensor[], attrs: any, outs: readonly OutInfo[]): Storage[] {
+    const args = inputs.map((t) => ({ data: (t.storageFor(op.name) as CpuStorage).data, shape: t.shape, dtype: t.dtype }));
+    return op.cpu(args, attrs, outs).map((data) => {
+      this.inUse += data.byteLength;
+      return new CpuStorage(this, data);
+    });
   }
 
   release(storage: Storage): void {

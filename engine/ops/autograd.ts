@@ -10,6 +10,7 @@ import { onesLike, zerosLike } from './creation.js';
 const DETACH = defineOp<object>({
   name: 'detach',
   view: true,
+  notDifferentiable: true, // cuts the graph on purpose
   infer: ([x]) => ({ shape: [...x.shape], dtype: x.dtype }),
   cpu: ([x]) => x.data,
   webgpu() {},

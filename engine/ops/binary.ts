@@ -1,5 +1,4 @@
 import binaryWgsl from '../../kernels/binary.wgsl';
-import ieeeMathWgsl from '../../kernels/ieee-math.wgsl';
 import castWgsl from '../../kernels/cast.wgsl';
 import whereWgsl from '../../kernels/where.wgsl';
 import { type DType, allocHost, checkDTypeName, isFloat, promote } from '../dtype.js';
@@ -7,10 +6,11 @@ import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { type OpDef, defineOp } from '../op.js';
 import { broadcastShapes, broadcastStrides, shapesEqual, sizeOf } from '../shape.js';
 import { Tensor, runOp } from '../tensor.js';
-import { type KernelSource, grid1D } from '../webgpu/webgpu-backend.js';
-import { uniforms } from '../webgpu/uniforms.js';
+import { grid1D } from '../webgpu/webgpu-backend.js';
+import { BINARY_OPS } from '../webgpu/kernel-constants.js';
+import { kernelFamily } from '../webgpu/kernel-source.js';
 import { scalarLike } from './creation.js';
-import { MAX_KERNEL_RANK, collapseDims, forEachStrided, typePrelude, wgslStorageType } from './elementwise-util.js';
+import { MAX_KERNEL_RANK, collapseDims, forEachStrided, wgslStorageType } from './elementwise-util.js';
 import { reshape } from './shape-ops.js';
 import { log, neg } from './unary.js';
 import { alias } from './autograd.js';
@@ -18,15 +18,9 @@ import { sum } from './reduce.js';
 
 type Kind = 'arith' | 'float' | 'compare';
 
-const BINARY_SRC = ieeeMathWgsl + '\n' + binaryWgsl;
-
-const kernels = new Map<string, KernelSource>();
-function kernelFor(file: string, base: string, types: Record<string, string>): KernelSource {
-  const name = `${base}_${Object.values(types).join('_')}`;
-  let k = kernels.get(name);
-  if (!k) kernels.set(name, (k = { name, code: typePrelude(types) + file }));
-  return k;
-}
+const BINARY = kernelFamily({ name: 'binary', source: binaryWgsl, preludes: ['elementwise', 'shape', 'ieee'], opCodes: BINARY_OPS });
+const WHERE_KERNEL = kernelFamily({ name: 'where', source: whereWgsl, preludes: ['elementwise', 'shape'] });
+const CAST_KERNEL = kernelFamily({ name: 'cast', source: castWgsl, preludes: ['elementwise', 'ieee'] });
 
 function computeDType(kind: Kind, a: DType, b: DType): DType {
   const p = promote(a, b);
@@ -42,7 +36,8 @@ function packBroadcast(op: string, outShape: readonly number[], inShapes: readon
   return c;
 }
 
-function binary(name: string, code: number, kind: Kind, f: (x: number, y: number) => number, grad?: OpDef<object>['grad']): OpDef<object> {
+function binary(name: keyof typeof BINARY_OPS, kind: Kind, f: (x: number, y: number) => number, grad?: OpDef<object>['grad']): OpDef<object> {
+  const code = BINARY_OPS[name];
   return defineOp<object>({
     name,
     infer([a, b]) {
@@ -52,13 +47,11 @@ function binary(name: string, code: number, kind: Kind, f: (x: number, y: number
     },
     cpu([a, b], _attrs, out) {
       const r = allocHost(out.dtype, sizeOf(out.shape));
-      const intOut = out.dtype === 'int32';
       const c = collapseDims(out.shape, [broadcastStrides(a.shape, out.shape), broadcastStrides(b.shape, out.shape)]);
       const ad = a.data;
       const bd = b.data;
       forEachStrided(c.shape, c.strides, (o, idx) => {
-        const v = f(ad[idx[0]], bd[idx[1]]);
-        r[o] = intOut ? (kind === 'arith' && code === 3 ? Math.trunc(v) : v) : v;
+        r[o] = f(ad[idx[0]], bd[idx[1]]);
       });
       return r;
     },
@@ -66,7 +59,7 @@ function binary(name: string, code: number, kind: Kind, f: (x: number, y: number
       const n = sizeOf(out.shape);
       const cdt = kind === 'compare' ? promote(a.dtype, b.dtype) : out.dtype;
       const tc = cdt === 'float32' ? 'f32' : 'i32';
-      const kernel = kernelFor(BINARY_SRC, 'binary', { TA: wgslStorageType(a.dtype), TB: wgslStorageType(b.dtype), TC: tc, TO: wgslStorageType(out.dtype) });
+      const kernel = BINARY.variant({ types: { TA: wgslStorageType(a.dtype), TB: wgslStorageType(b.dtype), TC: tc, TO: wgslStorageType(out.dtype) } });
       const aFull = shapesEqual(a.shape, out.shape);
       const bFull = shapesEqual(b.shape, out.shape);
       const same = aFull && bFull;
@@ -80,13 +73,12 @@ function binary(name: string, code: number, kind: Kind, f: (x: number, y: number
           a: a.buffer,
           b: b.buffer,
           out: out.buffer,
-          params: uniforms().u32(n).u32(c.shape.length).u32(0).u32(0)
-            .u32Array(c.shape, 8).u32Array(c.strides[0], 8).u32Array(c.strides[1], 8).bytes(),
+          params: { n, rank: c.shape.length, shape: c.shape, a_strides: c.strides[0], b_strides: c.strides[1] },
         },
         workgroups: grid1D(n),
       });
     },
-    grad,
+    ...(grad ? { grad } : { notDifferentiable: true as const }), // comparisons: piecewise-constant bool masks
   });
 }
 
@@ -104,14 +96,14 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
 
 const gradIf = (t: Tensor, g: () => Tensor): Tensor | null => (isFloat(t.dtype) ? sumTo(g(), t.shape) : null);
 
-const ADD = binary('add', 0, 'arith', (x, y) => x + y, (dy, [a, b]) => [gradIf(a, () => dy), gradIf(b, () => dy)]);
-const SUB = binary('sub', 1, 'arith', (x, y) => x - y, (dy, [a, b]) => [gradIf(a, () => dy), gradIf(b, () => neg(dy))]);
-const MUL = binary('mul', 2, 'arith', (x, y) => x * y, (dy, [a, b]) => [gradIf(a, () => mul(dy, b)), gradIf(b, () => mul(dy, a))]);
-const DIV = binary('div', 3, 'float', (x, y) => x / y, (dy, [a, b]) => [
+const ADD = binary('add', 'arith', (x, y) => x + y, (dy, [a, b]) => [gradIf(a, () => dy), gradIf(b, () => dy)]);
+const SUB = binary('sub', 'arith', (x, y) => x - y, (dy, [a, b]) => [gradIf(a, () => dy), gradIf(b, () => neg(dy))]);
+const MUL = binary('mul', 'arith', (x, y) => x * y, (dy, [a, b]) => [gradIf(a, () => mul(dy, b)), gradIf(b, () => mul(dy, a))]);
+const DIV = binary('div', 'float', (x, y) => x / y, (dy, [a, b]) => [
   gradIf(a, () => div(dy, b)),
   gradIf(b, () => neg(div(mul(dy, a), mul(b, b)))),
 ]);
-const POW = binary('pow', 4, 'float', (x, y) => Math.pow(x, y), (dy, [a, b], out) => [
+const POW = binary('pow', 'float', (x, y) => Math.pow(x, y), (dy, [a, b], out) => [
   gradIf(a, () => mul(dy, mul(b, pow(a, sub(b, 1))))),
   // d/db a^b = a^b ln a, taken as 0 where a <= 0 (ln undefined) rather than NaN.
   gradIf(b, () => {
@@ -120,24 +112,24 @@ const POW = binary('pow', 4, 'float', (x, y) => Math.pow(x, y), (dy, [a, b], out
   }),
 ]);
 // Ties split the gradient evenly between the two inputs.
-const MAXIMUM = binary('maximum', 5, 'arith', (x, y) => Math.max(x, y), (dy, [a, b]) => {
+const MAXIMUM = binary('maximum', 'arith', (x, y) => Math.max(x, y), (dy, [a, b]) => {
   const wa = () => add(cast(gt(a, b), dy.dtype), mul(cast(eq(a, b), dy.dtype), 0.5));
   return [gradIf(a, () => mul(dy, wa())), gradIf(b, () => mul(dy, sub(1, wa())))];
 });
-const MINIMUM = binary('minimum', 6, 'arith', (x, y) => Math.min(x, y), (dy, [a, b]) => {
+const MINIMUM = binary('minimum', 'arith', (x, y) => Math.min(x, y), (dy, [a, b]) => {
   const wa = () => add(cast(lt(a, b), dy.dtype), mul(cast(eq(a, b), dy.dtype), 0.5));
   return [gradIf(a, () => mul(dy, wa())), gradIf(b, () => mul(dy, sub(1, wa())))];
 });
-const EQ = binary('eq', 7, 'compare', (x, y) => +(x === y));
-const NE = binary('ne', 8, 'compare', (x, y) => +(x !== y));
-const LT = binary('lt', 9, 'compare', (x, y) => +(x < y));
-const LE = binary('le', 10, 'compare', (x, y) => +(x <= y));
-const GT = binary('gt', 11, 'compare', (x, y) => +(x > y));
-const GE = binary('ge', 12, 'compare', (x, y) => +(x >= y));
+const EQ = binary('eq', 'compare', (x, y) => +(x === y));
+const NE = binary('ne', 'compare', (x, y) => +(x !== y));
+const LT = binary('lt', 'compare', (x, y) => +(x < y));
+const LE = binary('le', 'compare', (x, y) => +(x <= y));
+const GT = binary('gt', 'compare', (x, y) => +(x > y));
+const GE = binary('ge', 'compare', (x, y) => +(x >= y));
 // dy where x > 0, else 0: the backward of relu (and of fused relu epilogues) in one dispatch
 // instead of where(gt(x, 0), dy, 0) (a compare, a select and two scalar fills). x is not
 // differentiated (the mask is piecewise constant), like the `gt` it replaces.
-const RELU_GRAD = binary('reluGrad', 13, 'arith', (x, y) => (x > 0 ? y : 0), (g, [x, dy]) => [null, gradIf(dy, () => reluGrad(x, g))]);
+const RELU_GRAD = binary('reluGrad', 'arith', (x, y) => (x > 0 ? y : 0), (g, [x, dy]) => [null, gradIf(dy, () => reluGrad(x, g))]);
 
 function logSafe(a: Tensor, pos: Tensor): Tensor {
   // log of a where a > 0, 1 elsewhere (so the masked-out branch stays finite).
@@ -221,14 +213,13 @@ const WHERE = defineOp<object>({
     const n = sizeOf(out.shape);
     const k = packBroadcast('where', out.shape, [c.shape, a.shape, b.shape]);
     gpu.dispatch({
-      kernel: kernelFor(whereWgsl, 'where', { T: wgslStorageType(out.dtype) }),
+      kernel: WHERE_KERNEL.variant({ types: { T: wgslStorageType(out.dtype) } }),
       bindings: {
         cond: c.buffer,
         a: a.buffer,
         b: b.buffer,
         out: out.buffer,
-        params: uniforms().u32(n).u32(k.shape.length).u32(0).u32(0)
-          .u32Array(k.shape, 8).u32Array(k.strides[0], 8).u32Array(k.strides[1], 8).u32Array(k.strides[2], 8).bytes(),
+        params: { n, rank: k.shape.length, shape: k.shape, c_strides: k.strides[0], a_strides: k.strides[1], b_strides: k.strides[2] },
       },
       workgroups: grid1D(n),
     });
@@ -279,9 +270,9 @@ const CAST = defineOp<CastAttrs>({
   webgpu(gpu, [x], a, out) {
     const n = sizeOf(out.shape);
     gpu.dispatch({
-      kernel: kernelFor(castWgsl, 'cast', { TA: wgslStorageType(x.dtype), TO: wgslStorageType(a.dtype) }),
+      kernel: CAST_KERNEL.variant({ types: { TA: wgslStorageType(x.dtype), TO: wgslStorageType(a.dtype) } }),
       constants: { TO_BOOL: a.dtype === 'bool' },
-      bindings: { x: x.buffer, out: out.buffer, params: uniforms().u32(n).bytes() },
+      bindings: { x: x.buffer, out: out.buffer, params: { n } },
       workgroups: grid1D(n),
     });
   },

@@ -6,8 +6,9 @@ import { type TypedArray, allocHost, isFloat, promote } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { type CpuArg, type GpuArg, defineOp } from '../op.js';
 import { type Tensor, runOp } from '../tensor.js';
-import { type KernelSource, type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
-import { uniforms } from '../webgpu/uniforms.js';
+import { type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
+import { WG_1D } from '../webgpu/kernel-constants.js';
+import { type StructField, kernelFamily } from '../webgpu/kernel-source.js';
 import { add, reluGrad } from './binary.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape-ops.js';
@@ -251,17 +252,27 @@ function convBwdWeightCpu(x: CpuArg, dy: CpuArg, a: BwdWeightAttrs, out: OutInfo
 // ---------------------------------------------------------------------------------------------
 // WebGPU
 
-const WG = 64;
-const kernelCache = new Map<string, KernelSource>();
-function kernelFor(family: string, code: string, consts: Record<string, number>): KernelSource {
-  const name = `${family}_${Object.entries(consts).map(([k, v]) => `${k}${v}`).join('_')}`;
-  let k = kernelCache.get(name);
-  if (!k) {
-    const prelude = Object.entries(consts).map(([c, v]) => `const ${c}: u32 = ${v}u;`).join('\n') + '\n';
-    kernelCache.set(name, (k = { name, code: prelude + code }));
-  }
-  return k;
-}
+const WG = WG_1D;
+
+/**
+ * The geometry every conv kernel reads, declared once: the three kernels' `Params` structs are
+ * generated from it (plus each kernel's own tail fields) and packed from {@link geomParams}.
+ */
+const CONV_GEOMETRY: readonly StructField[] = [
+  ['N', 'u32'], ['C', 'u32'], ['H', 'u32'], ['W', 'u32'],
+  ['O', 'u32'], ['Ho', 'u32'], ['Wo', 'u32'], ['Cg', 'u32'],
+  ['Og', 'u32'], ['kH', 'u32'], ['kW', 'u32'], ['blocks', 'u32'],
+  ['sh', 'i32'], ['sw', 'i32'], ['dh', 'i32'], ['dw', 'i32'],
+  ['pt', 'i32'], ['pl', 'i32'],
+];
+const CONV2D_KERNEL = kernelFamily({ name: 'conv2d', source: conv2dWgsl, structs: { Params: [...CONV_GEOMETRY, ['NP', 'u32']] } });
+const CONV2D_GRAD_INPUT = kernelFamily({ name: 'conv2d_grad_input', source: conv2dGradInputWgsl, structs: { Params: CONV_GEOMETRY } });
+const CONV2D_GRAD_WEIGHT = kernelFamily({
+  name: 'conv2d_grad_weight',
+  source: conv2dGradWeightWgsl,
+  preludes: ['grid'],
+  structs: { Params: [...CONV_GEOMETRY, ['R', 'u32'], ['rowsPerSplit', 'u32']] },
+});
 
 /**
  * Register-block size for `n` channels: the next power of two, capped at `max` (6 → 8, 3 → 4,
@@ -276,12 +287,7 @@ function blockOf(n: number, max = 8): number {
 
 function geomParams(x: readonly number[], w: readonly number[], Ho: number, Wo: number, a: Geom, blocks: number) {
   const { N, C, H, W, O, Cg, kH, kW, Og } = sizes(x, w, a.groups);
-  return uniforms()
-    .u32(N).u32(C).u32(H).u32(W)
-    .u32(O).u32(Ho).u32(Wo).u32(Cg)
-    .u32(Og).u32(kH).u32(kW).u32(blocks)
-    .i32(a.sh).i32(a.sw).i32(a.dh).i32(a.dw)
-    .i32(a.pt).i32(a.pl);
+  return { N, C, H, W, O, Ho, Wo, Cg, Og, kH, kW, blocks, sh: a.sh, sw: a.sw, dh: a.dh, dw: a.dw, pt: a.pt, pl: a.pl };
 }
 
 function convForwardGpu(gpu: WebGPUBackend, x: GpuArg, w: GpuArg, b: GpuArg | undefined, a: FwdAttrs, out: GpuArg): void {
@@ -292,14 +298,14 @@ function convForwardGpu(gpu: WebGPUBackend, x: GpuArg, w: GpuArg, b: GpuArg | un
   const NP = N * a.Ho * a.Wo;
   const biasBuf = b ? b.buffer : gpu.allocBuffer(4, 'conv2d');
   gpu.dispatch({
-    kernel: kernelFor('conv2d', conv2dWgsl, { OB, PB }),
+    kernel: CONV2D_KERNEL.variant({ consts: { OB, PB } }),
     constants: { HAS_BIAS: !!b, ACT: a.act },
     bindings: {
       x: x.buffer,
       w: w.buffer,
       bias: biasBuf,
       out: out.buffer,
-      params: geomParams(x.shape, w.shape, a.Ho, a.Wo, a, oBlocks).u32(NP).u32(0).bytes(),
+      params: { ...geomParams(x.shape, w.shape, a.Ho, a.Wo, a, oBlocks), NP },
     },
     workgroups: [Math.ceil(NP / (WG * PB)), a.groups * oBlocks, 1],
   });
@@ -315,12 +321,12 @@ function convBwdInputGpu(gpu: WebGPUBackend, dy: GpuArg, w: GpuArg, a: BwdInputA
   // Largest phase class: ceil(H/sh) × ceil(W/sw) pixels per image.
   const NPmax = N * Math.ceil(H / a.sh) * Math.ceil(W / a.sw);
   gpu.dispatch({
-    kernel: kernelFor('conv2d_grad_input', conv2dGradInputWgsl, { CB, PB }),
+    kernel: CONV2D_GRAD_INPUT.variant({ consts: { CB, PB } }),
     bindings: {
       dy: dy.buffer,
       w: w.buffer,
       out: out.buffer,
-      params: geomParams(a.inputShape, w.shape, dy.shape[2], dy.shape[3], a, cBlocks).u32(0).u32(0).bytes(),
+      params: geomParams(a.inputShape, w.shape, dy.shape[2], dy.shape[3], a, cBlocks),
     },
     workgroups: [Math.ceil(NPmax / (WG * PB)), a.groups * cBlocks, a.sh * a.sw],
   });
@@ -356,21 +362,22 @@ function convBwdWeightGpu(gpu: WebGPUBackend, x: GpuArg, dy: GpuArg, a: BwdWeigh
   const rowsPerSplit = Math.max(1, Math.ceil(rows / splits));
   splits = rows === 0 ? 1 : Math.ceil(rows / rowsPerSplit);
   const target = splits > 1 ? gpu.allocBuffer(4 * splits * total, 'conv2dBackwardWeight') : out.buffer;
+  const kernel = CONV2D_GRAD_WEIGHT.variant({ consts: { OB, RB, PS } });
   gpu.dispatch({
-    kernel: kernelFor('conv2d_grad_weight', conv2dGradWeightWgsl, { OB, RB, PS }),
+    kernel,
     bindings: {
       x: x.buffer,
       dy: dy.buffer,
       out: target,
-      params: geomParams(x.shape, a.weightShape, Ho, Wo, a, oBlocks).u32(R).u32(rowsPerSplit).bytes(),
+      params: { ...geomParams(x.shape, a.weightShape, Ho, Wo, a, oBlocks), R, rowsPerSplit },
     },
     workgroups: [rBlocks, a.groups * oBlocks, splits],
   });
   if (splits > 1) {
     gpu.dispatch({
-      kernel: kernelFor('conv2d_grad_weight', conv2dGradWeightWgsl, { OB, RB, PS }),
+      kernel,
       entry: 'reduce_splits',
-      bindings: { part: target, dwout: out.buffer, rparams: uniforms().u32(total).u32(splits).bytes() },
+      bindings: { part: target, dwout: out.buffer, rparams: { total, splits } },
       workgroups: grid1D(total, WG),
     });
     gpu.freeBuffer(target);

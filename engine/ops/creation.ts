@@ -1,4 +1,3 @@
-import fillWgsl from '../../kernels/fill.wgsl';
 import type { Backend } from '../backend.js';
 import { type DType, allocHost, checkDTypeName, toInt32 } from '../dtype.js';
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
@@ -7,9 +6,7 @@ import { currentBackend } from '../runtime.js';
 import { checkShape, sizeOf } from '../shape.js';
 import { type Tensor, fromHost, runOp } from '../tensor.js';
 import { grid1D } from '../webgpu/webgpu-backend.js';
-import { uniforms } from '../webgpu/uniforms.js';
-
-const FILL_KERNEL = { name: 'fill', code: fillWgsl };
+import { FILL_KERNEL, fillBits } from './elementwise-util.js';
 
 interface FillAttrs {
   shape: number[];
@@ -17,14 +14,9 @@ interface FillAttrs {
   value: number;
 }
 
-function bitsOf(value: number, dtype: DType): number {
-  if (dtype === 'float32') return new Uint32Array(new Float32Array([value]).buffer)[0];
-  if (dtype === 'int32') return value | 0;
-  return value ? 1 : 0;
-}
-
 const FILL = defineOp<FillAttrs>({
   name: 'fill',
+  notDifferentiable: true, // no tensor inputs
   infer: (_i, a) => ({ shape: [...a.shape], dtype: a.dtype }),
   cpu(_i, a, out) {
     const r = allocHost(out.dtype, sizeOf(out.shape));
@@ -35,7 +27,7 @@ const FILL = defineOp<FillAttrs>({
     const n = sizeOf(out.shape);
     gpu.dispatch({
       kernel: FILL_KERNEL,
-      bindings: { out: out.buffer, params: uniforms().u32(n).u32(bitsOf(a.value, a.dtype)).bytes() },
+      bindings: { out: out.buffer, params: { n, bits: fillBits(a.value, a.dtype) } },
       workgroups: grid1D(n),
     });
   },

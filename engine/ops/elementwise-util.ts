@@ -1,17 +1,23 @@
+import fillWgsl from '../../kernels/fill.wgsl';
 import type { DType } from '../dtype.js';
+import { MAX_RANK } from '../webgpu/kernel-constants.js';
+import { kernelFamily } from '../webgpu/kernel-source.js';
+
+/** kernels/fill.wgsl: writes one 32-bit pattern everywhere (`fill`, `pad`'s background). */
+export const FILL_KERNEL = kernelFamily({ name: 'fill', source: fillWgsl, preludes: ['elementwise'] }).variant();
+
+/** The 32-bit pattern that `value` has in a WebGPU buffer of `dtype` (bool: one u32 0/1). */
+export function fillBits(value: number, dtype: DType): number {
+  if (dtype === 'int32') return value | 0;
+  if (dtype === 'bool') return value ? 1 : 0;
+  return new Uint32Array(new Float32Array([value]).buffer)[0];
+}
 
 /** WGSL storage type of a dtype on WebGPU (bool is one u32 per element). */
 export function wgslStorageType(dtype: DType): 'f32' | 'i32' | 'u32' {
   if (dtype === 'int32') return 'i32';
   if (dtype === 'bool') return 'u32';
   return 'f32';
-}
-
-/** The `alias` prelude that specialises an elementwise kernel file to concrete types. */
-export function typePrelude(types: Record<string, string>): string {
-  return Object.entries(types)
-    .map(([k, v]) => `alias ${k} = ${v};`)
-    .join('\n') + '\n';
 }
 
 /**
@@ -55,4 +61,5 @@ export function forEachStrided(shape: readonly number[], strides: readonly (read
   }
 }
 
-export const MAX_KERNEL_RANK = 8;
+/** Largest rank of a collapsed shape a kernel accepts (the shared table's MAX_RANK). */
+export const MAX_KERNEL_RANK = MAX_RANK;

@@ -1,5 +1,4 @@
-import matmulWgsl from '../../kernels/matmul.wgsl';
-import { matmulParams, planMatmul } from '../../kernels/matmul-plan.js';
+import { MATMUL_KERNEL, planMatmul } from '../../kernels/matmul-plan.js';
 import { allocHost, isFloat, promote } from '../dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { type GpuArg, defineOp } from '../op.js';
@@ -23,7 +22,6 @@ interface MatmulAttrs {
   transB: boolean;
 }
 
-const KERNEL = { name: 'matmul', code: matmulWgsl };
 
 function dims(a: readonly number[], b: readonly number[], at: MatmulAttrs) {
   const M = at.transA ? a[a.length - 1] : a[a.length - 2];
@@ -104,7 +102,7 @@ function matmulGpu(gpu: WebGPUBackend, a: GpuArg, b: GpuArg, bias: GpuArg | null
   const plan = planMatmul(M, N, K, batch, at.transA, at.transB, { bias: bias !== null, act });
   const biasBuf = bias ? bias.buffer : gpu.allocBuffer(4, 'matmul');
   gpu.dispatch({
-    kernel: KERNEL,
+    kernel: MATMUL_KERNEL,
     entry: plan.entryPoint,
     constants: plan.constants,
     bindings: {
@@ -112,7 +110,7 @@ function matmulGpu(gpu: WebGPUBackend, a: GpuArg, b: GpuArg, bias: GpuArg | null
       b: b.buffer,
       bias: biasBuf,
       out: out.buffer,
-      params: matmulParams(M, N, K, batch, aBatch === 1 ? 0 : M * K, bBatch === 1 ? 0 : K * N),
+      params: { M, N, K, batch, a_batch_stride: aBatch === 1 ? 0 : M * K, b_batch_stride: bBatch === 1 ? 0 : K * N },
     },
     workgroups: plan.workgroups,
   });

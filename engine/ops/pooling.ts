@@ -5,7 +5,7 @@ import { type CpuArg, type OpDef, defineOp } from '../op.js';
 import { sizeOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
 import { type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
-import { uniforms } from '../webgpu/uniforms.js';
+import { kernelFamily } from '../webgpu/kernel-source.js';
 import { composite } from './autograd.js';
 import { mean } from './reduce.js';
 
@@ -34,7 +34,7 @@ interface Geom {
   scaleW: number;
 }
 
-const POOL_KERNEL = { name: 'pool', code: poolWgsl };
+const POOL_KERNEL = kernelFamily({ name: 'pool', source: poolWgsl, preludes: ['grid'] }).variant();
 
 function poolDispatch(gpu: WebGPUBackend, entry: string, g: Geom, n: number, bindings: Record<string, GPUBuffer>, constants?: Record<string, boolean>): void {
   gpu.dispatch({
@@ -43,9 +43,10 @@ function poolDispatch(gpu: WebGPUBackend, entry: string, g: Geom, n: number, bin
     constants: g.adaptive ? { ADAPTIVE: true, ...constants } : constants,
     bindings: {
       ...bindings,
-      params: uniforms().u32(n).i32(g.H).i32(g.W).i32(g.OH).i32(g.OW).i32(g.kh).i32(g.kw).i32(g.sh).i32(g.sw)
-        .i32(g.ph).i32(g.pw).i32(g.dh).i32(g.dw).u32(g.includePad ? 1 : 0).u32(g.alignCorners ? 1 : 0).u32(0)
-        .f32(g.scaleH).f32(g.scaleW).u32(0).u32(0).bytes(),
+      params: {
+        n, H: g.H, W: g.W, OH: g.OH, OW: g.OW, kh: g.kh, kw: g.kw, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw,
+        include_pad: g.includePad ? 1 : 0, align_corners: g.alignCorners ? 1 : 0, scale_h: g.scaleH, scale_w: g.scaleW,
+      },
     },
     workgroups: grid1D(n),
   });
@@ -58,6 +59,7 @@ const inShapeOf = (dy: { shape: readonly number[] }, g: Geom) => [dy.shape[0], d
 // ---- max pooling ----
 const MAX_ARGMAX = defineOp<Geom>({
   name: 'maxPool2dIndices',
+  notDifferentiable: true, // integer argmax positions (maxPool2dGather carries the gradient)
   infer: ([x], g) => ({ shape: outShapeOf(x, g), dtype: 'int32' }),
   cpu([x], g, out) {
     const r = allocHost('int32', sizeOf(out.shape));

@@ -1,5 +1,4 @@
 import dropoutWgsl from '../../kernels/dropout.wgsl';
-import philoxWgsl from '../../kernels/philox.wgsl';
 import randomFillWgsl from '../../kernels/random_fill.wgsl';
 import type { Backend } from '../backend.js';
 import { isFloat } from '../dtype.js';
@@ -10,7 +9,7 @@ import { currentBackend } from '../runtime.js';
 import { checkShape, sizeOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
 import { grid1D } from '../webgpu/webgpu-backend.js';
-import { uniforms } from '../webgpu/uniforms.js';
+import { type StructField, kernelFamily } from '../webgpu/kernel-source.js';
 
 /**
  * Counter-based randomness (Philox4x32-10, identical in TS and WGSL). Every draw is keyed by a
@@ -51,10 +50,15 @@ interface FillAttrs {
   high: number;
 }
 
-const FILL_KERNEL = { name: 'random_fill', code: philoxWgsl + '\n' + randomFillWgsl };
+/** The uniform fields of a Philox stream (element count, 64-bit seed and block offset as u32 pairs). */
+const PHILOX_STREAM: readonly StructField[] = [['n', 'u32'], ['seed_lo', 'u32'], ['seed_hi', 'u32'], ['offset_lo', 'u32'], ['offset_hi', 'u32']];
+
+/** kernels/random_fill.wgsl with the philox and elementwise preludes. */
+export const RANDOM_FILL_KERNEL = kernelFamily({ name: 'random_fill', source: randomFillWgsl, preludes: ['elementwise', 'philox'], structs: { Params: [...PHILOX_STREAM, ['kind', 'u32'], ['p', 'f32'], ['low', 'f32'], ['high', 'f32']] } }).variant();
 
 const RANDOM = defineOp<FillAttrs>({
   name: 'random',
+  notDifferentiable: true, // random draws (no tensor inputs)
   infer: (_i, a) => ({ shape: [...a.shape], dtype: 'float32' }),
   cpu(_i, a, out) {
     const n = sizeOf(out.shape);
@@ -67,8 +71,8 @@ const RANDOM = defineOp<FillAttrs>({
     const [slo, shi] = splitU53(a.seed);
     const [olo, ohi] = splitU53(a.offset);
     gpu.dispatch({
-      kernel: FILL_KERNEL,
-      bindings: { out: out.buffer, params: uniforms().u32(n).u32(slo).u32(shi).u32(olo).u32(ohi).u32(a.kind).f32(a.p).f32(a.low).f32(a.high).bytes() },
+      kernel: RANDOM_FILL_KERNEL,
+      bindings: { out: out.buffer, params: { n, seed_lo: slo, seed_hi: shi, offset_lo: olo, offset_hi: ohi, kind: a.kind, p: a.p, low: a.low, high: a.high } },
       workgroups: grid1D(n),
     });
   },
@@ -120,7 +124,7 @@ export function dropoutBlocks(rows: number, rowLen: number): number {
   return rows * Math.ceil(rowLen / 4);
 }
 
-const DROPOUT_KERNEL = { name: 'dropout', code: philoxWgsl + '\n' + dropoutWgsl };
+const DROPOUT_KERNEL = kernelFamily({ name: 'dropout', source: dropoutWgsl, preludes: ['elementwise', 'philox'], structs: { Params: [...PHILOX_STREAM, ['p', 'f32'], ['scale', 'f32'], ['row_len', 'u32']] } }).variant();
 
 const DROPOUT: OpDef<DropoutAttrs> = defineOp<DropoutAttrs>({
   name: 'dropout',
@@ -155,7 +159,7 @@ const DROPOUT: OpDef<DropoutAttrs> = defineOp<DropoutAttrs>({
       bindings: {
         x: x.buffer,
         out: out.buffer,
-        params: uniforms().u32(n).u32(slo).u32(shi).u32(olo).u32(ohi).f32(a.p).f32(Math.fround(1 / (1 - a.p))).u32(a.rowLen).bytes(),
+        params: { n, seed_lo: slo, seed_hi: shi, offset_lo: olo, offset_hi: ohi, p: a.p, scale: Math.fround(1 / (1 - a.p)), row_len: a.rowLen },
       },
       workgroups: grid1D(n),
     });

@@ -4,10 +4,10 @@ import { ShapeError, fmtShape } from '../errors.js';
 import { type OpDef, defineOp } from '../op.js';
 import { normAxes, normAxis, reducedShape, sizeOf, stridesOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
-import { type KernelSource } from '../webgpu/webgpu-backend.js';
-import { uniforms } from '../webgpu/uniforms.js';
+import { REDUCE_OPS, WG_1D } from '../webgpu/kernel-constants.js';
+import { kernelFamily } from '../webgpu/kernel-source.js';
 import { add, cast, div, eq, lt, mul, sub, where } from './binary.js';
-import { MAX_KERNEL_RANK, collapseDims, typePrelude, wgslStorageType } from './elementwise-util.js';
+import { MAX_KERNEL_RANK, collapseDims, wgslStorageType } from './elementwise-util.js';
 import { broadcastTo, reshape } from './shape-ops.js';
 import { abs, exp, log } from './unary.js';
 import { composite, detach } from './autograd.js';
@@ -17,13 +17,7 @@ interface ReduceAttrs {
   keepDims: boolean;
 }
 
-const kernels = new Map<string, KernelSource>();
-function kernelFor(ta: string, tc: string, to: string): KernelSource {
-  const name = `reduce_${ta}_${tc}_${to}`;
-  let k = kernels.get(name);
-  if (!k) kernels.set(name, (k = { name, code: typePrelude({ TA: ta, TC: tc, TO: to }) + reduceWgsl }));
-  return k;
-}
+const REDUCE = kernelFamily({ name: 'reduce', source: reduceWgsl, preludes: ['grid', 'shape', 'ieee'], opCodes: REDUCE_OPS });
 
 /** Splits an input shape into collapsed kept and reduced (shape, strides). */
 function splitAxes(shape: readonly number[], axes: readonly number[]) {
@@ -46,9 +40,10 @@ function splitAxes(shape: readonly number[], axes: readonly number[]) {
   return { kept: { shape: k.shape, strides: k.strides[0] }, red: { shape: r.shape, strides: r.strides[0] } };
 }
 
-const SUM = 0, MAX = 1, MIN = 2, ARGMAX = 3, ARGMIN = 4;
+const { sum: SUM, max: MAX, argmax: ARGMAX } = REDUCE_OPS;
 
-function reduceOp(name: string, code: number, grad?: OpDef<ReduceAttrs>['grad']): OpDef<ReduceAttrs> {
+function reduceOp(name: keyof typeof REDUCE_OPS, grad?: OpDef<ReduceAttrs>['grad']): OpDef<ReduceAttrs> {
+  const code: number = REDUCE_OPS[name];
   const isArg = code >= ARGMAX;
   return defineOp<ReduceAttrs>({
     name,
@@ -112,21 +107,23 @@ function reduceOp(name: string, code: number, grad?: OpDef<ReduceAttrs>['grad'])
       const nRed = sizeOf(red.shape);
       const tc = isFloat(x.dtype) ? 'f32' : 'i32';
       const wgMode = nRed >= 256 && nOut < 4096;
-      const groups = wgMode ? nOut : Math.ceil(nOut / 64);
+      const groups = wgMode ? nOut : Math.ceil(nOut / WG_1D);
       const gy = Math.ceil(groups / 65535);
       gpu.dispatch({
-        kernel: kernelFor(wgslStorageType(x.dtype), tc, wgslStorageType(out.dtype)),
+        kernel: REDUCE.variant({ types: { TA: wgslStorageType(x.dtype), TC: tc, TO: wgslStorageType(out.dtype) } }),
         constants: { OP: code, WG_MODE: wgMode },
         bindings: {
           x: x.buffer,
           out: out.buffer,
-          params: uniforms().u32(nOut).u32(nRed).u32(kept.shape.length).u32(red.shape.length)
-            .u32Array(kept.shape, 8).u32Array(kept.strides, 8).u32Array(red.shape, 8).u32Array(red.strides, 8).bytes(),
+          params: {
+            n_out: nOut, n_red: nRed, kept_rank: kept.shape.length, red_rank: red.shape.length,
+            kept_shape: kept.shape, kept_strides: kept.strides, red_shape: red.shape, red_strides: red.strides,
+          },
         },
         workgroups: [Math.ceil(groups / gy), gy, 1],
       });
     },
-    grad,
+    ...(grad ? { grad } : { notDifferentiable: true as const }), // argmax/argmin: integer results
   });
 }
 
@@ -135,7 +132,7 @@ function keepShape(t: Tensor, inShape: readonly number[], a: ReduceAttrs): Tenso
   return a.keepDims ? t : reshape(t, reducedShape(inShape, a.axes, true));
 }
 
-const SUM_OP = reduceOp('sum', SUM, (dy, [x], _o, a) => [isFloat(x.dtype) ? broadcastTo(keepShape(dy, x.shape, a), x.shape) : null]);
+const SUM_OP = reduceOp('sum', (dy, [x], _o, a) => [isFloat(x.dtype) ? broadcastTo(keepShape(dy, x.shape, a), x.shape) : null]);
 
 // The gradient of max/min flows to every element equal to the extreme, split evenly on ties.
 function extremeGrad(dy: Tensor, x: Tensor, out: Tensor, a: ReduceAttrs): Tensor {
@@ -143,10 +140,10 @@ function extremeGrad(dy: Tensor, x: Tensor, out: Tensor, a: ReduceAttrs): Tensor
   const count = sum(mask, a.axes, true);
   return mul(mask, div(keepShape(dy, x.shape, a), count));
 }
-const MAX_OP = reduceOp('max', MAX, (dy, [x], out, a) => [isFloat(x.dtype) ? extremeGrad(dy, x, out, a) : null]);
-const MIN_OP = reduceOp('min', MIN, (dy, [x], out, a) => [isFloat(x.dtype) ? extremeGrad(dy, x, out, a) : null]);
-const ARGMAX_OP = reduceOp('argmax', ARGMAX);
-const ARGMIN_OP = reduceOp('argmin', ARGMIN);
+const MAX_OP = reduceOp('max', (dy, [x], out, a) => [isFloat(x.dtype) ? extremeGrad(dy, x, out, a) : null]);
+const MIN_OP = reduceOp('min', (dy, [x], out, a) => [isFloat(x.dtype) ? extremeGrad(dy, x, out, a) : null]);
+const ARGMAX_OP = reduceOp('argmax');
+const ARGMIN_OP = reduceOp('argmin');
 
 type Axes = number | readonly number[] | undefined;
 

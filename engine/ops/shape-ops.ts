@@ -1,4 +1,3 @@
-import fillWgsl from '../../kernels/fill.wgsl';
 import indexOpsWgsl from '../../kernels/index-ops.wgsl';
 import stridedCopyWgsl from '../../kernels/strided-copy.wgsl';
 import { allocHost, isFloat } from '../dtype.js';
@@ -6,19 +5,14 @@ import { ArgumentError, DTypeError, IndexError, ShapeError, fmtShape } from '../
 import { type CpuArg, type GpuArg, defineOp } from '../op.js';
 import { broadcastShapes, broadcastStrides, normAxes, normAxis, resolveReshape, shapesEqual, sizeOf, stridesOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
-import { type KernelSource, type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
-import { uniforms } from '../webgpu/uniforms.js';
+import { type DispatchSpec, type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
+import { kernelFamily } from '../webgpu/kernel-source.js';
 import { add, sumTo } from './binary.js';
 import { composite } from './autograd.js';
-import { MAX_KERNEL_RANK, collapseDims, forEachStrided, typePrelude, wgslStorageType } from './elementwise-util.js';
+import { FILL_KERNEL, MAX_KERNEL_RANK, collapseDims, fillBits, forEachStrided, wgslStorageType } from './elementwise-util.js';
 
 // ---- strided copy: the shared kernel behind permute, broadcastTo and slice ----
-const copyKernels = new Map<string, KernelSource>();
-function copyKernel(t: string): KernelSource {
-  let k = copyKernels.get(t);
-  if (!k) copyKernels.set(t, (k = { name: `strided_copy_${t}`, code: typePrelude({ T: t }) + stridedCopyWgsl }));
-  return k;
-}
+const STRIDED_COPY = kernelFamily({ name: 'strided_copy', source: stridedCopyWgsl, preludes: ['elementwise', 'shape'] });
 
 /** CPU: out[i] = x[offset + Σ c_d·strides[d]] over `shape`. */
 export function stridedCopyCpu(x: CpuArg, dtype: CpuArg['dtype'], shape: readonly number[], strides: readonly number[], offset: number): CpuArg['data'] {
@@ -55,13 +49,12 @@ export function stridedCopyGpu(gpu: WebGPUBackend, op: string, x: GpuArg, out: G
   const c = collapseDims(shape, region ? [strides, region.strides] : [strides]);
   if (c.shape.length > MAX_KERNEL_RANK) throw new ShapeError(`${op}: a copy pattern over ${fmtShape(shape)} needs rank ${c.shape.length} > ${MAX_KERNEL_RANK} on WebGPU`);
   gpu.dispatch({
-    kernel: copyKernel(wgslStorageType(x.dtype)),
+    kernel: STRIDED_COPY.variant({ types: { T: wgslStorageType(x.dtype) } }),
     constants: region ? { OUT_STRIDED: true } : undefined,
     bindings: {
       x: x.buffer,
       out: out.buffer,
-      params: uniforms().u32(n).u32(c.shape.length).u32(offset).u32(region ? region.offset : 0)
-        .u32Array(c.shape, 8).u32Array(c.strides[0], 8).u32Array(region ? c.strides[1] : [], 8).bytes(),
+      params: { n, rank: c.shape.length, offset, out_offset: region ? region.offset : 0, shape: c.shape, strides: c.strides[0], out_strides: region ? c.strides[1] : [] },
     },
     workgroups: grid1D(n),
   });
@@ -227,12 +220,6 @@ interface PadAttrs {
   pads: [number, number][];
   value: number;
 }
-const FILL_KERNEL: KernelSource = { name: 'fill', code: fillWgsl };
-function fillBits(value: number, dtype: CpuArg['dtype']): number {
-  if (dtype === 'int32') return value | 0;
-  if (dtype === 'bool') return value ? 1 : 0;
-  return new Uint32Array(new Float32Array([value]).buffer)[0];
-}
 /** Where the input lands inside the padded output. */
 function padRegion(outShape: readonly number[], pads: readonly [number, number][]): OutRegion {
   const st = stridesOf(outShape);
@@ -251,7 +238,7 @@ const PAD = defineOp<PadAttrs>({
     const n = sizeOf(out.shape);
     gpu.dispatch({
       kernel: FILL_KERNEL,
-      bindings: { out: out.buffer, params: uniforms().u32(n).u32(fillBits(a.value, out.dtype)).bytes() },
+      bindings: { out: out.buffer, params: { n, bits: fillBits(a.value, out.dtype) } },
       workgroups: grid1D(n),
     });
     stridedCopyGpu(gpu, 'pad', x, out, x.shape, stridesOf(x.shape), 0, padRegion(out.shape, a.pads));
@@ -348,12 +335,7 @@ export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
 }
 
 // ---- index ops: indexSelect / indexAdd, gather (takeAlongAxis) / scatterAdd, oneHot ----
-const indexKernels = new Map<string, KernelSource>();
-function indexKernel(t: string): KernelSource {
-  let k = indexKernels.get(t);
-  if (!k) indexKernels.set(t, (k = { name: `index_ops_${t}`, code: typePrelude({ T: t }) + indexOpsWgsl }));
-  return k;
-}
+const INDEX_OPS = kernelFamily({ name: 'index_ops', source: indexOpsWgsl, preludes: ['grid', 'shape'] });
 
 interface IndexParams {
   n: number;
@@ -367,14 +349,13 @@ interface IndexParams {
   s2?: readonly number[];
 }
 function indexDispatch(gpu: WebGPUBackend, entry: string, t: string, x: GPUBuffer | null, idx: GPUBuffer, out: GPUBuffer, p: IndexParams): void {
-  const bindings: Record<string, GPUBuffer | Uint32Array> = {
+  const bindings: DispatchSpec['bindings'] = {
     idx,
     out,
-    params: uniforms().u32(p.n).u32(p.rank ?? 0).u32(p.axis ?? 0).u32(p.dim ?? 0).u32(p.kdim ?? 0).u32(p.inner ?? 1).u32(0).u32(0)
-      .u32Array(p.s0 ?? [], 8).u32Array(p.s1 ?? [], 8).u32Array(p.s2 ?? [], 8).bytes(),
+    params: { n: p.n, rank: p.rank ?? 0, axis: p.axis ?? 0, dim: p.dim ?? 0, kdim: p.kdim ?? 0, inner: p.inner ?? 1, s0: p.s0 ?? [], s1: p.s1 ?? [], s2: p.s2 ?? [] },
   };
   if (x) bindings.x = x;
-  gpu.dispatch({ kernel: indexKernel(t), entry, bindings, workgroups: grid1D(p.n) });
+  gpu.dispatch({ kernel: INDEX_OPS.variant({ types: { T: t } }), entry, bindings, workgroups: grid1D(p.n) });
 }
 
 function checkIndexDType(op: string, indices: Tensor): void {
@@ -602,6 +583,7 @@ interface OneHotAttrs {
 }
 const ONE_HOT = defineOp<OneHotAttrs>({
   name: 'oneHot',
+  notDifferentiable: true, // integer indices in, a constant mask out
   infer: ([idx], a) => ({ shape: [...idx.shape, a.depth], dtype: a.dtype }),
   cpu([idx], a, out) {
     const r = allocHost(out.dtype, sizeOf(out.shape));

@@ -1,14 +1,13 @@
-import ieeeMathWgsl from '../../kernels/ieee-math.wgsl';
-import specialWgsl from '../../kernels/special.wgsl';
 import unaryWgsl from '../../kernels/unary.wgsl';
 import { type DType, allocHost, isFloat } from '../dtype.js';
 import { ArgumentError } from '../errors.js';
 import { type OpDef, defineOp } from '../op.js';
 import { erf, geluExact, digamma as digamma64, lgamma as lgamma64, trigamma as trigamma64 } from '../special.js';
 import { type Tensor, runOp } from '../tensor.js';
-import { grid1D, type KernelSource } from '../webgpu/webgpu-backend.js';
-import { uniforms } from '../webgpu/uniforms.js';
-import { typePrelude, wgslStorageType } from './elementwise-util.js';
+import { grid1D } from '../webgpu/webgpu-backend.js';
+import { UNARY_OPS } from '../webgpu/kernel-constants.js';
+import { kernelFamily } from '../webgpu/kernel-source.js';
+import { wgslStorageType } from './elementwise-util.js';
 import { add, div, mul, sub, where, gt, reluGrad } from './binary.js';
 
 interface UnaryAttrs {
@@ -17,22 +16,14 @@ interface UnaryAttrs {
 
 type GradFn = (dy: Tensor, x: Tensor, out: Tensor, attrs: UnaryAttrs) => Tensor;
 
-const kernelCache = new Map<string, KernelSource>();
-function unaryKernel(ta: string, tc: string, to: string): KernelSource {
-  const name = `unary_${ta}_${tc}_${to}`;
-  let k = kernelCache.get(name);
-  if (!k) {
-    k = { name, code: typePrelude({ TA: ta, TC: tc, TO: to }) + ieeeMathWgsl + '\n' + specialWgsl + '\n' + unaryWgsl };
-    kernelCache.set(name, k);
-  }
-  return k;
-}
+const UNARY = kernelFamily({ name: 'unary', source: unaryWgsl, preludes: ['elementwise', 'ieee', 'special'], opCodes: UNARY_OPS });
 
 /**
  * Defines an elementwise unary op. `intOk` ops keep int32 inputs int32 (bool becomes int32);
  * the others compute in float and promote int/bool inputs to float32, as PyTorch does.
  */
-function unary(name: string, code: number, f: (v: number, a: number) => number, intOk: boolean, grad?: GradFn): OpDef<UnaryAttrs> {
+function unary(name: Exclude<keyof typeof UNARY_OPS, 'identity'>, f: (v: number, a: number) => number, intOk: boolean, grad?: GradFn): OpDef<UnaryAttrs> {
+  const code = UNARY_OPS[name];
   return defineOp<UnaryAttrs>({
     name,
     infer([x]) {
@@ -50,13 +41,14 @@ function unary(name: string, code: number, f: (v: number, a: number) => number, 
       const n = x.shape.reduce((p, d) => p * d, 1);
       const tc = out.dtype === 'int32' ? 'i32' : 'f32';
       gpu.dispatch({
-        kernel: unaryKernel(wgslStorageType(x.dtype), tc, wgslStorageType(out.dtype)),
+        kernel: UNARY.variant({ types: { TA: wgslStorageType(x.dtype), TC: tc, TO: wgslStorageType(out.dtype) } }),
         constants: { OP: code },
-        bindings: { x: x.buffer, out: out.buffer, params: uniforms().u32(n).f32(attrs.alpha).u32(0).u32(0).bytes() },
+        bindings: { x: x.buffer, out: out.buffer, params: { n, alpha: attrs.alpha } },
         workgroups: grid1D(n),
       });
     },
-    grad: grad ? (dy, [x], out, attrs) => [isFloat(x.dtype) ? grad(dy, x, out, attrs) : null] : undefined,
+    // sign is piecewise constant: no gradient.
+    ...(grad ? { grad: (dy: Tensor, [x]: readonly Tensor[], out: Tensor, attrs: UnaryAttrs) => [isFloat(x.dtype) ? grad(dy, x, out, attrs) : null] } : { notDifferentiable: true as const }),
   });
 }
 
@@ -65,36 +57,36 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const sigmoid64 = (v: number) => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v)));
 const powIEEE = (b: number, e: number) => Math.pow(b, e);
 
-const NEG = unary('neg', 0, (v) => -v, true, (dy) => negT(dy));
-const EXP = unary('exp', 1, (v) => Math.exp(v), false, (dy, _x, out) => mul(dy, out));
-const LOG = unary('log', 2, (v) => Math.log(v), false, (dy, x) => div(dy, x));
-const LOG1P = unary('log1p', 3, (v) => Math.log1p(v), false, (dy, x) => div(dy, add(x, 1)));
-const SQRT = unary('sqrt', 4, (v) => Math.sqrt(v), false, (dy, _x, out) => div(mul(dy, 0.5), out));
-const RSQRT = unary('rsqrt', 5, (v) => 1 / Math.sqrt(v), false, (dy, x, out) => mul(dy, div(mul(out, -0.5), x)));
-const ABS = unary('abs', 6, (v) => Math.abs(v), true, (dy, x) => mul(dy, signT(x)));
-const SIGN = unary('sign', 7, (v) => (v > 0 ? 1 : v < 0 ? -1 : 0), true);
-const RELU = unary('relu', 8, (v) => (v > 0 ? v : 0), true, (dy, x) => reluGrad(x, dy));
-const LEAKY = unary('leakyRelu', 9, (v, a) => (v > 0 ? v : v * a), true, (dy, x, _o, at) => where(gt(x, 0), dy, mul(dy, at.alpha)));
-const GELU = unary('gelu', 10, geluExact, false, (dy, x) => {
+const NEG = unary('neg', (v) => -v, true, (dy) => negT(dy));
+const EXP = unary('exp', (v) => Math.exp(v), false, (dy, _x, out) => mul(dy, out));
+const LOG = unary('log', (v) => Math.log(v), false, (dy, x) => div(dy, x));
+const LOG1P = unary('log1p', (v) => Math.log1p(v), false, (dy, x) => div(dy, add(x, 1)));
+const SQRT = unary('sqrt', (v) => Math.sqrt(v), false, (dy, _x, out) => div(mul(dy, 0.5), out));
+const RSQRT = unary('rsqrt', (v) => 1 / Math.sqrt(v), false, (dy, x, out) => mul(dy, div(mul(out, -0.5), x)));
+const ABS = unary('abs', (v) => Math.abs(v), true, (dy, x) => mul(dy, signT(x)));
+const SIGN = unary('sign', (v) => (v > 0 ? 1 : v < 0 ? -1 : 0), true);
+const RELU = unary('relu', (v) => (v > 0 ? v : 0), true, (dy, x) => reluGrad(x, dy));
+const LEAKY = unary('leakyRelu', (v, a) => (v > 0 ? v : v * a), true, (dy, x, _o, at) => where(gt(x, 0), dy, mul(dy, at.alpha)));
+const GELU = unary('gelu', geluExact, false, (dy, x) => {
   // d/dx [x Φ(x)] = Φ(x) + x φ(x), written with differentiable ops so gelu has second derivatives.
   const cdf = mul(add(erfT(mul(x, SQRT1_2)), 1), 0.5);
   const pdf = mul(expT(mul(mul(x, x), -0.5)), INV_SQRT_2PI);
   return mul(dy, add(cdf, mul(x, pdf)));
 });
-const SIGMOID = unary('sigmoid', 11, sigmoid64, false, (dy, _x, out) => mul(dy, mul(out, sub(1, out))));
-const TANH = unary('tanh', 12, (v) => Math.tanh(v), false, (dy, _x, out) => mul(dy, sub(1, mul(out, out))));
-const SOFTPLUS = unary('softplus', 13, (v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))), false, (dy, x) => mul(dy, sigmoidT(x)));
-const LGAMMA = unary('lgamma', 14, lgamma64, false, (dy, x) => mul(dy, digammaT(x)));
-const DIGAMMA = unary('digamma', 15, digamma64, false, (dy, x) => mul(dy, trigammaT(x)));
-const TRIGAMMA = unary('trigamma', 16, trigamma64, false, () => {
+const SIGMOID = unary('sigmoid', sigmoid64, false, (dy, _x, out) => mul(dy, mul(out, sub(1, out))));
+const TANH = unary('tanh', (v) => Math.tanh(v), false, (dy, _x, out) => mul(dy, sub(1, mul(out, out))));
+const SOFTPLUS = unary('softplus', (v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))), false, (dy, x) => mul(dy, sigmoidT(x)));
+const LGAMMA = unary('lgamma', lgamma64, false, (dy, x) => mul(dy, digammaT(x)));
+const DIGAMMA = unary('digamma', digamma64, false, (dy, x) => mul(dy, trigammaT(x)));
+const TRIGAMMA = unary('trigamma', trigamma64, false, () => {
   throw new ArgumentError('trigamma: its derivative (tetragamma) is not implemented, so digamma has no third derivative');
 });
-const POWS = unary('powScalar', 17, (v, p) => powIEEE(v, p), false, (dy, x, _o, at) =>
+const POWS = unary('powScalar', (v, p) => powIEEE(v, p), false, (dy, x, _o, at) =>
   at.alpha === 0 ? mul(dy, 0) : mul(dy, mul(powScalarT(x, at.alpha - 1), at.alpha)),
 );
-const SQUARE = unary('square', 18, (v) => v * v, true, (dy, x) => mul(dy, mul(x, 2)));
-const ERF = unary('erf', 19, erf, false, (dy, x) => mul(dy, mul(expT(mul(mul(x, x), -1)), 2 / Math.sqrt(Math.PI))));
-const RECIP = unary('reciprocal', 21, (v) => 1 / v, false, (dy, _x, out) => mul(dy, negT(mul(out, out))));
+const SQUARE = unary('square', (v) => v * v, true, (dy, x) => mul(dy, mul(x, 2)));
+const ERF = unary('erf', erf, false, (dy, x) => mul(dy, mul(expT(mul(mul(x, x), -1)), 2 / Math.sqrt(Math.PI))));
+const RECIP = unary('reciprocal', (v) => 1 / v, false, (dy, _x, out) => mul(dy, negT(mul(out, out))));
 
 const NONE: UnaryAttrs = { alpha: 0 };
 function negT(x: Tensor): Tensor { return runOp(NEG, [x], NONE); }

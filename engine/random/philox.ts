@@ -1,7 +1,7 @@
 /**
  * Counter-based random numbers: Philox4x32-10 (Salmon et al., "Parallel random numbers:
  * as easy as 1, 2, 3", SC'11), written so that this TypeScript reference and the WGSL
- * helpers in `kernels/philox.wgsl` produce **bit-identical** results.
+ * helpers in `kernels/prelude/philox.wgsl` produce **bit-identical** results.
  *
  * ## Stream mapping (shared with `kernels/random_fill.wgsl`)
  *

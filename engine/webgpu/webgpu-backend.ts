@@ -1,32 +1,33 @@
-import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import type { Backend, MemoryInfo, OutInfo, Storage } from '../backend.js';
 import { type DType, type TypedArray, allocHost } from '../dtype.js';
 import { DTypeError, DeviceError, KernelCompileError } from '../errors.js';
-import type { GpuArg, OpDef } from '../op.js';
+import type { GpuArg, MultiOpDef, OpDef } from '../op.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool } from './buffer-pool.js';
 import { getGpu } from './gpu-provider.js';
+import { MAX_WORKGROUPS_PER_DIM, WG_1D } from './kernel-constants.js';
+import { type Kernel, type KernelSource, type UniformValues, asKernel, packUniforms } from './kernel-source.js';
 
-/** A WGSL kernel: a unique name (cache key) and its source text. */
-export interface KernelSource {
-  readonly name: string;
-  readonly code: string;
-}
+export type { KernelSource } from './kernel-source.js';
 
 export interface DispatchSpec {
-  kernel: KernelSource;
+  /** A composed kernel (`KernelFamily.variant()`), or any `{ name, code }` (interned by its text). */
+  kernel: Kernel | KernelSource;
   entry?: string;
   /** Pipeline-overridable constants (`override` in WGSL); part of the pipeline cache key. */
   constants?: Record<string, number | boolean>;
-  /** Buffers by WGSL variable name; typed arrays are uploaded into a fresh uniform buffer. */
-  bindings: Record<string, GPUBuffer | Uint32Array>;
+  /**
+   * Resources by WGSL variable name: storage buffers, and uniform structs as plain objects of
+   * their fields by name (packed with the reflected layout, see `packUniforms`).
+   */
+  bindings: Record<string, GPUBuffer | UniformValues>;
   workgroups: readonly [number, number, number];
 }
 
 interface CachedPipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
-  bindingNames: { name: string; binding: number }[];
+  bindingNames: { name: string; binding: number; uniform: boolean }[];
 }
 
 export class GpuStorage implements Storage {
@@ -36,22 +37,6 @@ export class GpuStorage implements Storage {
     readonly buffer: GPUBuffer,
     readonly bytes: number,
   ) {}
-}
-
-const reflectCache = new Map<string, WgslReflect>();
-function reflect(kernel: KernelSource): WgslReflect {
-  let r = reflectCache.get(kernel.code);
-  if (!r) {
-    try {
-      r = new WgslReflect(kernel.code);
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      const m = /line[: ]+(\d+)/i.exec(msg);
-      throw new KernelCompileError(kernel.name, m ? Number(m[1]) : undefined, msg);
-    }
-    reflectCache.set(kernel.code, r);
-  }
-  return r;
 }
 
 export interface WebGPUBackendOptions {
@@ -65,8 +50,8 @@ export interface WebGPUBackendOptions {
 /**
  * The WebGPU backend. Dispatches are encoded into one compute pass of one command encoder and
  * submitted when a result is read or `maxDispatchesPerSubmit` dispatches are queued. Storage
- * comes from a size-bucketed pool; pipelines are cached by kernel name, entry and constants;
- * bind group layouts are derived from the WGSL by reflection.
+ * comes from a size-bucketed pool; pipelines are cached by kernel (interned by source text),
+ * entry and constants; bind group layouts are derived from the WGSL by reflection.
  */
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu' as const;
@@ -85,6 +70,8 @@ export class WebGPUBackend implements Backend {
   private destroyed = false;
   /** Number of dispatches encoded so far (for tests and profiling). */
   dispatchCount = 0;
+  /** Names of the ops this backend has executed (for the op-coverage check in the tests). */
+  readonly opsRun = new Set<string>();
   submitCount = 0;
 
   private constructor(
@@ -170,11 +157,26 @@ export class WebGPUBackend implements Backend {
     for (const d of out.shape) n *= d;
     const bytes = n * 4;
     const buf = this.allocBuffer(bytes, op.name);
+    this.opsRun.add(op.name);
     if (n > 0) {
       const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
       op.webgpu(this, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
     }
     return new GpuStorage(this, buf, bytes);
+  }
+
+  executeMulti(op: MultiOpDef<any>, inputs: readonly Tensor[], attrs: any, outs: readonly OutInfo[]): Storage[] {
+    const res = outs.map((o) => {
+      let n = 1;
+      for (const d of o.shape) n *= d;
+      return { n, buf: this.allocBuffer(n * 4, op.name), o };
+    });
+    this.opsRun.add(op.name);
+    if (res.some((r) => r.n > 0)) {
+      const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
+      op.webgpu(this, args, attrs, res.map((r) => ({ buffer: r.buf, shape: r.o.shape, dtype: r.o.dtype })));
+    }
+    return res.map((r) => new GpuStorage(this, r.buf, r.n * 4));
   }
 
   release(storage: Storage): void {
@@ -190,15 +192,15 @@ export class WebGPUBackend implements Backend {
   }
 
   // ---- pipelines ----
-  private pipelineFor(kernel: KernelSource, entry: string, constants: Record<string, number | boolean> | undefined): CachedPipeline {
-    const key = constants ? `${kernel.name}|${entry}|${JSON.stringify(constants)}` : `${kernel.name}|${entry}`;
+  private pipelineFor(kernel: Kernel, entry: string, constants: Record<string, number | boolean> | undefined): CachedPipeline {
+    const key = constants ? `${kernel.id}|${entry}|${JSON.stringify(constants)}` : `${kernel.id}|${entry}`;
     let p = this.pipelines.get(key);
     if (p) return p;
-    const r = reflect(kernel);
+    const r = kernel.reflect();
     const fn = r.entry.compute.find((f) => f.name === entry);
     if (!fn) throw new KernelCompileError(kernel.name, undefined, `no @compute entry point named '${entry}'`);
     const entries: GPUBindGroupLayoutEntry[] = [];
-    const bindingNames: { name: string; binding: number }[] = [];
+    const bindingNames: { name: string; binding: number; uniform: boolean }[] = [];
     for (const res of fn.resources) {
       if (res.group !== 0) throw new KernelCompileError(kernel.name, undefined, `binding '${res.name}' must be in @group(0)`);
       let type: GPUBufferBindingType;
@@ -206,13 +208,13 @@ export class WebGPUBackend implements Backend {
       else if (res.resourceType === 1) type = res.access === 'read_write' || res.access === 'write' ? 'storage' : 'read-only-storage';
       else throw new KernelCompileError(kernel.name, undefined, `binding '${res.name}' has an unsupported resource type`);
       entries.push({ binding: res.binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } });
-      bindingNames.push({ name: res.name, binding: res.binding });
+      bindingNames.push({ name: res.name, binding: res.binding, uniform: type === 'uniform' });
     }
     const layout = this.device.createBindGroupLayout({ entries });
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code: kernel.code, label: kernel.name });
     const pipeline = this.device.createComputePipeline({
-      label: key,
+      label: `${kernel.name}|${entry}`,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: entry, constants: constants ? numericConstants(constants) : undefined },
     });
@@ -231,8 +233,9 @@ export class WebGPUBackend implements Backend {
    * Compiles a kernel now and throws a KernelCompileError (kernel name, line, message) if the
    * WGSL is invalid. Useful to warm the pipeline cache before timing.
    */
-  async compileKernel(kernel: KernelSource, entry = 'main', constants?: Record<string, number | boolean>): Promise<void> {
+  async compileKernel(source: Kernel | KernelSource, entry = 'main', constants?: Record<string, number | boolean>): Promise<void> {
     this.checkAlive('compileKernel');
+    const kernel = asKernel(source);
     const module = this.device.createShaderModule({ code: kernel.code, label: kernel.name });
     const info = await module.getCompilationInfo();
     const bad = info.messages.find((m) => m.type === 'error');
@@ -250,18 +253,20 @@ export class WebGPUBackend implements Backend {
     if (x > maxDim || y > maxDim || z > maxDim) {
       throw new DeviceError(`${spec.kernel.name}: dispatch of [${x},${y},${z}] workgroups exceeds maxComputeWorkgroupsPerDimension ${maxDim}`);
     }
-    const p = this.pipelineFor(spec.kernel, spec.entry ?? 'main', spec.constants);
+    const kernel = asKernel(spec.kernel);
+    const p = this.pipelineFor(kernel, spec.entry ?? 'main', spec.constants);
     const entries: GPUBindGroupEntry[] = [];
     const uniformsToFree: GPUBuffer[] = [];
-    for (const { name, binding } of p.bindingNames) {
+    for (const { name, binding, uniform } of p.bindingNames) {
       const b = spec.bindings[name];
-      if (b === undefined) throw new KernelCompileError(spec.kernel.name, undefined, `no buffer given for binding '${name}'`);
-      if (b instanceof Uint32Array) {
-        const ub = this.uniformPool.acquire(b.byteLength);
-        this.device.queue.writeBuffer(ub, 0, b.buffer, b.byteOffset, b.byteLength);
+      if (b === undefined) throw new KernelCompileError(kernel.name, undefined, `no ${uniform ? 'uniform values' : 'buffer'} given for binding '${name}'`);
+      if (uniform) {
+        const bytes = packUniforms(kernel, name, b as UniformValues);
+        const ub = this.uniformPool.acquire(bytes.byteLength);
+        this.device.queue.writeBuffer(ub, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
         uniformsToFree.push(ub);
         entries.push({ binding, resource: { buffer: ub } });
-      } else entries.push({ binding, resource: { buffer: b } });
+      } else entries.push({ binding, resource: { buffer: b as GPUBuffer } });
     }
     const bindGroup = this.device.createBindGroup({ layout: p.layout, entries });
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
@@ -373,10 +378,13 @@ async function compileError(name: string, module: GPUShaderModule, fallback: str
   return new KernelCompileError(name, undefined, fallback);
 }
 
-/** Workgroup counts for a 1-D kernel over `n` items, folded into y when x would exceed 65535. */
-export function grid1D(n: number, workgroupSize = 64): [number, number, number] {
+/**
+ * Workgroup counts for a 1-D kernel over `n` items (`grid_index` in the `grid` prelude), folded
+ * into y when x would exceed 65535.
+ */
+export function grid1D(n: number, workgroupSize = WG_1D): [number, number, number] {
   const groups = Math.ceil(n / workgroupSize);
-  if (groups <= 65535) return [groups, 1, 1];
-  const y = Math.ceil(groups / 65535);
+  if (groups <= MAX_WORKGROUPS_PER_DIM) return [groups, 1, 1];
+  const y = Math.ceil(groups / MAX_WORKGROUPS_PER_DIM);
   return [Math.ceil(groups / y), y, 1];
 }

@@ -1,14 +1,7 @@
-import { ArgumentError, type Tensor, add, detach, div, fusedAdam, maximum, mul, sqrt, square, sub } from '../../engine/index.js';
+import { type AdamOptions, ArgumentError, type Tensor, fusedAdam } from '../../engine/index.js';
 import { type ParamGroup, type ParamState, type ParamsArg, Optimizer } from './optimizer.js';
 
-export interface AdamOptions {
-  lr: number;
-  betas: [number, number];
-  eps: number;
-  weightDecay: number;
-  amsgrad: boolean;
-  maximize: boolean;
-}
+export type { AdamOptions };
 
 function adamDefaults(opts: Partial<AdamOptions>, weightDecay: number): AdamOptions {
   return {
@@ -28,46 +21,17 @@ function validateAdam(name: string, g: ParamGroup<AdamOptions>): void {
   if (!(g.weightDecay >= 0)) throw new ArgumentError(`${name}: weightDecay must be ≥ 0, got ${g.weightDecay}`);
 }
 
-/** The shared Adam moment update; returns the step direction m̂/(√v̂ + eps) scaled by lr. */
-function adamStep(set: (s: ParamState, k: string, v: Tensor) => void, p: Tensor, d: Tensor, g: ParamGroup<AdamOptions>, s: ParamState): Tensor {
-  const [b1, b2] = g.betas;
+/**
+ * One Adam step of `p` through the engine's fused `adamStep` op (one kernel: new parameter and
+ * moments); state keys expAvg, expAvgSq (and maxExpAvgSq with AMSGrad), step counted in `s.step`.
+ */
+function adamUpdate(set: (s: ParamState, k: string, v: Tensor) => void, p: Tensor, grad: Tensor, g: ParamGroup<AdamOptions>, s: ParamState, decoupled: boolean): Tensor {
   const step = ((s.step as number | undefined) ?? 0) + 1;
   s.step = step;
-  const m0 = s.expAvg as Tensor | undefined;
-  const v0 = s.expAvgSq as Tensor | undefined;
-  const m = m0 ? add(mul(m0, b1), mul(d, 1 - b1)) : mul(d, 1 - b1);
-  const v = v0 ? add(mul(v0, b2), mul(square(d), 1 - b2)) : mul(square(d), 1 - b2);
-  set(s, 'expAvg', m);
-  set(s, 'expAvgSq', v);
-  let vUse = v;
-  if (g.amsgrad) {
-    const vmax0 = s.maxExpAvgSq as Tensor | undefined;
-    vUse = vmax0 ? maximum(vmax0, v) : detach(v);
-    set(s, 'maxExpAvgSq', vUse);
-  }
-  const bc1 = 1 - Math.pow(b1, step);
-  const bc2 = 1 - Math.pow(b2, step);
-  const denom = add(div(sqrt(vUse), Math.sqrt(bc2)), g.eps);
-  return sub(p, mul(div(m, denom), g.lr / bc1));
-}
-
-/** Options of the optimiser object itself (not per-group hyperparameters). */
-export interface FusedOption {
-  /**
-   * Update each parameter with one fused kernel (new parameter and state in one dispatch) instead
-   * of ~20 elementwise ops. Same arithmetic, operation for operation (see engine/ops/optim-kernels.ts).
-   * Default true.
-   */
-  fused?: boolean;
-}
-
-/** The fused equivalent of {@link adamStep} (same state keys, same values). */
-function adamStepFused(set: (s: ParamState, k: string, v: Tensor) => void, p: Tensor, grad: Tensor, g: ParamGroup<AdamOptions>, s: ParamState, decoupled: boolean): Tensor {
-  const step = ((s.step as number | undefined) ?? 0) + 1;
-  s.step = step;
-  const r = fusedAdam(p, grad, (s.expAvg as Tensor | undefined) ?? null, (s.expAvgSq as Tensor | undefined) ?? null, g.amsgrad ? ((s.maxExpAvgSq as Tensor | undefined) ?? null) : null, {
-    beta1: g.betas[0], beta2: g.betas[1], lr: g.lr, eps: g.eps, step, weightDecay: g.weightDecay, decoupled, amsgrad: g.amsgrad, maximize: g.maximize,
-  });
+  const m0 = (s.expAvg as Tensor | undefined) ?? null;
+  const v0 = (s.expAvgSq as Tensor | undefined) ?? null;
+  const vmax0 = g.amsgrad ? ((s.maxExpAvgSq as Tensor | undefined) ?? null) : null;
+  const r = fusedAdam(p, grad, m0, v0, vmax0, g, step, decoupled);
   set(s, 'expAvg', r.expAvg);
   set(s, 'expAvgSq', r.expAvgSq);
   if (r.maxExpAvgSq) set(s, 'maxExpAvgSq', r.maxExpAvgSq);
@@ -77,23 +41,18 @@ function adamStepFused(set: (s: ParamState, k: string, v: Tensor) => void, p: Te
 /**
  * Adam (torch.optim.Adam, same arithmetic): g ← ∇ + wd·p (L2, coupled); m ← β₁m + (1−β₁)g;
  * v ← β₂v + (1−β₂)g²; p ← p − (lr/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + eps). Optional AMSGrad.
+ * Each parameter is updated by one fused kernel (engine op `adamStep`).
  */
 export class Adam extends Optimizer<AdamOptions> {
-  /** One fused kernel per parameter (see {@link FusedOption}). */
-  fused: boolean;
-  constructor(params: ParamsArg<AdamOptions>, opts: Partial<AdamOptions> & FusedOption = {}) {
+  constructor(params: ParamsArg<AdamOptions>, opts: Partial<AdamOptions> = {}) {
     super(params, adamDefaults(opts, 0));
-    this.fused = opts.fused ?? true;
   }
   protected override validate(g: ParamGroup<AdamOptions>): void {
     super.validate(g);
     validateAdam('Adam', g);
   }
   protected update(p: Tensor, grad: Tensor, g: ParamGroup<AdamOptions>, s: ParamState): Tensor {
-    if (this.fused) return adamStepFused((st, k, v) => this.setState(st, k, v), p, grad, g, s, false);
-    let d = g.maximize ? mul(grad, -1) : grad;
-    if (g.weightDecay !== 0) d = add(d, mul(p, g.weightDecay));
-    return adamStep((st, k, v) => this.setState(st, k, v), p, d, g, s);
+    return adamUpdate((st, k, v) => this.setState(st, k, v), p, grad, g, s, false);
   }
 }
 
@@ -102,20 +61,14 @@ export class Adam extends Optimizer<AdamOptions> {
  * (which then uses the raw gradient). Default weightDecay 1e-2 as PyTorch.
  */
 export class AdamW extends Optimizer<AdamOptions> {
-  /** One fused kernel per parameter (see {@link FusedOption}). */
-  fused: boolean;
-  constructor(params: ParamsArg<AdamOptions>, opts: Partial<AdamOptions> & FusedOption = {}) {
+  constructor(params: ParamsArg<AdamOptions>, opts: Partial<AdamOptions> = {}) {
     super(params, adamDefaults(opts, 1e-2));
-    this.fused = opts.fused ?? true;
   }
   protected override validate(g: ParamGroup<AdamOptions>): void {
     super.validate(g);
     validateAdam('AdamW', g);
   }
   protected update(p: Tensor, grad: Tensor, g: ParamGroup<AdamOptions>, s: ParamState): Tensor {
-    if (this.fused) return adamStepFused((st, k, v) => this.setState(st, k, v), p, grad, g, s, true);
-    const d = g.maximize ? mul(grad, -1) : grad;
-    const decayed = g.weightDecay !== 0 ? mul(p, 1 - g.lr * g.weightDecay) : p;
-    return adamStep((st, k, v) => this.setState(st, k, v), decayed, d, g, s);
+    return adamUpdate((st, k, v) => this.setState(st, k, v), p, grad, g, s, true);
   }
 }

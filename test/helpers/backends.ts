@@ -2,8 +2,10 @@
  * Test helpers: the two backends every op test runs on. WebGPU tests run for real on lavapipe;
  * when no adapter exists they FAIL under CI (env CI set) and are skipped locally with a message.
  */
-import { afterAll } from 'vitest';
-import { type Backend, cpuBackend, webgpuBackend, shutdown } from '../../node.js';
+import { afterAll, expect } from 'vitest';
+import { type Backend, WebGPUBackend, cpuBackend, webgpuBackend, shutdown } from '../../node.js';
+import { runtime } from '../../engine/runtime.js';
+import { recordRun, unmetClaims } from './op-coverage.js';
 
 let gpu: Backend | null | undefined;
 let gpuError = '';
@@ -32,6 +34,16 @@ export async function requireWebGPU(ctx: { skip: (note?: string) => void }): Pro
 export const cpu = cpuBackend();
 
 afterAll(() => {
+  // The op-coverage manifest's claims about this file (see ./op-coverage.ts).
+  const testPath = expect.getState().testPath;
+  const be = runtime.backends.get('webgpu');
+  const ran = be instanceof WebGPUBackend ? be.opsRun : new Set<string>();
   shutdown();
   gpu = undefined;
+  if (!testPath) return;
+  recordRun(testPath, ran);
+  if (process.env.CI) {
+    const unmet = unmetClaims(testPath, ran);
+    if (unmet.length) throw new Error(`test/op-coverage.json says ${testPath} runs ${unmet.join(', ')} on WebGPU, but it did not`);
+  }
 });

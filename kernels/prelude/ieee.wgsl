@@ -1,4 +1,4 @@
-// IEEE-style helpers shared by the elementwise kernels (prepended by the engine).
+// Prelude `ieee`: IEEE-style helpers shared by the kernels (composed by engine/webgpu/kernel-source.ts).
 
 // Builds inf/NaN at run time (a constant expression producing them is a compile error).
 fn f32_from_bits(b: u32) -> f32 {
@@ -9,6 +9,10 @@ fn f32_from_bits(b: u32) -> f32 {
 // Bit test: `v != v` is not reliable (some drivers compile it as an ordered compare).
 fn is_nan_f32(v: f32) -> bool {
   return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn is_inf_f32(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) == 0x7f800000u;
 }
 
 // IEEE pow (as JS Math.pow): WGSL pow is undefined for b < 0 and at 0 / inf, so the magnitude is

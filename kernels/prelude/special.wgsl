@@ -1,5 +1,5 @@
-// special.wgsl — f32 special functions for the elementwise kernels (helpers only: no entry
-// point, no bindings; meant to be textually prepended to a kernel).
+// Prelude `special` — f32 special functions for the elementwise kernels (helpers only: no entry
+// point, no bindings; composed after the `ieee` prelude by engine/webgpu/kernel-source.ts).
 //
 // Public functions:
 //   lgamma_f32(x)   log|Γ(x)|
@@ -76,22 +76,13 @@ const SF_X0_F32: f32 = 1.4616321325302124;
 const SF_X0_F32_M1: f32 = 0.4616321325302124;
 const SF_DIGAMMA_AT_X0_F32: f32 = -1.203605215494008e-08;
 
+// NaN/inf helpers come from the ieee prelude (f32_from_bits, is_nan_f32, is_inf_f32).
 fn sf_nan() -> f32 {
-  var bits = 0x7fc00000u;
-  return bitcast<f32>(bits);
+  return f32_from_bits(0x7fc00000u);
 }
 
 fn sf_inf() -> f32 {
-  var bits = 0x7f800000u;
-  return bitcast<f32>(bits);
-}
-
-fn sf_is_nan(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
-fn sf_is_inf(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
+  return f32_from_bits(0x7f800000u);
 }
 
 // log(1+f) for f in [-0.5, 1]: s = f/(2+f), log(1+f) = 2 atanh(s) written as
@@ -201,16 +192,16 @@ fn sf_lgamma_pos(x: f32) -> f32 {
 }
 
 fn lgamma_f32(x: f32) -> f32 {
-  if (sf_is_nan(x)) {
+  if (is_nan_f32(x)) {
     return x;
   }
   if (x > 0.0) {
-    if (sf_is_inf(x)) {
+    if (is_inf_f32(x)) {
       return x;
     }
     return sf_lgamma_pos(x);
   }
-  if (sf_is_inf(x)) {
+  if (is_inf_f32(x)) {
     return sf_nan();
   }
   let r = x - round(x); // exact
@@ -272,16 +263,16 @@ fn sf_digamma_pos(x: f32) -> f32 {
 }
 
 fn digamma_f32(x: f32) -> f32 {
-  if (sf_is_nan(x)) {
+  if (is_nan_f32(x)) {
     return x;
   }
   if (x > 0.0) {
-    if (sf_is_inf(x)) {
+    if (is_inf_f32(x)) {
       return x;
     }
     return sf_digamma_pos(x);
   }
-  if (sf_is_inf(x)) {
+  if (is_inf_f32(x)) {
     return sf_nan();
   }
   let r = x - round(x);
@@ -310,16 +301,16 @@ fn sf_trigamma_pos(x: f32) -> f32 {
 }
 
 fn trigamma_f32(x: f32) -> f32 {
-  if (sf_is_nan(x)) {
+  if (is_nan_f32(x)) {
     return x;
   }
   if (x > 0.0) {
-    if (sf_is_inf(x)) {
+    if (is_inf_f32(x)) {
       return 0.0;
     }
     return sf_trigamma_pos(x);
   }
-  if (sf_is_inf(x)) {
+  if (is_inf_f32(x)) {
     return sf_nan();
   }
   let r = x - round(x);
@@ -370,7 +361,7 @@ fn sf_erfc_pos(x: f32) -> f32 {
 }
 
 fn erf_f32(x: f32) -> f32 {
-  if (sf_is_nan(x)) {
+  if (is_nan_f32(x)) {
     return x;
   }
   let ax = abs(x);
@@ -385,7 +376,7 @@ fn erf_f32(x: f32) -> f32 {
 }
 
 fn erfc_f32(x: f32) -> f32 {
-  if (sf_is_nan(x)) {
+  if (is_nan_f32(x)) {
     return x;
   }
   if (x >= 0.75) {

@@ -1,6 +1,7 @@
 // Philox4x32-10 counter-based random numbers and bit-exact transforms.
 //
-// Helper functions only (no entry point, no bindings): prepend this file textually to a kernel.
+// Prelude `philox`: helper functions only (no entry point, no bindings), composed into a kernel
+// by engine/webgpu/kernel-source.ts.
 // Every function here is the exact WGSL twin of engine/random/philox.ts; both sides produce
 // bit-identical results. See that file for the stream mapping:
 //   key     = (lo32(seed), hi32(seed))
