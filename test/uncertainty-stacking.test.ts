@@ -79,8 +79,10 @@ describe('DeepEnsemble: layers declare how they stack', () => {
     setBackend(cpu);
     const x = tensor([[1, 2]]);
     const a = tidy(() => DeepEnsemble.create(() => new Sequential(new Linear(2, 2), new Shift()), 2));
+    const before = memory().liveTensors;
     expect(() => a.forward(x)).toThrow(ArgumentError);
     expect(() => a.forward(x)).toThrow(/layer 1 \(Shift\).*does not implement stackMembers/);
+    expect(memory().liveTensors).toBe(before); // the Linear's stacked weights were freed again
     const b = tidy(() => DeepEnsemble.create(() => new Sequential(new NoisyLinear(2, 2)), 2));
     expect(() => b.forward(x)).toThrow(/NoisyLinear\) overrides forward but inherits stackMembers from Linear/);
     for (const e of [a, b]) for (const m of e.members) dispose(m.parameters());

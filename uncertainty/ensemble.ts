@@ -124,17 +124,22 @@ export class DeepEnsemble {
     }
     const ctx: StackContext = { members: M, keep: (t) => this.keepStacked(t) };
     const steps: StackedStep[] = [];
-    noGrad(() => {
-      for (let l = 0; l < L; l++) {
-        const first = layers[0][l];
-        const all = layers.map((ls) => ls[l]);
-        if (!all.every((m) => m.constructor === first.constructor)) {
-          throw new ArgumentError(`DeepEnsemble: layer ${l} differs between members`);
+    try {
+      noGrad(() => {
+        for (let l = 0; l < L; l++) {
+          const first = layers[0][l];
+          const all = layers.map((ls) => ls[l]);
+          if (!all.every((m) => m.constructor === first.constructor)) {
+            throw new ArgumentError(`DeepEnsemble: layer ${l} differs between members`);
+          }
+          // Stacked weights are built inside tidy: temporaries die, ctx.keep'd tensors survive.
+          steps.push(tidy(() => stepFor(l, all, ctx)));
         }
-        // Stacked weights are built inside tidy: temporaries die, ctx.keep'd tensors survive.
-        steps.push(tidy(() => stepFor(l, all, ctx)));
-      }
-    });
+      });
+    } catch (e) {
+      this.refresh(); // free the stacked weights of the layers before the one that failed
+      throw e;
+    }
     return steps;
   }
 
