@@ -1,8 +1,10 @@
 /**
- * The guard from notes 001: `if score > threshold: reject with NotReliableClassification`.
+ * The rejection guard: `if score > threshold: reject with NotReliableClassification`.
  * Any detector whose score is higher = more OOD/uncertain becomes a guard by calibrating the
  * threshold on held-out IN-distribution scores to a target false-positive rate (the fraction
- * of in-distribution inputs wrongly rejected).
+ * of in-distribution inputs wrongly rejected). Two forms: `guard(detector, { fpr, heldOut })`
+ * (a {@link DetectorGuard}: any `Detector`, a whole batch per call) and the per-input
+ * {@link Guard} around a `predict` callback.
  *
  * Rule: ACCEPT when score ≤ threshold, REJECT when score > threshold or the score is NaN
  * (a NaN score never passes).
