@@ -8,8 +8,9 @@
  * 2. Scores MNIST-test (1,000, ID) vs Fashion-MNIST (2,000, OOD) with MSP, max-logit, entropy,
  *    energy, ODIN (T, ε tuned on MNIST-val vs a disjoint Fashion-MNIST tuning set of 500),
  *    Mahalanobis (fit on the training features), MC dropout (T = 50, one batched pass) and the
- *    ensemble (one stacked pass): AUROC, AUPR-In, AUPR-Out, FPR@95TPR; calibration before/after
- *    temperature scaling; overconfidence on Fashion-MNIST; the 5%-FPR guard.
+ *    ensemble (one stacked pass) — every one a `Detector`, evaluated by `evaluateDetectors`:
+ *    AUROC, AUPR-In, AUPR-Out, FPR@95TPR; calibration before/after temperature scaling;
+ *    overconfidence on Fashion-MNIST; the 5%-FPR guard (`guard(detector, { fpr })`).
  * 3. Prints the tables and writes a report folder (index.md + SVG plots).
  *
  * Options:
@@ -25,9 +26,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import {
-  DeepEnsemble, type ImageSet, MahalanobisDetector, Sequential, type Tensor, brier, calibrateThreshold, confidenceAndCorrect, enableMCDropout,
-  energyScore, entropyScore, fitTemperatureHost, init, loadFashionMnist, maxLogitScore, mcDropout, memory, mspScore, nll,
-  noGrad, oodMetrics, odinScore, reliabilityDiagram, rejectionRate, rocCurve, shutdown, tensor, tidy, type OodReport,
+  DeepEnsemble, type Detector, type ImageSet, MahalanobisDetector, Sequential, type Tensor, brier, confidenceAndCorrect, enableMCDropout,
+  energyDetector, ensembleDetector, entropyDetector, evaluateDetectors, fitTemperatureHost, guard, init, keep, loadFashionMnist, maxLogitDetector,
+  mcDropout, mcDropoutDetector, memory, mspDetector, nll, noGrad, odinDetector, reliabilityDiagram, rejectionRate, rocCurve, shutdown,
+  softmaxRows, tensor, tidy, type OodReport,
 } from '../node.js';
 import type { LeNet5 } from '../nn/models/lenet.js';
 import { loadDemoData, MNIST_SPLIT } from './mnist-training.js';
@@ -149,16 +151,9 @@ function mapBatches(set: ImageSet, fn: (x: Tensor, start: number) => Tensor | Te
   return mapRows(set.images, set.count, [1, 28, 28], fn);
 }
 
-function softmaxHost(logits: ArrayLike<number>, k: number, temperature = 1): Float64Array {
-  const out = new Float64Array(logits.length);
-  for (let i = 0; i < logits.length; i += k) {
-    let m = -Infinity;
-    for (let j = 0; j < k; j++) m = Math.max(m, logits[i + j] / temperature);
-    let s = 0;
-    for (let j = 0; j < k; j++) s += (out[i + j] = Math.exp(logits[i + j] / temperature - m));
-    for (let j = 0; j < k; j++) out[i + j] /= s;
-  }
-  return out;
+/** The first `count` images of a set as one tensor [count, 1, 28, 28] on the eval backend. */
+function images(set: ImageSet, count = set.count): Tensor {
+  return tensor(set.images.subarray(0, count * 784), [count, 1, 28, 28], { backend });
 }
 
 function fractionAbove(probs: ArrayLike<number>, k: number, thresholds: number[]): number[] {
@@ -183,6 +178,7 @@ interface ScoreSets {
 }
 type SetName = keyof ScoreSets;
 const SETS: [SetName, ImageSet][] = [['val', val], ['test', test], ['fTune', fTune], ['fTest', fTest]];
+const X = Object.fromEntries(SETS.map(([name, set]) => [name, keep(images(set))])) as Record<SetName, Tensor>;
 
 interface ScoreRow {
   name: string;
@@ -196,26 +192,45 @@ interface ScoreRow {
   guard: { threshold: number; fprTest: number; acceptFashion: number };
 }
 const rows: ScoreRow[] = [];
-function addScore(name: string, family: ScoreRow['family'], sets: ScoreSets): void {
-  const threshold = calibrateThreshold(sets.val, TARGET_FPR);
-  rows.push({
-    name, family, sets,
-    ood: oodMetrics(sets.test, sets.fTest),
-    tune: oodMetrics(sets.val, sets.fTune),
-    guard: { threshold, fprTest: rejectionRate(sets.test, threshold), acceptFashion: 1 - rejectionRate(sets.fTest, threshold) },
-  });
+
+/**
+ * The whole OOD evaluation of a family of detectors, through the Detector protocol: the table
+ * on the test pair (MNIST-test vs Fashion-test) and on the tuning pair (MNIST-val vs
+ * Fashion-tune), and the guard calibrated on the MNIST-val scores. For your own data the same
+ * evaluation is three lines:
+ *
+ *   const detectors = [mspDetector(net), energyDetector(net), odinDetector(net, { temperature: 1000, epsilon: 0.001 })];
+ *   const table = await evaluateDetectors(detectors, { inDist: myTestImages, outDist: myOodImages });
+ *   console.log(table.format());
+ */
+async function evaluateFamily(family: ScoreRow['family'], detectors: Detector[]): Promise<void> {
+  const onTest = await evaluateDetectors(detectors, { inDist: X.test, outDist: X.fTest, batchSize: BATCH });
+  const onTune = await evaluateDetectors(detectors, { inDist: X.val, outDist: X.fTune, batchSize: BATCH });
+  for (let i = 0; i < detectors.length; i++) {
+    const t = onTest.rows[i];
+    const u = onTune.rows[i];
+    const g = await guard(detectors[i], { fpr: TARGET_FPR, heldOutScores: u.scores.inDist });
+    rows.push({
+      name: t.name, family,
+      sets: { val: u.scores.inDist, test: t.scores.inDist, fTune: u.scores.outDist, fTest: t.scores.outDist },
+      ood: t, tune: u,
+      guard: { threshold: g.threshold, fprTest: rejectionRate(t.scores.inDist, g.threshold), acceptFashion: 1 - rejectionRate(t.scores.outDist, g.threshold) },
+    });
+  }
+  console.log(onTest.format().split('\n').map((l) => `  ${l}`).join('\n'));
 }
-const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
 
 // ---------------------------------------------------------------------------------------------
-// single model: logits, penultimate features, logit-based scores
+// single model: logits and penultimate features (for calibration and the MC-dropout means),
+// then the detectors over the model
 
 const model: LeNet5 = single.model;
 model.eval();
 const head = model.classifier.children()[5];
-const outputs = await timed('single model: logits + features on 5 sets', async () => {
-  const r = {} as Record<SetName | 'train', { logits: Float32Array; feats: Float32Array }>;
-  for (const [name, set] of [['train', train] as [SetName | 'train', ImageSet], ...SETS]) {
+const penultimate = (x: Tensor) => model.penultimate(x);
+const outputs = await timed('single model: logits + features on 4 sets', async () => {
+  const r = {} as Record<SetName, { logits: Float32Array; feats: Float32Array }>;
+  for (const [name, set] of SETS) {
     const [feats, logits] = await mapBatches(set, (x) => noGrad(() => {
       const h = model.penultimate(x);
       return [h, head.forward(h) as Tensor]; // dropout is the identity in eval mode: logits = head(penultimate)
@@ -225,70 +240,56 @@ const outputs = await timed('single model: logits + features on 5 sets', async (
   return r;
 });
 
-await timed('logit scores (MSP, max-logit, entropy, energy)', async () => {
-  const fns: [string, (z: Tensor) => Tensor][] = [
-    ['MSP', mspScore], ['max-logit', maxLogitScore], ['entropy', entropyScore], ['energy (T=1)', (z) => energyScore(z, 1)],
-  ];
-  for (const [name, fn] of fns) {
-    const sets = {} as ScoreSets;
-    for (const [s] of SETS) {
-      const z = outputs[s].logits;
-      const t = noGrad(() => tidy(() => fn(tensor(z, [z.length / 10, 10], { backend }))));
-      sets[s] = f64(await t.data());
-      t.dispose();
-    }
-    addScore(name, 'single', sets);
-  }
-});
+await timed('logit scores (MSP, max-logit, entropy, energy)', () =>
+  evaluateFamily('single', [mspDetector(model), maxLogitDetector(model), entropyDetector(model), energyDetector(model, { temperature: 1 })]));
 
 // ODIN: grid on MNIST-val (ID) vs Fashion-tune (OOD), disjoint from Fashion-test.
 const odinGrid: { T: number; eps: number; auroc: number; fpr95: number }[] = [];
 const odinBest = await timed(`ODIN grid (${ODIN_T.length}×${ODIN_EPS.length}) on ${ODIN_TUNE_VAL} MNIST-val vs ${fTune.count} Fashion-tune`, async () => {
-  const fwd = (x: Tensor) => model.forward(x);
+  const valTune = images(val, ODIN_TUNE_VAL);
   let best = { T: 1, eps: 0, auroc: -1, fpr95: 1 };
   for (const T of ODIN_T) {
-    for (const eps of ODIN_EPS) {
-      const [v] = await mapRows(val.images, ODIN_TUNE_VAL, [1, 28, 28], (x) => odinScore(fwd, x, { temperature: T, epsilon: eps }));
-      const [o] = await mapBatches(fTune, (x) => odinScore(fwd, x, { temperature: T, epsilon: eps }));
-      const m = oodMetrics(v, o);
+    const grid = await evaluateDetectors(ODIN_EPS.map((epsilon) => odinDetector(model, { temperature: T, epsilon })), { inDist: valTune, outDist: X.fTune, batchSize: BATCH });
+    grid.rows.forEach((m, j) => {
+      const eps = ODIN_EPS[j];
       odinGrid.push({ T, eps, auroc: m.auroc, fpr95: m.fpr95 });
       if (m.auroc > best.auroc + 1e-12 || (Math.abs(m.auroc - best.auroc) <= 1e-12 && m.fpr95 < best.fpr95)) best = { T, eps, auroc: m.auroc, fpr95: m.fpr95 };
-    }
+    });
     console.log(`  ODIN T=${T}: AUROC(val/tune) ${odinGrid.filter((g) => g.T === T).map((g) => `ε=${g.eps}:${g.auroc.toFixed(4)}`).join(' ')}`);
   }
-  const sets = {} as ScoreSets;
-  for (const [s, set] of SETS) sets[s] = f64((await mapBatches(set, (x) => odinScore(fwd, x, { temperature: best.T, epsilon: best.eps })))[0]);
-  addScore(`ODIN (T=${best.T}, ε=${best.eps})`, 'single', sets);
+  valTune.dispose();
+  await evaluateFamily('single', [odinDetector(model, { temperature: best.T, epsilon: best.eps })]);
   return best;
 });
 
-// Mahalanobis on the 84-d penultimate features, fit on the training set.
-const maha = await timed('Mahalanobis (fit on train features, score in float64)', async () => {
-  const det = new MahalanobisDetector().fitHost(outputs.train.feats, 84, train.labels, 10);
-  const sets = {} as ScoreSets;
-  for (const [s] of SETS) sets[s] = det.scoreHost(outputs[s].feats);
-  addScore('Mahalanobis', 'single', sets);
+// Mahalanobis on the 84-d penultimate features, fit on the training set (Detector.fit).
+const maha = await timed('Mahalanobis (fit on train features)', async () => {
+  const det = new MahalanobisDetector({ features: penultimate });
+  const trainX = images(train);
+  await det.fit({ x: trainX, labels: train.labels, numClasses: 10, batchSize: BATCH });
+  trainX.dispose();
+  await evaluateFamily('single', [det]);
+  det.dispose();
   return { jitter: det.jitter };
 });
 
 // ---------------------------------------------------------------------------------------------
 // MC dropout: T passes as one batched forward per batch (chunked by maxRowsPerPass).
 // LeNet5's only dropout sits between the 84-d penultimate features and the last Linear, and
-// everything before it is deterministic in eval mode, so `mcDropout` runs on that head
-// (Sequential(dropout, linear)) fed with the cached penultimate features: the same T·B-row
-// batched pass with the same row-aligned masks (the layer's Philox stream is keyed by the seed
-// and its index among the active dropouts, 0 in both), without recomputing the convolutions
-// T times. A self-check below compares it with `mcDropout` on the whole network.
+// everything before it is deterministic in eval mode, so the MC-dropout detectors run the
+// stochastic passes on that head (Sequential(dropout, linear)) after the penultimate features
+// as their deterministic `trunk`: the same T·B-row batched pass with the same row-aligned masks
+// (the layer's Philox stream is keyed by the seed and its index among the active dropouts, 0 in
+// both), without recomputing the convolutions T times. A self-check below compares it with
+// `mcDropout` on the whole network.
 
-const mcMeans = {} as Record<SetName, Float32Array>;
+const mcMeans = {} as Record<'test' | 'fTest', Float32Array>;
 let mcCheck = NaN;
+const MC_SEED = 7919;
 await timed(`MC dropout (T=${MC_SAMPLES}, ${BATCH}·${MC_SAMPLES} rows per batch, ≤${MC_MAX_ROWS} rows per pass)`, async () => {
   const mcHead = new Sequential(model.dropout, head);
   mcHead.eval();
   enableMCDropout(model);
-  const ent = {} as ScoreSets;
-  const mi = {} as ScoreSets;
-  const vr = {} as ScoreSets;
   try {
     // Self-check on the first 50 test images: full network vs head on cached features.
     const nCheck = Math.min(50, test.count);
@@ -297,56 +298,37 @@ await timed(`MC dropout (T=${MC_SAMPLES}, ${BATCH}·${MC_SAMPLES} rows per batch
     mcCheck = 0;
     for (let i = 0; i < full[0].length; i++) mcCheck = Math.max(mcCheck, Math.abs(full[0][i] - viaHead[0][i]));
     console.log(`  self-check: MC-dropout predictive mean, whole network vs head on features: max |Δ| = ${mcCheck.toExponential(2)} (${nCheck} images)`);
-    for (const [s] of SETS) {
-      const setSeed = 7919 * (1 + SETS.findIndex(([n]) => n === s));
+    // Predictive means for the calibration tables (same seed as the detectors below).
+    for (const s of ['test', 'fTest'] as const) {
       const feats = outputs[s].feats;
-      const [mean, pe, mut, var_] = await mapRows(feats, feats.length / 84, [84], (x, start) => {
-        const r = mcDropout(mcHead, x, { samples: MC_SAMPLES, seed: setSeed + start, maxRowsPerPass: MC_MAX_ROWS });
-        return [r.mean, r.predictiveEntropy, r.mutualInformation, r.variationRatio];
-      });
-      mcMeans[s] = mean;
-      ent[s] = f64(pe);
-      mi[s] = f64(mut);
-      vr[s] = f64(var_);
+      [mcMeans[s]] = await mapRows(feats, feats.length / 84, [84], (x) => mcDropout(mcHead, x, { samples: MC_SAMPLES, seed: MC_SEED, maxRowsPerPass: MC_MAX_ROWS }).mean);
     }
   } finally {
     enableMCDropout(model, false);
   }
-  addScore('MC predictive entropy', 'MC dropout', ent);
-  addScore('MC mutual information', 'MC dropout', mi);
-  addScore('MC variation ratio', 'MC dropout', vr);
+  // The detectors switch the head's dropout on for each score call themselves.
+  const mc = (measure: 'predictiveEntropy' | 'mutualInformation' | 'variationRatio') =>
+    mcDropoutDetector(mcHead, { measure, samples: MC_SAMPLES, seed: MC_SEED, maxRowsPerPass: MC_MAX_ROWS, trunk: penultimate });
+  await evaluateFamily('MC dropout', [mc('predictiveEntropy'), mc('mutualInformation'), mc('variationRatio')]);
 });
 
 // ---------------------------------------------------------------------------------------------
 // deep ensemble: all members in one stacked pass
 
-const ensMeans = {} as Record<SetName, Float32Array>;
+const ensMeans = {} as Record<'test' | 'fTest', Float32Array>;
 const memberAcc: number[] = [];
 await timed(`deep ensemble (M=${MEMBERS}, one stacked pass per batch)`, async () => {
   const ens = new DeepEnsemble(members.map((m) => m.model)).eval();
-  const ent = {} as ScoreSets;
-  const mi = {} as ScoreSets;
-  const vr = {} as ScoreSets;
-  const en = {} as ScoreSets;
   let testMemberProbs: Float32Array | null = null;
-  for (const [s, set] of SETS) {
-    const [mean, pe, mut, var_, energy, probs] = await mapBatches(set, (x) => {
+  for (const s of ['test', 'fTest'] as const) {
+    const set = s === 'test' ? test : fTest;
+    const [mean, probs] = await mapBatches(set, (x) => {
       const r = ens.predict(x);
-      // Mean member energy −T·logsumexp(z_m/T) (T = 1), from one more stacked pass for the logits.
-      const z = ens.forward(x);
-      const e = energyScore(z.reshape([-1, z.shape[2]]), 1).reshape([MEMBERS, -1]).mean(0);
-      const perSample = s === 'test' ? r.probs.permute([1, 0, 2]) : null; // [B, M, K] for per-member accuracy
-      const outs = [r.mean, r.predictiveEntropy, r.mutualInformation, r.variationRatio, e];
-      return perSample ? [...outs, perSample] : outs;
+      return s === 'test' ? [r.mean, r.probs.permute([1, 0, 2])] : [r.mean]; // [B, M, K] for per-member accuracy
     });
-    en[s] = f64(energy);
     ensMeans[s] = mean;
-    ent[s] = f64(pe);
-    mi[s] = f64(mut);
-    vr[s] = f64(var_);
     if (probs) testMemberProbs = probs;
   }
-  ens.dispose();
   if (testMemberProbs) {
     for (let m = 0; m < MEMBERS; m++) {
       let ok = 0;
@@ -359,10 +341,8 @@ await timed(`deep ensemble (M=${MEMBERS}, one stacked pass per batch)`, async ()
       memberAcc.push(ok / test.count);
     }
   }
-  addScore('ensemble predictive entropy', 'ensemble', ent);
-  addScore('ensemble mutual information', 'ensemble', mi);
-  addScore('ensemble variation ratio', 'ensemble', vr);
-  addScore('ensemble mean energy', 'ensemble', en);
+  await evaluateFamily('ensemble', (['predictiveEntropy', 'mutualInformation', 'variationRatio', 'meanEnergy'] as const).map((measure) => ensembleDetector(ens, { measure })));
+  ens.dispose();
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -378,14 +358,14 @@ function calRow(name: string, probs: Float64Array | Float32Array, labels: Int32A
   return { name, probs, acc: acc / correct.length, ece: diagram.ece, mce: diagram.mce, nll: nll(probs, labels, { numClasses: 10 }), brier: brier(probs, labels, { numClasses: 10 }), diagram };
 }
 const cal: CalRow[] = [
-  calRow('single, T = 1', softmaxHost(outputs.test.logits, 10), test.labels),
-  calRow(`single, temperature-scaled (T = ${ts.temperature.toFixed(3)})`, softmaxHost(outputs.test.logits, 10, ts.temperature), test.labels),
+  calRow('single, T = 1', softmaxRows(outputs.test.logits, 10), test.labels),
+  calRow(`single, temperature-scaled (T = ${ts.temperature.toFixed(3)})`, softmaxRows(outputs.test.logits, 10, 1 / ts.temperature), test.labels),
   calRow(`MC dropout mean (T = ${MC_SAMPLES})`, mcMeans.test, test.labels),
   calRow(`ensemble mean (M = ${MEMBERS})`, ensMeans.test, test.labels),
 ];
 const overconf: { name: string; fr: number[] }[] = [
-  { name: 'single, T = 1', fr: fractionAbove(softmaxHost(outputs.fTest.logits, 10), 10, CONF_THRESHOLDS) },
-  { name: 'single, temperature-scaled', fr: fractionAbove(softmaxHost(outputs.fTest.logits, 10, ts.temperature), 10, CONF_THRESHOLDS) },
+  { name: 'single, T = 1', fr: fractionAbove(softmaxRows(outputs.fTest.logits, 10), 10, CONF_THRESHOLDS) },
+  { name: 'single, temperature-scaled', fr: fractionAbove(softmaxRows(outputs.fTest.logits, 10, 1 / ts.temperature), 10, CONF_THRESHOLDS) },
   { name: 'MC dropout mean', fr: fractionAbove(mcMeans.fTest, 10, CONF_THRESHOLDS) },
   { name: 'ensemble mean', fr: fractionAbove(ensMeans.fTest, 10, CONF_THRESHOLDS) },
 ];
@@ -487,7 +467,7 @@ Backend: **${backendText}**, Node ${process.version}. Wall time ${duration(wall)
 
 MNIST-test (${test.count} images, in-distribution) vs Fashion-MNIST (${fTest.count} images, OOD). Every score is oriented
 higher = more OOD; AUROC/AUPR-Out treat OOD as positive, AUPR-In and FPR95 (FPR on Fashion at 95% TPR on MNIST) treat
-MNIST as positive (\`oodMetrics\`). The guard columns use a threshold calibrated with \`calibrateThreshold\` to
+MNIST as positive (\`evaluateDetectors\`, the conventions of \`oodMetrics\`). The guard columns use a threshold calibrated with \`guard(detector, { fpr })\` to
 ${pct(TARGET_FPR, 0)} FPR on the MNIST-val scores: realised FPR on MNIST-test and the share of Fashion-MNIST it lets through.
 \\* marks the best single-model score and the best ensemble score as chosen on the tuning pair (MNIST-val vs the
 ${fTune.count} Fashion-MNIST tuning images), not on the test sets.
@@ -526,12 +506,14 @@ ${markdownTable(['target', 'value', 'met?', 'note'], targets.map((t) => [t.what,
 - Training recipe: ${EPOCHS} epochs for the single model, ${MEMBER_EPOCHS} per ensemble member; batch 64, Adam lr 2e-3 with cosine decay, dropout 0.3, random affine augmentation (±12°, ±10% scale, ±2 px)
   (\`trainLeNet\` from examples/mnist-training.ts). Single model: seed ${SINGLE_SEED}. Ensemble member i: init and data seeds ${memberSeed(0)}·i. Training-code fingerprint \`${single.recipe.code}\`.
   Checkpoints: safetensors in \`${relative(process.cwd(), checkpointDir())}\`, named by a hash of the recipe (\`--retrain\` ignores them).
-- MC dropout: T = ${MC_SAMPLES} passes as one batched forward per batch of ${BATCH} (\`mcDropout\`, maxRowsPerPass ${MC_MAX_ROWS}), seeded.
-  LeNet5's only dropout precedes the last Linear, so the passes run on that head over the cached 84-d features
+- Every score comes from a \`Detector\` (the adapters of uncertainty/detectors.ts) evaluated with \`evaluateDetectors\`; the guard is \`guard(detector, { fpr, heldOutScores })\`.
+- MC dropout: T = ${MC_SAMPLES} passes as one batched forward per batch of ${BATCH} (\`mcDropoutDetector\`, maxRowsPerPass ${MC_MAX_ROWS}), seed ${MC_SEED}.
+  LeNet5's only dropout precedes the last Linear, so the passes run on that head with the 84-d penultimate features as the detector's deterministic \`trunk\`
   (identical masks and result; self-check against the whole network on 50 images: max |Δ mean| = ${mcCheck.toExponential(2)}).
-- Ensemble: \`DeepEnsemble.predict\`, all ${MEMBERS} members in one stacked pass. Member test accuracies: ${memberAcc.map((a) => pct(a)).join(', ')}.
+- Ensemble: \`ensembleDetector\` over \`DeepEnsemble.forward\`, all ${MEMBERS} members in one stacked pass. Member test accuracies: ${memberAcc.map((a) => pct(a)).join(', ')}.
 - ODIN: grid T ∈ {${ODIN_T.join(', ')}}, ε ∈ {${ODIN_EPS.join(', ')}}, selected by AUROC on ${ODIN_TUNE_VAL} MNIST-val vs ${fTune.count} Fashion-tune images (never on Fashion-test).
-- Mahalanobis: tied covariance of the 84-d penultimate features of the ${train.count} training images (unaugmented, eval mode), float64; jitter ${maha.jitter}.
+- Mahalanobis: tied covariance of the 84-d penultimate features of the ${train.count} training images (unaugmented, eval mode), fitted in float64
+  (\`MahalanobisDetector.fit({ x, labels })\`), scored on the device (float32 on WebGPU); jitter ${maha.jitter}.
 
 ${markdownTable(['model', 'init seed', 'data seed', 'final val acc', 'training', 'checkpoint'], trainRows)}
 ## Timings
@@ -541,6 +523,7 @@ ${markdownTable(['step', 'wall time'], [...timings.map(([k, v]) => [k, duration(
 write('index.md', md);
 console.log(`\nReport: ${join(OUT, 'index.md')} (+ roc.svg, histograms.svg, reliability.svg)`);
 for (const [k, v] of timings) console.log(`  ${k.padEnd(70)} ${duration(v)}`);
+for (const t of Object.values(X)) t.dispose();
 const mem = memory();
 console.log(`Memory: ${mem.liveTensors} live tensors, ${(mem.bytesInUse / 1e6).toFixed(2)} MB in use`);
 console.log(`Wall time: ${duration(wall)}`);

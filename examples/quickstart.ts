@@ -10,6 +10,7 @@ import {
   init, tensor, zeros, tidy, noGrad, grad, valueAndGrad, memory, matmul, shutdown, dispose, manualSeed,
   ShapeError, DisposedTensorError, type BackendChoice, type Tensor,
   Sequential, Linear, ReLU, Dropout, Adam, DataLoader, fit, enableMCDropout, mcDropout, oodMetrics,
+  mspDetector, energyDetector, mcDropoutDetector, evaluateDetectors, guard,
 } from '../node.js';
 
 const arg = process.argv.find((a) => a.startsWith('--backend='));
@@ -104,7 +105,18 @@ const mcOut = mcDropout(net, farAway, { samples: 30, seed: 2 });
 const scoreIn = await mcIn.predictiveEntropy.data(); // higher = more uncertain
 const scoreOut = await mcOut.predictiveEntropy.data();
 console.log('OOD detection by MC-dropout predictive entropy:', oodMetrics(scoreIn, scoreOut)); // { auroc, auprIn, auprOut, fpr95 }
-dispose([mcIn, mcOut, inDist, farAway]);
+enableMCDropout(net, false);
+
+// --- the Detector protocol: every method behind score(x) → [B], higher = more OOD ---
+const detectors = [mspDetector(net), energyDetector(net), mcDropoutDetector(net, { samples: 30, seed: 1 })];
+const table = await evaluateDetectors(detectors, { inDist, outDist: farAway });
+console.log(table.format()); // one row per detector: AUROC, AUPR-In, AUPR-Out, FPR95
+const heldOut = tensor(Array.from({ length: 64 }, (_, i) => [(i % 2 ? 2 : -2) + rand() * 0.8, rand() * 0.8])); // fresh in-distribution points
+const g = await guard(energyDetector(net), { fpr: 0.05, heldOut }); // threshold: at most 5% of heldOut rejected
+const batch = g.apply(farAway); // { prediction, score, reliable }: tensors [B], one batched call
+const accepted = Array.from(await batch.reliable.data()).filter(Boolean).length;
+console.log(`guard: threshold ${g.threshold.toFixed(3)}, realised FPR ${g.realisedFpr}, accepts ${accepted} of ${farAway.shape[0]} far-away points`);
+dispose([mcIn, mcOut, inDist, farAway, heldOut, batch]);
 net.dispose();
 
 // Destroys the devices so the Node process can exit (Dawn keeps it alive otherwise).

@@ -27,10 +27,10 @@ async function loopEqualsBatched(be: Backend) {
   const drops = model.modules().filter((m): m is Dropout => m instanceof Dropout);
   const loop: Tensor[] = [];
   for (let t = 0; t < T; t++) {
-    drops.forEach((d, l) => (d.stream = { seed: 42 + l * 2 ** 32, rowStart: t * 4 }));
+    drops.forEach((d, l) => d.setMaskStream({ seed: 42 + l * 2 ** 32, rowStart: t * 4 }));
     loop.push(model.forward(x));
   }
-  drops.forEach((d) => (d.stream = null));
+  drops.forEach((d) => d.setMaskStream(null));
   const chunked = mcDropoutLogits(model, x, { samples: T, seed: 42, maxRowsPerPass: 8 });
   return { batched: await arr(batched), loop: await arr(stack(loop, 0)), chunked: await arr(chunked) };
 }

@@ -18,6 +18,7 @@
 import { ArgumentError, NotFittedError, ShapeError, fmtShape } from '../engine/errors.js';
 import { Tensor } from '../engine/tensor.js';
 import { composite, div, softmax } from '../engine/ops/index.js';
+import { classIndexLabels, rowLogsumexp } from './host.js';
 
 /** Logits as a [N, K] tensor, or a flat row-major host array plus `numClasses`. */
 export type LogitsInput = Tensor | ArrayLike<number>;
@@ -88,13 +89,7 @@ function hostProblem(z: ArrayLike<number>, k: number, labels: ArrayLike<number>)
   for (let i = 0; i < zz.length; i++) {
     if (!Number.isFinite(zz[i])) throw new ArgumentError(`fitTemperature: logit ${i} (row ${Math.floor(i / k)}) is ${zz[i]}; expected finite logits`);
   }
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const v = labels[i];
-    if (!Number.isInteger(v) || v < 0 || v >= k) throw new ArgumentError(`fitTemperature: labels[${i}] = ${v} is not a class index in [0, ${k})`);
-    y[i] = v;
-  }
-  return { z: zz, y, n, k };
+  return { z: zz, y: classIndexLabels('fitTemperature', labels, k), n, k };
 }
 
 /** L(β), L'(β), L''(β) of the mean NLL of softmax(β z), in float64. */
@@ -105,21 +100,18 @@ function nllDerivatives(p: HostProblem, beta: number): { f: number; g: number; h
   let h = 0;
   for (let i = 0; i < n; i++) {
     const o = i * k;
-    let m = -Infinity;
-    for (let j = 0; j < k; j++) m = Math.max(m, beta * z[o + j]);
-    let s = 0;
-    let s1 = 0;
-    let s2 = 0;
+    // With p = softmax(β z_i): L_i = lse(β z_i) − β z_{i,y}, L_i' = E_p[z] − z_{i,y}, L_i'' = Var_p[z].
+    const lse = rowLogsumexp(z, o, k, beta);
+    let ez = 0;
+    let ez2 = 0;
     for (let j = 0; j < k; j++) {
-      const e = Math.exp(beta * z[o + j] - m);
-      s += e;
-      s1 += e * z[o + j];
-      s2 += e * z[o + j] * z[o + j];
+      const pz = Math.exp(beta * z[o + j] - lse) * z[o + j];
+      ez += pz;
+      ez2 += pz * z[o + j];
     }
-    const ez = s1 / s;
-    f += m + Math.log(s) - beta * z[o + y[i]];
+    f += lse - beta * z[o + y[i]];
     g += ez - z[o + y[i]];
-    h += Math.max(s2 / s - ez * ez, 0);
+    h += Math.max(ez2 - ez * ez, 0);
   }
   return { f: f / n, g: g / n, h: h / n };
 }

@@ -1,20 +1,15 @@
 import {
-  ArgumentError, ShapeError, type Tensor, concat, conv2d, fmtShape, keep, linear, matmul, noGrad, softmax, stack, tidy,
+  ArgumentError, ShapeError, type Tensor, fmtShape, keep, noGrad, softmax, stack, tidy,
 } from '../engine/index.js';
 import { manualSeed } from '../engine/ops/random.js';
 import { Module } from '../nn/module.js';
-import { Linear } from '../nn/layers/linear.js';
-import { Conv2d } from '../nn/layers/conv.js';
-import { Flatten, Sequential } from '../nn/layers/container.js';
-import { BatchNorm1d, BatchNorm2d } from '../nn/layers/batchnorm.js';
-import { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d } from '../nn/layers/pooling.js';
-import { Dropout } from '../nn/layers/dropout.js';
-import { GELU, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh, Identity } from '../nn/layers/activation.js';
+import { Sequential } from '../nn/layers/container.js';
+import { type StackContext, type StackedLayout, type StackedStep, isStackable } from '../nn/stacking.js';
 import { type SampledPrediction, summarizeSamples } from './sampling.js';
 import { regressionUncertainty, type RegressionUncertainty } from './scores.js';
 
-/** Layers that act per channel / per element and therefore run unchanged on stacked activations. */
-const PASS_THROUGH = [ReLU, GELU, Tanh, Sigmoid, Softplus, LeakyReLU, Identity, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d];
+export type { Stackable, StackContext, StackedActivation, StackedLayout, StackedStep } from '../nn/stacking.js';
+export { isStackable, elementwiseStep, identityStep } from '../nn/stacking.js';
 
 /** A model that lists its layers in execution order (e.g. LeNet5). */
 interface HasSequentialLayers {
@@ -28,9 +23,32 @@ function flattenLayers(m: Module): Module[] {
   return [m];
 }
 
-type Step = (h: Tensor, layout: Layout) => { h: Tensor; layout: Layout };
-/** 'input': the shared input; 'conv': [B, M·C, H, W] (members side by side in channels); 'flat': [M, B, F]. */
-type Layout = 'input' | 'conv' | 'flat';
+/** The prototype (class) that defines `key` for `m`, searching from the most derived class. */
+function definingClass(m: object, key: string): object | null {
+  for (let p = Object.getPrototypeOf(m); p && p !== Module.prototype; p = Object.getPrototypeOf(p)) {
+    if (Object.prototype.hasOwnProperty.call(p, key)) return p;
+  }
+  return null;
+}
+
+/**
+ * The stacked step of layer `l` (the members' instances `all`): the layer's own
+ * `stackMembers`. A subclass that overrides `forward` but inherits `stackMembers` is refused,
+ * since the inherited stacking would silently bypass its forward.
+ */
+function stepFor(l: number, all: Module[], ctx: StackContext): StackedStep {
+  const first = all[0];
+  const name = first.constructor.name;
+  if (!isStackable(first)) {
+    throw new ArgumentError(`DeepEnsemble: layer ${l} (${name}) is not supported by the stacked forward: it does not implement stackMembers(layers, ctx) (see Stackable)`);
+  }
+  const fwd = definingClass(first, 'forward');
+  const stk = definingClass(first, 'stackMembers');
+  if (fwd && stk && fwd !== stk && Object.prototype.isPrototypeOf.call(stk, fwd)) {
+    throw new ArgumentError(`DeepEnsemble: layer ${l} (${name}) overrides forward but inherits stackMembers from ${(stk as { constructor: { name: string } }).constructor.name}; implement stackMembers for ${name}`);
+  }
+  return first.stackMembers(all, ctx);
+}
 
 /**
  * A deep ensemble (Lakshminarayanan et al. 2017) of M members with the same architecture,
@@ -38,12 +56,15 @@ type Layout = 'input' | 'conv' | 'flat';
  * run as a single grouped convolution (members side by side in the channel dim; the first conv
  * concatenates output channels so the shared input is not copied), linear layers as one batched
  * matmul [M, B, in] × [M, in, out], and pooling/activations unchanged on the stacked activations.
- * Supported members: `Sequential`s (nested allowed), or models with `sequentialLayers()`, of Conv2d, Linear, Flatten, BatchNorm1d/2d
- * (eval), Dropout (eval), ReLU/GELU/Tanh/Sigmoid/Softplus/LeakyReLU/Identity, MaxPool2d,
- * AvgPool2d, AdaptiveAvgPool2d. Call `refresh()` after changing member weights.
+ * Members are `Sequential`s (nested allowed) or models with `sequentialLayers()`; every layer
+ * must declare how it stacks by implementing `stackMembers(layers, ctx)` (the {@link Stackable}
+ * contract in nn/stacking.ts). The library's Conv2d, Linear, Flatten, BatchNorm1d/2d (eval),
+ * Dropout (eval), ReLU/GELU/Tanh/Sigmoid/Softplus/LeakyReLU/Identity, MaxPool2d, AvgPool2d and
+ * AdaptiveAvgPool2d do; a user-defined layer joins by implementing it too. Call `refresh()`
+ * after changing member weights.
  */
 export class DeepEnsemble {
-  private steps: Step[] | null = null;
+  private steps: StackedStep[] | null = null;
   private stacked: Tensor[] = [];
 
   constructor(readonly members: Module[]) {
@@ -84,87 +105,41 @@ export class DeepEnsemble {
     this.refresh();
   }
 
+  /**
+   * Keeps a stacked weight until `refresh()`. A tensor that is already kept (a member's own
+   * parameter, which `concat` of ONE tensor returns as is) is used but never owned or disposed.
+   */
   private keepStacked(t: Tensor): Tensor {
+    if (t.kept) return t;
     this.stacked.push(keep(t));
     return t;
   }
 
-  private build(): Step[] {
+  private build(): StackedStep[] {
     const M = this.size;
     const layers = this.members.map(flattenLayers);
     const L = layers[0].length;
     for (const ls of layers) {
       if (ls.length !== L) throw new ArgumentError('DeepEnsemble: members must share one architecture (different layer counts)');
     }
-    const steps: Step[] = [];
-    noGrad(() => {
-      for (let l = 0; l < L; l++) {
-        const first = layers[0][l];
-        const all = layers.map((ls) => ls[l]);
-        if (!all.every((m) => m.constructor === first.constructor)) {
-          throw new ArgumentError(`DeepEnsemble: layer ${l} differs between members`);
+    const ctx: StackContext = { members: M, keep: (t) => this.keepStacked(t) };
+    const steps: StackedStep[] = [];
+    try {
+      noGrad(() => {
+        for (let l = 0; l < L; l++) {
+          const first = layers[0][l];
+          const all = layers.map((ls) => ls[l]);
+          if (!all.every((m) => m.constructor === first.constructor)) {
+            throw new ArgumentError(`DeepEnsemble: layer ${l} differs between members`);
+          }
+          // Stacked weights are built inside tidy: temporaries die, ctx.keep'd tensors survive.
+          steps.push(tidy(() => stepFor(l, all, ctx)));
         }
-        if (first instanceof Conv2d) {
-          const convs = all as Conv2d[];
-          if (first.padding === 'same' && first.stride.some((s) => s !== 1)) throw new ArgumentError('DeepEnsemble: unsupported conv');
-          const w = this.keepStacked(concat(convs.map((c) => c.weight), 0));
-          const b = first.bias ? this.keepStacked(concat(convs.map((c) => c.bias!), 0)) : null;
-          const opts = { stride: first.stride, padding: first.padding, dilation: first.dilation };
-          steps.push((h, layout) => {
-            if (layout === 'flat') throw new ShapeError('DeepEnsemble: Conv2d after a flattening layer is not supported');
-            const groups = layout === 'input' ? first.groups : first.groups * M;
-            return { h: conv2d(h, w, b, { ...opts, groups }), layout: 'conv' };
-          });
-        } else if (first instanceof Linear) {
-          const lins = all as Linear[];
-          const wCat = this.keepStacked(concat(lins.map((m) => m.weight), 0)); // [M·out, in]
-          const bCat = first.bias ? this.keepStacked(concat(lins.map((m) => m.bias!), 0)) : null;
-          const wStack = this.keepStacked(stack(lins.map((m) => m.weight), 0)); // [M, out, in]
-          const bStack = first.bias ? this.keepStacked(stack(lins.map((m) => m.bias!.reshape([1, -1])), 0)) : null; // [M, 1, out]
-          const out = first.outFeatures;
-          steps.push((h, layout) => {
-            if (layout === 'conv') throw new ShapeError('DeepEnsemble: Linear on 4-D activations needs a Flatten first');
-            if (layout === 'input') {
-              if (h.rank !== 2) throw new ShapeError(`DeepEnsemble: Linear input must be [B, F], got ${fmtShape(h.shape)}`);
-              const y = bCat ? linear(h, wCat, bCat) : matmul(h, wCat, { transposeB: true }); // [B, M·out]
-              return { h: y.reshape([h.shape[0], M, out]).permute([1, 0, 2]), layout: 'flat' };
-            }
-            const y = matmul(h, wStack, { transposeB: true });
-            return { h: bStack ? y.add(bStack) : y, layout: 'flat' };
-          });
-        } else if (first instanceof Flatten) {
-          steps.push((h, layout) => {
-            if (layout === 'flat') return { h, layout };
-            if (layout === 'input') return { h: first.forward(h), layout };
-            const B = h.shape[0];
-            return { h: h.reshape([B, M, -1]).permute([1, 0, 2]), layout: 'flat' };
-          });
-        } else if (first instanceof BatchNorm2d || first instanceof BatchNorm1d) {
-          const bns = all as (BatchNorm1d | BatchNorm2d)[];
-          if (bns.some((bn) => !bn.runningMean || !bn.runningVar)) throw new ArgumentError('DeepEnsemble: BatchNorm without running statistics');
-          // Eval-mode BatchNorm is a per-channel affine map: y = x·scale + shift.
-          const scales = bns.map((bn) => (bn.weight ? bn.weight : bn.runningVar!.mul(0).add(1)).div(bn.runningVar!.add(bn.eps).sqrt()));
-          const shifts = bns.map((bn, i) => (bn.bias ? bn.bias : bn.runningMean!.mul(0)).sub(bn.runningMean!.mul(scales[i])));
-          const scale = this.keepStacked(concat(scales, 0));
-          const shift = this.keepStacked(concat(shifts, 0));
-          const C = first.numFeatures;
-          steps.push((h, layout) => {
-            if (layout === 'input') throw new ArgumentError('DeepEnsemble: BatchNorm as the first layer is not supported');
-            if (layout === 'conv') {
-              const s4 = scale.reshape([1, M * C, 1, 1]);
-              return { h: h.mul(s4).add(shift.reshape([1, M * C, 1, 1])), layout };
-            }
-            return { h: h.mul(scale.reshape([M, 1, C])).add(shift.reshape([M, 1, C])), layout };
-          });
-        } else if (first instanceof Dropout) {
-          steps.push((h, layout) => ({ h, layout }));
-        } else if (PASS_THROUGH.some((k) => first instanceof k)) {
-          steps.push((h, layout) => ({ h: first.forward(h) as Tensor, layout }));
-        } else {
-          throw new ArgumentError(`DeepEnsemble: layer ${l} (${first.constructor.name}) is not supported by the stacked forward`);
-        }
-      }
-    });
+      });
+    } catch (e) {
+      this.refresh(); // free the stacked weights of the layers before the one that failed
+      throw e;
+    }
     return steps;
   }
 
@@ -176,9 +151,9 @@ export class DeepEnsemble {
     return noGrad(() =>
       tidy(() => {
         let h = x;
-        let layout: Layout = 'input';
-        for (const s of steps) ({ h, layout } = s(h, layout));
-        if (layout === 'conv') {
+        let layout: StackedLayout = 'input';
+        for (const s of steps) ({ h, layout } = s({ h, layout }));
+        if (layout === 'channels') {
           const [B, MC, ...spatial] = h.shape;
           const perm = [1, 0, ...Array.from({ length: spatial.length + 1 }, (_, i) => i + 2)];
           return h.reshape([B, M, MC / M, ...spatial]).permute(perm);

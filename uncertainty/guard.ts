@@ -1,13 +1,20 @@
 /**
- * The guard from notes 001: `if score > threshold: reject with NotReliableClassification`.
+ * The rejection guard: `if score > threshold: reject with NotReliableClassification`.
  * Any detector whose score is higher = more OOD/uncertain becomes a guard by calibrating the
  * threshold on held-out IN-distribution scores to a target false-positive rate (the fraction
- * of in-distribution inputs wrongly rejected).
+ * of in-distribution inputs wrongly rejected). Two forms: `guard(detector, { fpr, heldOut })`
+ * (a {@link DetectorGuard}: any `Detector`, a whole batch per call) and the per-input
+ * {@link Guard} around a `predict` callback.
  *
  * Rule: ACCEPT when score ≤ threshold, REJECT when score > threshold or the score is NaN
  * (a NaN score never passes).
  */
-import { ArgumentError, NotReliableClassification } from '../engine/errors.js';
+import { ArgumentError, NotReliableClassification, ShapeError, fmtShape } from '../engine/errors.js';
+import type { Tensor } from '../engine/tensor.js';
+import { noGrad } from '../engine/runtime.js';
+import { tidy } from '../engine/memory.js';
+import { argmax, le } from '../engine/ops/index.js';
+import { type Detector, type DetectorInput, type ModelLike, asModelFn, isDetector, scoreAll } from './detector.js';
 
 /**
  * The smallest threshold τ, taken among the held-out scores, such that at most a fraction
@@ -103,7 +110,154 @@ export class Guard<X, P> {
   }
 }
 
-/** Shorthand for `new Guard(opts)`. */
-export function guard<X, P>(opts: GuardOptions<X, P>): Guard<X, P> {
-  return new Guard(opts);
+// ---------------------------------------------------------------------------------------------
+// the guard of a Detector: batched
+
+export interface DetectorGuardOptions {
+  /**
+   * Target false-positive rate: the fraction of held-out IN-distribution inputs the guard may
+   * reject, in [0, 1). The threshold is placed by {@link calibrateThreshold}.
+   */
+  fpr: number;
+  /** Held-out in-distribution inputs (not the training set), scored with the detector. */
+  heldOut?: DetectorInput;
+  /** Or their scores, already computed (higher = more OOD). Exactly one of heldOut / heldOutScores. */
+  heldOutScores?: ArrayLike<number>;
+  /**
+   * Where the class predictions come from: a classifier returning logits [B, K] (argmax taken)
+   * or int32 predictions [B]. Default: the detector's own `predict` (one pass for both), if any.
+   */
+  classifier?: ModelLike;
+  /** Rows per batch when `heldOut` is one tensor (default 256). */
+  batchSize?: number;
+}
+
+/** What {@link DetectorGuard.apply} returns for a batch [B, ...]: three tensors, nothing read back. */
+export interface GuardedBatch {
+  /** int32 [B]: the classifier's predictions (null when the guard has no classifier). */
+  prediction: Tensor | null;
+  /** [B]: the detector's scores, higher = more OOD. */
+  score: Tensor;
+  /** bool [B]: true where the prediction may be trusted, score ≤ threshold (false for NaN). */
+  reliable: Tensor;
+}
+
+/**
+ * A rejection rule around any {@link Detector}, calibrated on held-out in-distribution data:
+ * ACCEPT a row when score ≤ threshold, REJECT it (NotReliableClassification) when score >
+ * threshold or the score is NaN. Batched: `apply(x)` scores a whole batch in one call and returns
+ * tensors (predictions, scores, a reliable mask); `classify` / `tryClassify` read them back.
+ *
+ * Error policy: `classify(x)` resolves to the predictions of ALL rows only if every row is
+ * reliable, otherwise it throws the NotReliableClassification of the FIRST rejected row
+ * (carrying that row's prediction, score and the threshold); `tryClassify(x)` never throws for
+ * rejected rows and returns one tagged result per row.
+ */
+export class DetectorGuard {
+  /** The realised FPR on the held-out scores, #{s > τ}/n (≤ targetFpr, see calibrateThreshold). */
+  readonly realisedFpr: number;
+  /** Number of held-out scores the threshold was placed on. */
+  readonly heldOutCount: number;
+  private readonly classifier: ((x: Tensor) => Tensor) | null;
+
+  constructor(
+    readonly detector: Detector,
+    readonly threshold: number,
+    readonly targetFpr: number,
+    heldOutScores: ArrayLike<number>,
+    classifier?: ModelLike,
+  ) {
+    if (typeof threshold !== 'number' || Number.isNaN(threshold)) throw new ArgumentError(`guard: threshold must be a number, got ${threshold}`);
+    this.realisedFpr = rejectionRate(heldOutScores, threshold);
+    this.heldOutCount = heldOutScores.length;
+    this.classifier = classifier ? asModelFn(classifier) : null;
+  }
+
+  /** Calibrates the threshold on held-out in-distribution data (see {@link guard}). */
+  static async calibrate(detector: Detector, opts: DetectorGuardOptions): Promise<DetectorGuard> {
+    if (!isDetector(detector)) throw new ArgumentError('guard: the first argument must be a Detector (a name and a score(x) method)');
+    if (!opts || typeof opts !== 'object') throw new ArgumentError('guard: options { fpr, heldOut } are required');
+    if ((opts.heldOut === undefined) === (opts.heldOutScores === undefined)) throw new ArgumentError('guard: give exactly one of options.heldOut (inputs) and options.heldOutScores');
+    if (!(opts.fpr >= 0 && opts.fpr < 1)) throw new ArgumentError(`guard: fpr must be in [0, 1), got ${opts.fpr}`);
+    const scores = opts.heldOutScores ?? (await scoreAll(detector, opts.heldOut!, opts.batchSize ?? 256));
+    const tau = calibrateThreshold(scores, opts.fpr);
+    return new DetectorGuard(detector, tau, opts.fpr, scores, opts.classifier);
+  }
+
+  /** Whether predictions are available (a classifier option or the detector's `predict`). */
+  get hasClassifier(): boolean {
+    return this.classifier !== null || typeof this.detector.predict === 'function';
+  }
+
+  /** Scores (and classifies) a batch [B, ...] at once; see {@link GuardedBatch}. Nothing is read back. */
+  apply(x: Tensor): GuardedBatch {
+    return tidy(() => noGrad(() => {
+      let prediction: Tensor | null = null;
+      let score: Tensor;
+      if (this.classifier) {
+        const out = this.classifier(x);
+        prediction = out.dtype === 'int32' && out.rank === 1 ? out : argmax(out, -1);
+        score = this.detector.score(x);
+      } else if (this.detector.predict) {
+        ({ prediction, score } = this.detector.predict(x));
+      } else score = this.detector.score(x);
+      if (score.rank !== 1 || score.shape[0] !== x.shape[0]) {
+        throw new ShapeError(`guard(${this.detector.name}): the score must be [${x.shape[0]}] for input ${fmtShape(x.shape)}, got ${fmtShape(score.shape)}`);
+      }
+      if (prediction && (prediction.rank !== 1 || prediction.shape[0] !== x.shape[0])) {
+        throw new ShapeError(`guard(${this.detector.name}): predictions must be [${x.shape[0]}], got ${fmtShape(prediction.shape)}`);
+      }
+      return { prediction, score, reliable: le(score, this.threshold) };
+    }));
+  }
+
+  /** The batch read back: one tagged result per row (rejected rows carry their error). */
+  async tryClassify(x: Tensor): Promise<GuardResult<number>[]> {
+    if (!this.hasClassifier) throw new ArgumentError(`guard(${this.detector.name}): no predictions: the detector has no predict(); pass options.classifier`);
+    const g = this.apply(x);
+    try {
+      const [p, s, ok] = await Promise.all([g.prediction!.data(), g.score.data(), g.reliable.data()]);
+      return Array.from(s, (score, i) => {
+        // The host check mirrors the device mask (score ≤ τ; NaN never passes).
+        const reliable = ok[i] !== 0 && score <= this.threshold;
+        return reliable ? { ok: true as const, prediction: p[i], score } : { ok: false as const, error: new NotReliableClassification(p[i], score, this.threshold) };
+      });
+    } finally {
+      g.prediction?.dispose();
+      g.score.dispose();
+      g.reliable.dispose();
+    }
+  }
+
+  /**
+   * The predictions of every row [B] (int32), or throws the NotReliableClassification of the
+   * first rejected row (see the class comment for the policy).
+   */
+  async classify(x: Tensor): Promise<Int32Array> {
+    const rows = await this.tryClassify(x);
+    const out = new Int32Array(rows.length);
+    rows.forEach((r, i) => {
+      if (!r.ok) throw r.error;
+      out[i] = r.prediction;
+    });
+    return out;
+  }
+}
+
+/** Shorthand for `new Guard(opts)` (the per-input, callback form). */
+export function guard<X, P>(opts: GuardOptions<X, P>): Guard<X, P>;
+/**
+ * The guard of any {@link Detector}, batched: the threshold τ is placed on the held-out
+ * IN-distribution scores so that at most a fraction `fpr` of them is rejected
+ * ({@link calibrateThreshold}); the realised held-out FPR is reported as `realisedFpr`.
+ *
+ * ```ts
+ * const g = await guard(energyDetector(net), { fpr: 0.05, heldOut: valImages });
+ * const { prediction, reliable } = g.apply(testBatch); // tensors [B]
+ * ```
+ */
+export function guard(detector: Detector, opts: DetectorGuardOptions): Promise<DetectorGuard>;
+export function guard<X, P>(a: GuardOptions<X, P> | Detector, b?: DetectorGuardOptions): Guard<X, P> | Promise<DetectorGuard> {
+  if (isDetector(a)) return DetectorGuard.calibrate(a, b as DetectorGuardOptions);
+  return new Guard(a as GuardOptions<X, P>);
 }

@@ -1,6 +1,7 @@
 /**
  * Uncertainty toolkit: scores (higher = more uncertain / more OOD), evaluation metrics,
- * temperature scaling, the Mahalanobis detector and the rejection guard.
+ * temperature scaling, the Mahalanobis detector, the rejection guard, and the Detector protocol
+ * with an adapter for every method, `evaluateDetectors` and `guard(detector, ...)`.
  */
 export * from './metrics.js';
 export * from './scores.js';
@@ -11,3 +12,7 @@ export * from './sampling.js';
 export * from './ensemble.js';
 export * from './odin.js';
 export * from './toy-regression.js';
+export * from './detector.js';
+export * from './detectors.js';
+export * from './evaluate.js';
+export { rowLogsumexp, softmaxRows, classIndexLabels, type LabelProblem, type LabelErrorFactory } from './host.js';

@@ -19,8 +19,19 @@ import type { Backend } from '../engine/backend.js';
 import { Tensor, fromHost } from '../engine/tensor.js';
 import { keep } from '../engine/memory.js';
 import { composite, matmul, min, reshape, square, sub, sum } from '../engine/ops/index.js';
+import { type Detector, type FitData, type ModelLike, asModelFn, forEachBatch } from './detector.js';
+import { classIndexLabels } from './host.js';
 
 export interface MahalanobisOptions {
+  /**
+   * The feature extractor f(x) the detector works on (e.g. a network's penultimate layer), used
+   * by `score` and by `fit(data: FitData)`. Default: the input rows ARE the features [B, D].
+   */
+  features?: ModelLike;
+  /** Name shown by `evaluateDetectors` (default 'Mahalanobis'). */
+  name?: string;
+  /** Rows per feature batch in `fit(data)` when `data.x` is one tensor (default 256). */
+  batchSize?: number;
   /** Relative pivot threshold for accepting a Cholesky factor (default 1e-12 · mean diagonal). */
   pivotTol?: number;
   /** First non-zero jitter, relative to the mean diagonal (default 1e-10). */
@@ -107,22 +118,36 @@ interface Fitted {
 }
 
 /**
- * Mahalanobis OOD detector; see the module comment for the formulas.
+ * Mahalanobis OOD detector; see the module comment for the formulas. A {@link Detector}: with a
+ * `features` extractor it scores inputs x by s(f(x)); without one, the rows are the features.
  *
  * ```ts
  * const det = await new MahalanobisDetector().fit(trainFeatures, trainLabels, 10);
  * const s = det.score(testFeatures); // Tensor [B], higher = more OOD
+ * // or over a network's features, through the Detector protocol:
+ * const d2 = await new MahalanobisDetector({ features: (x) => net.penultimate(x) }).fit({ x: trainImages, labels: trainLabels });
  * ```
  */
-export class MahalanobisDetector {
+export class MahalanobisDetector implements Detector {
+  readonly name: string;
   private state: Fitted | null = null;
-  private onDevice = new Map<Backend, { W: Tensor; means: Tensor }>();
+  /** Device copies of W and the means, one per (backend, dtype) used so far. */
+  private onDevice: { backend: Backend; W: Tensor; means: Tensor }[] = [];
+  private readonly featureFn: ((x: Tensor) => Tensor) | null;
 
-  constructor(private readonly opts: MahalanobisOptions = {}) {}
+  constructor(private readonly opts: MahalanobisOptions = {}) {
+    this.name = opts.name ?? 'Mahalanobis';
+    this.featureFn = opts.features ? asModelFn(opts.features) : null;
+  }
 
   private get fitted(): Fitted {
-    if (!this.state) throw new NotFittedError('MahalanobisDetector: call fit(features, labels, numClasses) first');
+    if (!this.state) throw new NotFittedError(`MahalanobisDetector${this.opts.name ? ` '${this.opts.name}'` : ''}: not fitted; call fit({ x, labels }) (or fit(features, labels, numClasses)) first`);
     return this.state;
+  }
+
+  /** Whether `fit` has run. */
+  get isFitted(): boolean {
+    return this.state !== null;
   }
 
   /** Class means [C·D] (row-major), float64. */
@@ -144,8 +169,19 @@ export class MahalanobisDetector {
     return this.fitted.d;
   }
 
-  /** Fits from a [N, D] tensor or rows, labels [N] (class indices) and the number of classes. */
-  async fit(features: FeatureInput, labels: Tensor | ArrayLike<number>, numClasses: number): Promise<this> {
+  /**
+   * Fits on in-distribution data (the {@link Detector} form): the features f(x) of `data.x` are
+   * computed batch by batch and read back, then the float64 fit runs. `labels` are required;
+   * `numClasses` defaults to the largest label + 1.
+   */
+  async fit(data: FitData): Promise<this>;
+  /** Fits from a [N, D] FEATURE tensor or rows, labels [N] (class indices) and the number of classes. */
+  async fit(features: FeatureInput, labels: Tensor | ArrayLike<number>, numClasses: number): Promise<this>;
+  async fit(first: FeatureInput | FitData, labelsArg?: Tensor | ArrayLike<number>, numClassesArg?: number): Promise<this> {
+    if (!(first instanceof Tensor) && !Array.isArray(first)) return this.fitData(first as FitData);
+    const features = first as FeatureInput;
+    const labels = labelsArg!;
+    const numClasses = numClassesArg!;
     let data: ArrayLike<number>;
     let d: number;
     if (features instanceof Tensor) {
@@ -161,6 +197,36 @@ export class MahalanobisDetector {
     return this.fitHost(data, d, y, numClasses);
   }
 
+  private async fitData(data: FitData): Promise<this> {
+    if (data === null || typeof data !== 'object' || !('x' in data)) throw new ArgumentError('MahalanobisDetector.fit: expected fit({ x, labels, numClasses? }) or fit(features, labels, numClasses)');
+    if (data.labels === undefined) throw new ArgumentError('MahalanobisDetector.fit: the class-conditional fit needs data.labels');
+    const f = this.featureFn ?? ((x: Tensor) => x);
+    const parts: ArrayLike<number>[] = [];
+    let d = -1;
+    let total = 0;
+    await forEachBatch('MahalanobisDetector.fit', data.x, data.batchSize ?? this.opts.batchSize ?? 256, (x) => composite(() => f(x)), async (feats) => {
+      if (feats.rank !== 2) throw new ShapeError(`MahalanobisDetector.fit: the features must be [B, D], got ${fmtShape(feats.shape)}`);
+      if (d >= 0 && feats.shape[1] !== d) throw new ShapeError(`MahalanobisDetector.fit: feature batches disagree in D (${d} vs ${feats.shape[1]})`);
+      d = feats.shape[1];
+      parts.push(await feats.data());
+      total += feats.size;
+    });
+    if (d < 0) throw new ArgumentError('MahalanobisDetector.fit: no data');
+    const flat = new Float64Array(total);
+    let o = 0;
+    for (const p of parts) {
+      flat.set(p, o);
+      o += p.length;
+    }
+    const y = data.labels instanceof Tensor ? await data.labels.data() : data.labels;
+    let k = data.numClasses;
+    if (k === undefined) {
+      k = 0;
+      for (let i = 0; i < y.length; i++) k = Math.max(k, y[i] + 1);
+    }
+    return this.fitHost(flat, d, y, k);
+  }
+
   /** Fits from a flat row-major host array [N·D] with `dim` = D. Synchronous; float64 throughout. */
   fitHost(features: ArrayLike<number>, dim: number, labels: ArrayLike<number>, numClasses: number): this {
     const d = dim;
@@ -170,11 +236,11 @@ export class MahalanobisDetector {
     if (labels.length !== n) throw new ShapeError(`MahalanobisDetector.fit: ${n} feature rows but ${labels.length} labels`);
     if (!Number.isInteger(numClasses) || numClasses < 1) throw new ArgumentError(`MahalanobisDetector.fit: numClasses must be a positive integer, got ${numClasses}`);
     const c = numClasses;
+    labels = classIndexLabels('MahalanobisDetector.fit', labels, c);
     const means = new Float64Array(c * d);
     const counts = new Float64Array(c);
     for (let i = 0; i < n; i++) {
       const y = labels[i];
-      if (!Number.isInteger(y) || y < 0 || y >= c) throw new ArgumentError(`MahalanobisDetector.fit: labels[${i}] = ${y} is not a class index in [0, ${c})`);
       counts[y]++;
       for (let j = 0; j < d; j++) {
         const v = features[i * d + j];
@@ -210,25 +276,35 @@ export class MahalanobisDetector {
   }
 
   /**
-   * Scores a [B, D] feature tensor on its own backend: s = min_c ‖W (f − μ_c)‖² (float32 on
-   * the device; the centring happens before whitening, so large common offsets do not cancel).
-   * Higher = more OOD. Returns a Tensor [B]. With a (near-)singular covariance W has entries
-   * of size 1/√λ, and float32 cancellation along the null directions costs accuracy (about
-   * 1e-3 relative in the duplicated-feature test); use {@link scoreHost} for float64.
+   * Scores a batch on its own backend: s = min_c ‖W (f − μ_c)‖² with f = features(x) (or x itself
+   * when no extractor is set), [B, D]. float32 on the device; a float64 feature tensor (CPU
+   * backend) is scored in float64. The centring happens before whitening, so large common offsets
+   * do not cancel. Higher = more OOD. Returns a Tensor [B]. With a (near-)singular covariance W
+   * has entries of size 1/√λ, and float32 cancellation along the null directions costs accuracy
+   * (about 1e-3 relative in the duplicated-feature test); use float64 features or
+   * {@link scoreHost} there. Throws NotFittedError before `fit`.
    */
-  score(features: Tensor): Tensor {
+  score(x: Tensor): Tensor {
     const st = this.fitted;
+    const f = this.featureFn;
+    if (!f) return this.scoreFeatures(x, st);
+    return composite(() => this.scoreFeatures(f(x), st));
+  }
+
+  private scoreFeatures(features: Tensor, st: Fitted): Tensor {
     if (features.rank !== 2 || features.shape[1] !== st.d) {
       throw new ShapeError(`MahalanobisDetector.score: expected features [B, ${st.d}], got ${fmtShape(features.shape)}`);
     }
     const be = features.backend;
-    let dev = this.onDevice.get(be);
+    const dtype = features.dtype === 'float64' ? 'float64' : 'float32';
+    let dev = this.onDevice.find((v) => v.backend === be && v.W.dtype === dtype);
     if (!dev) {
       dev = {
-        W: keep(fromHost(st.W, [st.d, st.d], 'float32', be)),
-        means: keep(fromHost(st.means, [st.c, st.d], 'float32', be)),
+        backend: be,
+        W: keep(fromHost(st.W, [st.d, st.d], dtype, be)),
+        means: keep(fromHost(st.means, [st.c, st.d], dtype, be)),
       };
-      this.onDevice.set(be, dev);
+      this.onDevice.push(dev);
     }
     const { W, means } = dev;
     const b = features.shape[0];
@@ -271,10 +347,10 @@ export class MahalanobisDetector {
 
   /** Frees the device copies of the fitted parameters (the host state is kept). */
   dispose(): void {
-    for (const { W, means } of this.onDevice.values()) {
+    for (const { W, means } of this.onDevice) {
       W.dispose();
       means.dispose();
     }
-    this.onDevice.clear();
+    this.onDevice = [];
   }
 }

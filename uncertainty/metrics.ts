@@ -16,6 +16,7 @@
  * - Bad input throws {@link MetricError} (`reason`: 'one-class', 'length', 'nan', 'empty', 'range').
  */
 import { MetricError } from '../engine/errors.js';
+import { classIndexLabels, rowLogsumexp } from './host.js';
 
 /** A binary/class label: a number (class index, 0/1, −1/1, ...) or a boolean. */
 export type MetricLabel = number | boolean;
@@ -410,14 +411,7 @@ function toRows(name: string, m: ProbMatrix, numClasses?: number): Rows {
 
 function classLabels(name: string, labels: ArrayLike<number>, n: number, k: number): Int32Array {
   checkLengths(name, 'probability rows', n, 'labels', labels.length);
-  const r = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const v = labels[i];
-    if (Number.isNaN(v)) throw new MetricError(`${name}: labels[${i}] is NaN`, 'nan');
-    if (!Number.isInteger(v) || v < 0 || v >= k) throw new MetricError(`${name}: labels[${i}] = ${v} is not a class index in [0, ${k})`, 'range');
-    r[i] = v;
-  }
-  return r;
+  return classIndexLabels(name, labels, k, (message, problem) => new MetricError(message, problem));
 }
 
 export interface ClassOptions {
@@ -473,13 +467,7 @@ export function nllFromLogits(logits: ProbMatrix, labels: ArrayLike<number>, opt
   const { data, n, k } = toRows('nllFromLogits', logits, opts.numClasses);
   const y = classLabels('nllFromLogits', labels, n, k);
   let s = 0;
-  for (let i = 0; i < n; i++) {
-    let m = -Infinity;
-    for (let j = 0; j < k; j++) m = Math.max(m, data[i * k + j]);
-    let e = 0;
-    for (let j = 0; j < k; j++) e += Math.exp(data[i * k + j] - m);
-    s += m + Math.log(e) - data[i * k + y[i]];
-  }
+  for (let i = 0; i < n; i++) s += rowLogsumexp(data, i * k, k) - data[i * k + y[i]];
   return s / n;
 }
 

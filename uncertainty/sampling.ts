@@ -87,7 +87,7 @@ function runChunks(model: Module, x: Tensor, drops: Dropout[], seed: number, T: 
       const chunks: Tensor[] = [];
       for (let t0 = 0; t0 < T; t0 += tChunk) {
         const tc = Math.min(tChunk, T - t0);
-        drops.forEach((d, l) => (d.stream = { seed: seed + l * 2 ** 32, rowStart: t0 * B }));
+        drops.forEach((d, l) => d.setMaskStream({ seed: seed + l * 2 ** 32, rowStart: t0 * B }));
         const xt = broadcastTo(unsqueeze(x, 0), [tc, ...x.shape]).reshape([tc * B, ...x.shape.slice(1)]);
         const out = model.forward(xt) as Tensor;
         chunks.push(out.reshape([tc, B, ...out.shape.slice(1)]));
@@ -111,7 +111,7 @@ export function mcDropoutLogits(model: Module, x: Tensor, opts: McDropoutOptions
   const B = x.shape[0];
   const maxRows = opts.maxRowsPerPass ?? 4096;
   let tChunk = Math.max(1, Math.min(T, Math.floor(maxRows / Math.max(B, 1))));
-  const saved = drops.map((d) => d.stream);
+  const saved = drops.map((d) => d.maskStream);
   try {
     // A chunk whose activations exceed the adapter's buffer limit fails at allocation (before any
     // dispatch): halve the chunk and start again. Results do not depend on the chunking.
@@ -124,6 +124,6 @@ export function mcDropoutLogits(model: Module, x: Tensor, opts: McDropoutOptions
       }
     }
   } finally {
-    drops.forEach((d, l) => (d.stream = saved[l]));
+    drops.forEach((d, l) => d.setMaskStream(saved[l]));
   }
 }

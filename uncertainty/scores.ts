@@ -91,6 +91,18 @@ export function energyScore(logits: Tensor, temperature = 1): Tensor {
 // T stochastic passes (MC dropout, Gal & Ghahramani 2016) or M ensemble members
 // (Lakshminarayanan et al. 2017): probabilities P [T, B, K]
 
+/**
+ * Mean energy over T passes or M ensemble members, from LOGITS z [T, B, K]:
+ * (1/T) Σ_t E(z_t; τ) with E(z; τ) = −τ · logsumexp(z / τ) the energy score of Liu et al. 2020
+ * (see {@link energyScore}; default τ = 1). Averaging the members' free energies is the
+ * ensemble form used in this library's evaluation. Higher = more OOD. [T,B,K] → [B].
+ */
+export function meanEnergyScore(logits: Tensor, temperature = 1): Tensor {
+  requireRank('meanEnergyScore', logits, 3, 'logit samples [T, B, K]');
+  const [t, b, k] = logits.shape;
+  return composite(() => mean(reshape(energyScore(reshape(logits, [t * b, k]), temperature), [t, b]), 0));
+}
+
 /** Predictive mean p̄ = (1/T) Σ_t p_t (NOT a score; a probability vector per row). [T,B,K] → [B,K]. */
 export function predictiveMean(probs: Tensor): Tensor {
   requireRank('predictiveMean', probs, 3, 'probability samples [T, B, K]');
@@ -231,6 +243,30 @@ export function dirichletMutualInformation(alpha: Tensor): Tensor {
     const p = div(alpha, a0);
     const inner = add(sub(log(p), digamma(add(alpha, 1))), digamma(add(a0, 1)));
     return neg(sum(mul(p, inner), -1));
+  });
+}
+
+/**
+ * Precision score −α₀ = −Σ_k α_k (Malinin & Gales 2018 call α₀ the precision of the Dirichlet: the
+ * total evidence, large for confident in-distribution inputs). Negated so that, like every score
+ * here, higher = more uncertain / more OOD. [B,K] → [B].
+ */
+export function dirichletPrecisionScore(alpha: Tensor): Tensor {
+  requireRank('dirichletPrecisionScore', alpha, 2, 'concentrations [B, K]');
+  return composite(() => neg(sum(alpha, -1)));
+}
+
+/**
+ * Expected entropy of a Dirichlet output, E_{p~Dir(α)}[H[p]] = ψ(α₀+1) − Σ_k (α_k/α₀) ψ(α_k+1)
+ * (the "data" / aleatoric part in Malinin & Gales 2018; predictive entropy = expected entropy +
+ * mutual information). ∈ [0, ln K). Higher = more uncertain. [B,K] → [B].
+ */
+export function dirichletExpectedEntropy(alpha: Tensor): Tensor {
+  requireRank('dirichletExpectedEntropy', alpha, 2, 'concentrations [B, K]');
+  return composite(() => {
+    const a0 = sum(alpha, -1, true);
+    const p = div(alpha, a0);
+    return sub(digamma(add(sum(alpha, -1), 1)), sum(mul(p, digamma(add(alpha, 1))), -1));
   });
 }
 

@@ -1,9 +1,10 @@
 import {
-  ArgumentError, ShapeError, type Tensor, add, composite, fmtShape, full, mean, mul, noGrad, ones, rsqrt, sub, tidy, variance, zeros,
+  ArgumentError, ShapeError, type Tensor, add, composite, concat, fmtShape, full, mean, mul, noGrad, ones, rsqrt, sub, tidy, variance, zeros,
 } from '../../engine/index.js';
 import { assignInPlace } from '../assign.js';
 import type { ParamInitOptions } from '../init.js';
 import { Module, buffer, parameter } from '../module.js';
+import type { StackContext, StackedStep } from '../stacking.js';
 
 export interface BatchNormOptions extends ParamInitOptions {
   /** Added to the variance (default 1e-5). */
@@ -85,6 +86,27 @@ abstract class BatchNormNd extends Module<[Tensor], Tensor> {
       if (this.weight && this.bias) y = add(mul(y, this.weight.reshape(bshape)), this.bias.reshape(bshape));
       return y;
     });
+  }
+
+  /**
+   * DeepEnsemble stacking (eval mode): BatchNorm with running statistics is the per-channel affine
+   * map y = x·s + t, s = γ/√(var + eps), t = β − mean·s; the members' s and t are concatenated
+   * and applied to [B, M·C, ...] ('channels') or [M, B, C] ('members') activations.
+   */
+  stackMembers(layers: readonly Module[], ctx: StackContext): StackedStep {
+    const bns = layers as readonly BatchNormNd[];
+    if (bns.some((bn) => !bn.runningMean || !bn.runningVar)) throw new ArgumentError('DeepEnsemble: BatchNorm without running statistics');
+    const M = ctx.members;
+    const scales = bns.map((bn) => (bn.weight ? bn.weight : bn.runningVar!.mul(0).add(1)).div(bn.runningVar!.add(bn.eps).sqrt()));
+    const shifts = bns.map((bn, i) => (bn.bias ? bn.bias : bn.runningMean!.mul(0)).sub(bn.runningMean!.mul(scales[i])));
+    const scale = ctx.keep(concat(scales, 0));
+    const shift = ctx.keep(concat(shifts, 0));
+    const C = this.numFeatures;
+    return ({ h, layout }) => {
+      if (layout === 'input') throw new ArgumentError('DeepEnsemble: BatchNorm as the first layer is not supported');
+      if (layout === 'channels') return { h: h.mul(scale.reshape([1, M * C, 1, 1])).add(shift.reshape([1, M * C, 1, 1])), layout };
+      return { h: h.mul(scale.reshape([M, 1, C])).add(shift.reshape([M, 1, C])), layout };
+    };
   }
 
   override extraRepr(): string {

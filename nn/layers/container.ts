@@ -3,6 +3,7 @@ import { ReLU } from './activation.js';
 import { Conv2d } from './conv.js';
 import { Linear } from './linear.js';
 import { Module } from '../module.js';
+import type { StackContext, StackedStep } from '../stacking.js';
 
 /** The Linear/Conv2d + ReLU fusions (null when `m` has no fused form for this input). */
 function fusedWithRelu(m: Module, x: Tensor): Tensor | null {
@@ -105,6 +106,16 @@ export class Flatten extends Module<[Tensor], Tensor> {
   }
   forward(x: Tensor): Tensor {
     return flatten(x, this.startDim, this.endDim);
+  }
+
+  /** DeepEnsemble stacking: [B, M·C, H, W] becomes [M, B, C·H·W] (each member's channels flattened). */
+  stackMembers(_layers: readonly Module[], ctx: StackContext): StackedStep {
+    const M = ctx.members;
+    return ({ h, layout }) => {
+      if (layout === 'members') return { h, layout };
+      if (layout === 'input') return { h: this.forward(h), layout };
+      return { h: h.reshape([h.shape[0], M, -1]).permute([1, 0, 2]), layout: 'members' };
+    };
   }
   override extraRepr(): string {
     return `startDim=${this.startDim}, endDim=${this.endDim}`;

@@ -1,6 +1,7 @@
-import { ArgumentError, ShapeError, type Tensor, conv2d, convTranspose2d, fmtShape } from '../../engine/index.js';
+import { ArgumentError, ShapeError, type Tensor, concat, conv2d, convTranspose2d, fmtShape } from '../../engine/index.js';
 import { type ParamInitOptions, fanInAndFanOut, kaimingUniform, uniformInit } from '../init.js';
 import { Module, parameter } from '../module.js';
+import type { StackContext, StackedStep } from '../stacking.js';
 
 export type Pair = number | [number, number];
 
@@ -70,6 +71,25 @@ export class Conv2d extends Module<[Tensor], Tensor> {
       throw new ShapeError(`Conv2d(${this.inChannels}→${this.outChannels}): expected input [N, ${this.inChannels}, H, W], got ${fmtShape(x.shape)}`);
     }
     return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  }
+
+  /**
+   * DeepEnsemble stacking: ONE grouped convolution with the members' weights concatenated along
+   * the output channels. On the shared input the groups are the layer's own (every member reads
+   * the same input: output [B, M·out, H, W] without copying the input M times); on stacked
+   * activations [B, M·in, H, W] the groups are M·groups, so member m only sees its own channels.
+   */
+  stackMembers(layers: readonly Module[], ctx: StackContext): StackedStep {
+    const convs = layers as readonly Conv2d[];
+    const M = ctx.members;
+    const w = ctx.keep(concat(convs.map((c) => c.weight), 0));
+    const b = this.bias ? ctx.keep(concat(convs.map((c) => c.bias!), 0)) : null;
+    const opts = { stride: this.stride, padding: this.padding, dilation: this.dilation };
+    const groups = this.groups;
+    return ({ h, layout }) => {
+      if (layout === 'members') throw new ShapeError('DeepEnsemble: Conv2d after a flattening layer is not supported');
+      return { h: conv2d(h, w, b, { ...opts, groups: layout === 'input' ? groups : groups * M }), layout: 'channels' };
+    };
   }
 
   override extraRepr(): string {

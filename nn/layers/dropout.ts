@@ -1,5 +1,13 @@
 import { ArgumentError, type Tensor, dropout } from '../../engine/index.js';
 import { Module } from '../module.js';
+import { type StackedStep, identityStep } from '../stacking.js';
+
+/** A fixed Philox stream for dropout masks: key `seed`, starting block `offset`, starting row `rowStart`. */
+export interface DropoutStream {
+  seed: number;
+  offset?: number;
+  rowStart?: number;
+}
 
 /**
  * Inverted dropout (torch.nn.Dropout): in training, zeroes each element with probability p and
@@ -10,12 +18,7 @@ import { Module } from '../module.js';
 export class Dropout extends Module<[Tensor], Tensor> {
   /** Keep dropping at inference (MC dropout). */
   stochasticAtInference = false;
-  /**
-   * A fixed Philox stream for the next forwards instead of the global generator (set by
-   * batched MC dropout so that results do not depend on batching or chunking).
-   */
-  stream: { seed: number; offset?: number; rowStart?: number } | null = null;
-
+  #maskStream: DropoutStream | null = null;
   constructor(readonly p = 0.5) {
     super();
     if (!(p >= 0 && p < 1)) throw new ArgumentError(`Dropout: p must be in [0, 1), got ${p}`);
@@ -26,9 +29,49 @@ export class Dropout extends Module<[Tensor], Tensor> {
     return this.p > 0 && (this.training || this.stochasticAtInference);
   }
 
+  /**
+   * Fixes the Philox stream the masks of the next forwards are drawn from (instead of the global
+   * generator), or clears it with `null`. With a fixed stream the mask is a pure function of
+   * (seed, offset, row index): `rowStart = r` gives row 0 of the input the mask of row r of the
+   * stream, as if r rows had come before (see the `dropout` op). Batched MC dropout sets one
+   * stream per layer so that results do not depend on batching or chunking; anyone running
+   * stochastic passes by hand can do the same. Returns `this`.
+   */
+  setMaskStream(stream: DropoutStream | null): this {
+    if (stream !== null) {
+      const { seed, offset = 0, rowStart = 0 } = stream;
+      if (!Number.isSafeInteger(seed) || seed < 0) throw new ArgumentError(`Dropout.setMaskStream: seed must be a non-negative safe integer, got ${seed}`);
+      if (!Number.isSafeInteger(offset) || offset < 0) throw new ArgumentError(`Dropout.setMaskStream: offset must be a non-negative safe integer, got ${offset}`);
+      if (!Number.isSafeInteger(rowStart) || rowStart < 0) throw new ArgumentError(`Dropout.setMaskStream: rowStart must be a non-negative safe integer, got ${rowStart}`);
+      stream = { ...stream };
+    }
+    this.#maskStream = stream;
+    return this;
+  }
+
+  /** The fixed mask stream set by {@link setMaskStream}, or null (masks from the global generator). */
+  get maskStream(): DropoutStream | null {
+    return this.#maskStream;
+  }
+
+  /** @deprecated Use {@link setMaskStream} / {@link maskStream}; kept so existing code keeps working. */
+  get stream(): DropoutStream | null {
+    return this.#maskStream;
+  }
+
+  set stream(s: DropoutStream | null) {
+    this.setMaskStream(s);
+  }
+
   forward(x: Tensor): Tensor {
     if (!this.active) return x;
-    return this.stream ? dropout(x, this.p, this.stream) : dropout(x, this.p);
+    const s = this.#maskStream;
+    return s ? dropout(x, this.p, s) : dropout(x, this.p);
+  }
+
+  /** Eval-mode dropout is the identity, so a DeepEnsemble passes stacked activations through unchanged. */
+  stackMembers(): StackedStep {
+    return identityStep;
   }
 
   override extraRepr(): string {

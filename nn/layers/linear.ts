@@ -1,6 +1,7 @@
-import { ShapeError, type Tensor, fmtShape, linear, matmul } from '../../engine/index.js';
+import { ShapeError, type Tensor, concat, fmtShape, linear, matmul, stack } from '../../engine/index.js';
 import { type ParamInitOptions, kaimingUniform, uniformInit } from '../init.js';
 import { Module, parameter } from '../module.js';
+import type { StackContext, StackedStep } from '../stacking.js';
 
 export interface LinearOptions extends ParamInitOptions {
   /** Learn an additive bias (default true). */
@@ -29,6 +30,31 @@ export class Linear extends Module<[Tensor], Tensor> {
     }
     if (this.bias) return linear(x, this.weight, this.bias);
     return matmul(x, this.weight, { transposeB: true });
+  }
+
+  /**
+   * DeepEnsemble stacking: on the shared input [B, in] one matmul with the members' weights
+   * concatenated, [B, M·out], viewed as [M, B, out]; on stacked activations [M, B, in] one batched
+   * matmul with the weights stacked as [M, out, in]. A 4-D ('channels') input needs a Flatten first.
+   */
+  stackMembers(layers: readonly Module[], ctx: StackContext): StackedStep {
+    const lins = layers as readonly Linear[];
+    const M = ctx.members;
+    const wCat = ctx.keep(concat(lins.map((m) => m.weight), 0)); // [M·out, in]
+    const bCat = this.bias ? ctx.keep(concat(lins.map((m) => m.bias!), 0)) : null;
+    const wStack = ctx.keep(stack(lins.map((m) => m.weight), 0)); // [M, out, in]
+    const bStack = this.bias ? ctx.keep(stack(lins.map((m) => m.bias!.reshape([1, -1])), 0)) : null; // [M, 1, out]
+    const out = this.outFeatures;
+    return ({ h, layout }) => {
+      if (layout === 'channels') throw new ShapeError('DeepEnsemble: Linear on 4-D activations needs a Flatten first');
+      if (layout === 'input') {
+        if (h.rank !== 2) throw new ShapeError(`DeepEnsemble: Linear input must be [B, F], got ${fmtShape(h.shape)}`);
+        const y = bCat ? linear(h, wCat, bCat) : matmul(h, wCat, { transposeB: true }); // [B, M·out]
+        return { h: y.reshape([h.shape[0], M, out]).permute([1, 0, 2]), layout: 'members' };
+      }
+      const y = matmul(h, wStack, { transposeB: true });
+      return { h: bStack ? y.add(bStack) : y, layout: 'members' };
+    };
   }
 
   override extraRepr(): string {

@@ -1,5 +1,6 @@
 import { ShapeError, type Tensor, adaptiveAvgPool2d, avgPool2d, fmtShape, maxPool2d } from '../../engine/index.js';
 import { Module } from '../module.js';
+import { type StackedStep, elementwiseStep } from '../stacking.js';
 import type { Pair } from './conv.js';
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
@@ -27,6 +28,8 @@ export class MaxPool2d extends Module<[Tensor], Tensor> {
   override extraRepr(): string {
     return `kernelSize=[${this.kernelSize}], stride=[${this.stride}], padding=[${this.padding}]`;
   }
+  /** DeepEnsemble stacking: pools each channel on its own, so it runs unchanged on [B, M·C, H, W]. */
+  stackMembers(): StackedStep { return elementwiseStep((h) => this.forward(h)); }
 }
 
 /** 2-D average pooling (torch.nn.AvgPool2d; countIncludePad default true as PyTorch). */
@@ -49,6 +52,8 @@ export class AvgPool2d extends Module<[Tensor], Tensor> {
   override extraRepr(): string {
     return `kernelSize=[${this.kernelSize}], stride=[${this.stride}], padding=[${this.padding}]`;
   }
+  /** DeepEnsemble stacking: pools each channel on its own, so it runs unchanged on [B, M·C, H, W]. */
+  stackMembers(): StackedStep { return elementwiseStep((h) => this.forward(h)); }
 }
 
 /** Adaptive average pooling to a fixed [h, w] output (torch.nn.AdaptiveAvgPool2d). */
@@ -65,4 +70,6 @@ export class AdaptiveAvgPool2d extends Module<[Tensor], Tensor> {
   override extraRepr(): string {
     return `outputSize=[${this.outputSize}]`;
   }
+  /** DeepEnsemble stacking: pools each channel on its own, so it runs unchanged on [B, M·C, H, W]. */
+  stackMembers(): StackedStep { return elementwiseStep((h) => this.forward(h)); }
 }
