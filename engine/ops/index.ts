@@ -10,3 +10,5 @@ export * from './autograd.js';
 export * from './random.js';
 export * from './pooling.js';
 export * from './optim-kernels.js';
+export { type PadMode, type PadOptions } from './padding.js';
+export * from './interpolate.js';
