@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  type Tensor, ArgumentError, AdaptiveAvgPool2d, AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, ShapeError, Upsample,
-  adaptiveAvgPool2d, avgPool2d, conv2d, convTranspose2d, globalAvgPool2d, grads, interpolate, maxPool2d, memory, pad, setBackend, tensor, tidy,
+  type Tensor, ArgumentError, AdaptiveAvgPool2d, AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, ReLU, Sequential, ShapeError, Upsample,
+  adaptiveAvgPool2d, avgPool2d, conv2d, convTranspose2d, globalAvgPool2d, grads, interpolate, maxPool2d, maxPool2dWithIndices, memory, pad, setBackend, tensor, tidy,
   upsampleBilinear2d,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
@@ -117,9 +117,35 @@ describe('unbatched [C, H, W] inputs', () => {
     expect(new MaxPool2d(2, { ceilMode: true }).forward(x).shape).toEqual([2, 3, 3]);
     expect(new AvgPool2d(2, { ceilMode: true, countIncludePad: false }).forward(x).shape).toEqual([2, 3, 3]);
     expect(new AdaptiveAvgPool2d(1).forward(x).shape).toEqual([2, 1, 1]);
+    // Sequential's fused Conv2d+ReLU path only takes [N, C, H, W]; unbatched inputs run unfused.
+    const seq = new Sequential(conv, new ReLU());
+    expectClose(await val(seq.forward(x)), await val(conv.forward(f64(X, [1, 2, 5, 6])).relu()), TOL.exact, 'Sequential');
     expect(() => conv.forward(f64(X.slice(0, 30), [1, 5, 6]))).toThrow(/Conv2d\(2→3\): expected input \[N, 2, H, W\] \(or unbatched \[2, H, W\]\), got \[1,5,6\]/);
     expect(() => conv2d(f64(X.slice(0, 30), [1, 5, 6]), f64(Wc, [3, 2, 3, 3]))).toThrow(/conv2d: channel mismatch: .* \(unbatched input \[1,5,6\] viewed as \[1,1,5,6\]\)/);
     expect(() => new MaxPool2d(2).forward(f64([1, 2], [2]))).toThrow(ShapeError);
+  });
+
+  it('maxPool2dWithIndices on [C, H, W]: values, indices, gradient, no leaks', async () => {
+    const x = f64(X, [2, 5, 6]);
+    const r = maxPool2dWithIndices(x, { kernelSize: 2, ceilMode: true });
+    const rb = maxPool2dWithIndices(f64(X, [1, 2, 5, 6]), { kernelSize: 2, ceilMode: true });
+    expect(r.values.shape).toEqual([2, 3, 3]);
+    expect(await val(r.values)).toEqual(await val(rb.values));
+    expect(await val(r.indices)).toEqual(await val(rb.indices));
+    const [g] = grads((t) => maxPool2dWithIndices(t, { kernelSize: 2 }).values.sum(), [0])(x);
+    const [gb] = grads((t) => maxPool2d(t, { kernelSize: 2 }).sum(), [0])(x);
+    expect(await val(g)).toEqual(await val(gb));
+    const m0 = memory().liveTensors;
+    const q = maxPool2dWithIndices(x, { kernelSize: 3, stride: 2 });
+    q.values.dispose();
+    q.indices.dispose();
+    tidy(() => { maxPool2dWithIndices(x, { kernelSize: 2 }).values.sum(); });
+    const w = f64(X, [2, 5, 6]).requireGrad();
+    tidy(() => { maxPool2dWithIndices(w, { kernelSize: 2 }).values.sum().backward(); });
+    w.dispose();
+    expect(memory().liveTensors).toBe(m0);
+    expect(() => maxPool2dWithIndices(f64([1, 2, 3, 4], [1, 2, 2]), { kernelSize: 3 })).toThrow(/\(unbatched input \[1,2,2\] viewed as \[1,1,2,2\]\)/);
+    expect(memory().liveTensors).toBe(m0 + 1); // only the tensor literal above
   });
 
   it('gradients flow through the unbatched path (float64 finite differences)', async () => {

@@ -8,7 +8,7 @@ import { type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
 import { uniforms } from '../webgpu/uniforms.js';
 import { composite } from './autograd.js';
 import { mean } from './reduce.js';
-import { unbatched } from './unbatched.js';
+import { unbatched, unbatchedWithIndices } from './unbatched.js';
 
 // 2-D pooling and bilinear upsampling over NCHW tensors. Every backward rule is itself an op
 // whose gradient is expressed with the forward ops, so second derivatives work. All WebGPU
@@ -349,9 +349,10 @@ export function maxPool2d(x: Tensor, opts: MaxPool2dOptions): Tensor {
 /**
  * Max pooling that also returns the argmax per output (int32, flat h·W + w within each input
  * plane, as PyTorch's `return_indices`). `values` records `indices` in its graph: keep
- * `indices` alive while `values` may still be differentiated.
+ * `indices` alive while `values` may still be differentiated. Accepts [C, H, W] like maxPool2d.
  */
 export function maxPool2dWithIndices(x: Tensor, opts: MaxPool2dOptions): { values: Tensor; indices: Tensor } {
+  if (x.rank === 3) return unbatchedWithIndices(x, (xb) => maxPool2dWithIndices(xb, opts));
   const g = windowGeom('maxPool2d', x, opts.kernelSize, opts.stride, opts.padding ?? 0, opts.dilation ?? 1, opts.ceilMode);
   const indices = runOp(MAX_ARGMAX, [x], g);
   return { values: runOp(MAX_GATHER, [x, indices], g), indices };

@@ -1,4 +1,5 @@
 import { DubitoError, fmtShape } from '../errors.js';
+import { keep } from '../memory.js';
 import type { Tensor } from '../tensor.js';
 import { composite } from './autograd.js';
 import { reshape } from './shape-ops.js';
@@ -14,6 +15,29 @@ export function unbatched(x: Tensor, f: (xb: Tensor) => Tensor): Tensor {
     const y = withNote(x, () => f(reshape(x, [1, ...x.shape])));
     return reshape(y, y.shape.slice(1));
   });
+}
+
+/**
+ * {@link unbatched} for ops returning `{ values, indices }` where `values` records `indices` in its
+ * graph (maxPool2dWithIndices): each result view owns the batched tensor it was cut from, so
+ * disposing the two results frees everything, as for the batched op.
+ */
+export function unbatchedWithIndices(x: Tensor, f: (xb: Tensor) => { values: Tensor; indices: Tensor }): { values: Tensor; indices: Tensor } {
+  const xb = keep(reshape(x, [1, ...x.shape]));
+  let r: { values: Tensor; indices: Tensor };
+  try {
+    r = withNote(x, () => f(xb));
+  } catch (e) {
+    xb.dispose();
+    throw e;
+  }
+  keep(r.values);
+  keep(r.indices);
+  const values = reshape(r.values, r.values.shape.slice(1));
+  const indices = reshape(r.indices, r.indices.shape.slice(1));
+  (values.owned ??= []).push(xb, r.values);
+  (indices.owned ??= []).push(r.indices);
+  return { values, indices };
 }
 
 function withNote<T>(x: Tensor, f: () => T): T {

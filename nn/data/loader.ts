@@ -31,6 +31,10 @@ export interface DataLoaderOptions {
  * the host; each batch is gathered there and uploaded as one tensor per array, so the order is
  * identical on every backend. Iterating yields `Tensor[]` (one per array) created in the current
  * scope: dispose them, or consume each batch inside `tidy` (as `fit` does).
+ *
+ * int32 batches (class labels, token ids) remember their host values, so `crossEntropy`,
+ * `nllLoss` and `Embedding` validate them on the host on every backend, without a readback, and
+ * name the offending dataset sample (see nn/labels.ts).
  */
 export class DataLoader implements Iterable<Tensor[]> {
   readonly batchSize: number;
