@@ -109,7 +109,15 @@ const poison = (perSample: Tensor, bad: Tensor | null): Tensor => (bad ? where(b
 function unbatched(scores: Tensor, target: Tensor, reduction: Reduction | undefined, f: (s: Tensor, t: Tensor) => Tensor): Tensor | null {
   if (scores.rank !== 1) return null;
   const t = target.dtype === 'int32' ? reshape(target, target.rank === 0 ? [1] : target.shape) : unsqueeze(target, 0);
-  const out = f(unsqueeze(scores, 0), t);
+  const s = unsqueeze(scores, 0);
+  let out: Tensor;
+  try {
+    out = f(s, t);
+  } catch (e) {
+    // composite frees nothing when its body throws: drop the two views here.
+    for (const v of [s, t]) if (v !== target) v.dispose();
+    throw e;
+  }
   return reduction === 'none' && out.rank === 1 ? reshape(out, []) : out;
 }
 

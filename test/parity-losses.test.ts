@@ -217,6 +217,11 @@ describe('class labels are validated', () => {
     for (let i = 0; i < 3; i++) tidy(() => { grads((a) => crossEntropy(a, t, { labelSmoothing: 0.1 }), [0])(seg); });
     crossEntropy(seg, t).dispose();
     expect(() => crossEntropy(seg, i32([0, 1, 2, 0, 1, 1, 3, 0], [2, 2, 2]))).toThrow(IndexError);
+    const bad0d = i32([5], []);
+    const u = f64([1, 2, 3], [3]);
+    expect(() => crossEntropy(u, bad0d)).toThrow(/class index 5/);
+    bad0d.dispose();
+    u.dispose();
     seg.dispose();
     t.dispose();
     // The failing call's label tensor is the only survivor (created outside any scope by i32()).

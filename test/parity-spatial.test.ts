@@ -146,6 +146,13 @@ describe('unbatched [C, H, W] inputs', () => {
     expect(memory().liveTensors).toBe(m0);
     expect(() => maxPool2dWithIndices(f64([1, 2, 3, 4], [1, 2, 2]), { kernelSize: 3 })).toThrow(/\(unbatched input \[1,2,2\] viewed as \[1,1,2,2\]\)/);
     expect(memory().liveTensors).toBe(m0 + 1); // only the tensor literal above
+    const small = f64([1, 2, 3, 4], [1, 2, 2]);
+    expect(() => maxPool2d(small, { kernelSize: 3 })).toThrow(ShapeError);
+    const wt = f64(Wc, [3, 2, 3, 3]);
+    expect(() => conv2d(small, wt)).toThrow(ShapeError);
+    small.dispose();
+    wt.dispose();
+    expect(memory().liveTensors).toBe(m0 + 1);
   });
 
   it('gradients flow through the unbatched path (float64 finite differences)', async () => {

@@ -277,7 +277,7 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], val
   }
   const value = opts.value ?? 0;
   if (typeof value !== 'number') throw new ArgumentError(`pad: value must be a number, got ${typeof value}`);
-  if (mode !== 'constant' && opts.value !== undefined) throw new ArgumentError(`pad: a fill value only applies to mode 'constant', got mode '${mode}'`);
+  if (mode !== 'constant' && value !== 0) throw new ArgumentError(`pad: a fill value (${value}) only applies to mode 'constant', got mode '${mode}'`);
   const p: [number, number][] = [];
   for (let d = 0; d < x.rank; d++) {
     const pr = d < pads.length ? pads[d] : [0, 0];

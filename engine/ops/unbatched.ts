@@ -12,7 +12,14 @@ import { reshape } from './shape-ops.js';
  */
 export function unbatched(x: Tensor, f: (xb: Tensor) => Tensor): Tensor {
   return composite(() => {
-    const y = withNote(x, () => f(reshape(x, [1, ...x.shape])));
+    const xb = reshape(x, [1, ...x.shape]);
+    let y: Tensor;
+    try {
+      y = withNote(x, () => f(xb));
+    } catch (e) {
+      xb.dispose(); // composite frees nothing when its body throws
+      throw e;
+    }
     return reshape(y, y.shape.slice(1));
   });
 }
