@@ -248,6 +248,26 @@ describe('pooling ceilMode and countIncludePad (PyTorch semantics)', () => {
     setBackend(cpu);
   });
 
+  it('divisorOverride divides the window sums (padding counts as zeros)', async (ctx) => {
+    const x = f64(new Array(16).fill(1), [1, 1, 4, 4]);
+    expect(await val(avgPool2d(x, { kernelSize: 2, divisorOverride: 3 }))).toEqual(new Array(4).fill(4 / 3));
+    // k 3, s 2, p 1 on 4×4 ones: real elements per window [[4, 6], [6, 9]].
+    expectClose(await val(avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1, divisorOverride: 2 })), [2, 3, 3, 4.5], TOL.arith, 'padded');
+    const X = iota(25);
+    const want = refAvg(X, 5, 5, 2, 2, 0, true, true).map((v, i) => {
+      const oh = Math.floor(i / 3);
+      const ow = i % 3;
+      return (v * (oh === 2 ? 1 : 2) * (ow === 2 ? 1 : 2)) / 5; // sum = mean · real count (no padding)
+    });
+    expectClose(await val(new AvgPool2d(2, { ceilMode: true, divisorOverride: 5 }).forward(f64(X, [1, 5, 5]))), want, TOL.arith, 'ceil layer');
+    expect(() => avgPool2d(x, { kernelSize: 2, divisorOverride: 0 })).toThrow(ArgumentError);
+    expect(() => avgPool2d(x, { kernelSize: 2, divisorOverride: 1.5 })).toThrow(ArgumentError);
+    await gradcheck((a) => avgPool2d(a, { kernelSize: 3, stride: 2, padding: 1, ceilMode: true, divisorOverride: 4 }), [rand(new Rng(4), [1, 2, 6, 5], 'float64')], { label: 'divisorOverride' });
+    const gpu = await requireWebGPU(ctx);
+    await compareBackends(cpu, gpu, (a) => avgPool2d(a, { kernelSize: 3, stride: 2, padding: 1, divisorOverride: 7 }), [rand(new Rng(5), [2, 3, 9, 8], 'float32')], AVG(9), 'divisorOverride');
+    setBackend(cpu);
+  });
+
   it('bad ceilMode is an ArgumentError', () => {
     expect(() => maxPool2d(f64(iota(16), [1, 1, 4, 4]), { kernelSize: 2, ceilMode: 1 as unknown as boolean })).toThrow(ArgumentError);
   });

@@ -3,10 +3,11 @@ import { type DType, allocHost, isFloat } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { type CpuArg, type OpDef, defineOp } from '../op.js';
 import { sizeOf } from '../shape.js';
-import { type Tensor, runOp } from '../tensor.js';
+import { type Tensor, fromHost, runOp } from '../tensor.js';
 import { type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
 import { uniforms } from '../webgpu/uniforms.js';
 import { composite } from './autograd.js';
+import { mul } from './binary.js';
 import { mean } from './reduce.js';
 import { unbatched, unbatchedWithIndices } from './unbatched.js';
 
@@ -332,6 +333,8 @@ export interface AvgPool2dOptions {
   countIncludePad?: boolean;
   /** PyTorch ceil_mode (see {@link MaxPool2dOptions.ceilMode}). Default false. */
   ceilMode?: boolean;
+  /** Divide every window sum by this non-zero integer instead (PyTorch divisor_override; countIncludePad is then ignored). */
+  divisorOverride?: number;
 }
 
 /**
@@ -360,12 +363,19 @@ export function maxPool2dWithIndices(x: Tensor, opts: MaxPool2dOptions): { value
 
 /**
  * 2-D average pooling over an NCHW tensor, or an unbatched [C, H, W] one (PyTorch `avg_pool2d`
- * with `countIncludePad` and `ceilMode`; no divisor_override).
+ * with `countIncludePad`, `ceilMode` and `divisorOverride`).
  */
 export function avgPool2d(x: Tensor, opts: AvgPool2dOptions): Tensor {
   if (x.rank === 3) return unbatched(x, (xb) => avgPool2d(xb, opts));
   const g = windowGeom('avgPool2d', x, opts.kernelSize, opts.stride, opts.padding ?? 0, 1, opts.ceilMode);
-  return runOp(AVG_POOL, [x], { ...g, includePad: opts.countIncludePad ?? true });
+  const d = opts.divisorOverride;
+  if (d === undefined) return runOp(AVG_POOL, [x], { ...g, includePad: opts.countIncludePad ?? true });
+  if (!Number.isInteger(d) || d === 0) throw new ArgumentError(`avgPool2d: divisorOverride must be a non-zero integer, got ${d}`);
+  // Window sum = the count-include-pad average times its (host-computed) divisor.
+  const incl = (o: number, n: number, k: number, st: number, p: number) => Math.min(o * st - p + k, n + p) - (o * st - p);
+  const f = new Float64Array(g.OH * g.OW);
+  for (let oh = 0; oh < g.OH; oh++) for (let ow = 0; ow < g.OW; ow++) f[oh * g.OW + ow] = (incl(oh, g.H, g.kh, g.sh, g.ph) * incl(ow, g.W, g.kw, g.sw, g.pw)) / d;
+  return composite(() => mul(runOp(AVG_POOL, [x], { ...g, includePad: true }), fromHost(f, [g.OH, g.OW], x.dtype, x.backend)));
 }
 
 /**

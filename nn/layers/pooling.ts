@@ -39,17 +39,21 @@ export class AvgPool2d extends Module<[Tensor], Tensor> {
   readonly padding: [number, number];
   readonly countIncludePad: boolean;
   readonly ceilMode: boolean;
-  constructor(kernelSize: Pair, opts: { stride?: Pair; padding?: Pair; countIncludePad?: boolean; ceilMode?: boolean } = {}) {
+  readonly divisorOverride: number | undefined;
+  constructor(kernelSize: Pair, opts: { stride?: Pair; padding?: Pair; countIncludePad?: boolean; ceilMode?: boolean; divisorOverride?: number } = {}) {
     super();
     this.kernelSize = pair(kernelSize);
     this.stride = pair(opts.stride ?? kernelSize);
     this.padding = pair(opts.padding ?? 0);
     this.countIncludePad = opts.countIncludePad ?? true;
     this.ceilMode = opts.ceilMode ?? false;
+    this.divisorOverride = opts.divisorOverride;
   }
   forward(x: Tensor): Tensor {
     check4d('AvgPool2d', x);
-    return avgPool2d(x, { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding, countIncludePad: this.countIncludePad, ceilMode: this.ceilMode });
+    return avgPool2d(x, {
+      kernelSize: this.kernelSize, stride: this.stride, padding: this.padding, countIncludePad: this.countIncludePad, ceilMode: this.ceilMode, divisorOverride: this.divisorOverride,
+    });
   }
   override extraRepr(): string {
     return `kernelSize=[${this.kernelSize}], stride=[${this.stride}], padding=[${this.padding}]`;
