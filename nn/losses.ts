@@ -77,14 +77,11 @@ function classMask(op: string, scores: Tensor, target: Tensor, ignoreIndex: numb
   const checked = checkIndicesOnHost(op, 'class index', target, C, `input ${fmtShape(scores.shape)} with C = ${C} classes`, ignoreIndex);
   const classes = reshape(arange(0, C, 1, { dtype: 'int32', backend: scores.backend }), classShape(C, scores.rank));
   const t1 = unsqueeze(target, 1);
-  let mask = cast(eq(t1, classes), scores.dtype);
+  const hit = cast(eq(t1, classes), scores.dtype);
   // An ignoreIndex inside [0, C) would otherwise pick its class.
-  if (ignoreIndex >= 0 && ignoreIndex < C) mask = mul(mask, cast(ne(t1, ignoreIndex), scores.dtype));
+  const mask = ignoreIndex >= 0 && ignoreIndex < C ? mul(hit, cast(ne(t1, ignoreIndex), scores.dtype)) : hit;
   let bad: Tensor | null = null;
-  if (!checked) {
-    const isClass = sum(cast(eq(t1, classes), scores.dtype), 1);
-    bad = gt(mul(sub(1, isClass), cast(ne(target, ignoreIndex), scores.dtype)), 0);
-  }
+  if (!checked) bad = gt(mul(sub(1, sum(hit, 1)), cast(ne(target, ignoreIndex), scores.dtype)), 0);
   return { mask, bad };
 }
 
@@ -142,9 +139,9 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllLossOptions =
     floatInput('nllLoss', logProbs, 'input');
     const ub = unbatched(logProbs, target, opts.reduction, (s, t) => nllLoss(s, t, opts));
     if (ub) return ub;
-    const { mask, bad } = classMask('nllLoss', logProbs, target, opts.ignoreIndex ?? -100);
     const C = logProbs.shape[1];
-    checkWeight('nllLoss', opts.weight, C);
+    if (logProbs.rank >= 2) checkWeight('nllLoss', opts.weight, C);
+    const { mask, bad } = classMask('nllLoss', logProbs, target, opts.ignoreIndex ?? -100);
     const w = opts.weight ? reshape(opts.weight, classShape(C, logProbs.rank)) : null;
     const wm = w ? mul(mask, w) : mask;
     const perSample = poison(neg(sum(mul(logProbs, wm), 1)), bad);
