@@ -11,6 +11,11 @@ export { ReLU, GELU, Tanh, Sigmoid, Softplus, LeakyReLU, Softmax, LogSoftmax, Id
 export { Dropout, enableMCDropout } from './layers/dropout.js';
 export { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from './layers/batchnorm.js';
 export { Sequential, ModuleList, Flatten } from './layers/container.js';
+export { LayerNorm, layerNorm, type LayerNormOptions } from './layers/layernorm.js';
+export { GroupNorm, groupNorm, type GroupNormOptions } from './layers/groupnorm.js';
+export { Embedding, embedding, type EmbeddingOptions, type EmbeddingLayerOptions } from './layers/embedding.js';
+export { Upsample, type UpsampleOptions } from './layers/upsample.js';
+export { checkClassTargets } from './labels.js';
 export * from './losses.js';
 export * from './optim/index.js';
 export { DataLoader, type DataLoaderOptions, type HostArray } from './data/loader.js';

@@ -5,8 +5,9 @@
  */
 import {
   ArgumentError, DTypeError, ShapeError, type Tensor,
-  abs, add, arange, cast, composite, div, eq, exp, fmtShape, gt, log, logSoftmax, maximum, mean, mul, neg, reshape, softplus, square, sub, sum, where,
+  abs, add, arange, cast, composite, detach, div, eq, exp, fmtShape, gt, log, logSoftmax, lt, maximum, mean, mul, ne, neg, reshape, scalarLike, softplus, square, sub, sum, unsqueeze, where,
 } from '../engine/index.js';
+import { checkIndicesOnHost, hostValuesOf } from './labels.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -33,48 +34,118 @@ function floatInput(op: string, t: Tensor, name: string): void {
 export interface NllLossOptions {
   /** Per-class weights [C]; 'mean' then divides by Σ weight[target] (PyTorch's weighted mean). */
   weight?: Tensor;
-  /** Targets equal to this contribute nothing (and are not counted by 'mean'); default −100. */
+  /**
+   * Targets equal to this contribute nothing (and are not counted by 'mean'); default −100. As in
+   * PyTorch it may also be a valid class index (that class is then ignored).
+   */
   ignoreIndex?: number;
   reduction?: Reduction;
 }
 
-/** Checks [N, C] scores against [N] int32 targets and returns the float one-hot mask [N, C]. */
-function targetMask(op: string, scores: Tensor, target: Tensor): Tensor {
-  if (scores.rank !== 2) throw new ShapeError(`${op}: expected input [N, C], got ${fmtShape(scores.shape)}`);
+/** [1, C, 1, ..., 1] for a rank-`rank` tensor with classes in dim 1. */
+const classShape = (C: number, rank: number): number[] => Array.from({ length: rank }, (_, d) => (d === 1 ? C : 1));
+
+/** scores.shape without dim 1: the shape of the per-position losses and of int targets. */
+const withoutClassDim = (shape: readonly number[]): number[] => shape.filter((_, d) => d !== 1);
+
+interface ClassMask {
+  /** Float one-hot of the targets over dim 1, shaped like the scores (all-zero where ignored). */
+  mask: Tensor;
+  /**
+   * bool [N, d1, ...]: positions whose target is neither a class nor ignoreIndex. Only computed
+   * when the targets could not be checked on the host (integer tensors born on WebGPU); those
+   * positions are poisoned with NaN instead of being dropped silently.
+   */
+  bad: Tensor | null;
+}
+
+/**
+ * Checks scores [N, C, d1, ...] against int32 class targets [N, d1, ...] and returns the one-hot
+ * mask. Out-of-range targets (other than ignoreIndex) throw an IndexError when the target's values
+ * are known on the host (CPU backend, or a DataLoader batch on any backend); see nn/labels.ts.
+ */
+function classMask(op: string, scores: Tensor, target: Tensor, ignoreIndex: number): ClassMask {
+  if (scores.rank < 2) throw new ShapeError(`${op}: expected input [N, C] or [N, C, d1, ...] (or unbatched [C]), got ${fmtShape(scores.shape)}`);
   if (target.dtype !== 'int32') throw new DTypeError(`${op}: class targets must be int32 (or float probabilities [N, C] for crossEntropy), got ${target.dtype} ${fmtShape(target.shape)}`);
-  if (target.rank !== 1 || target.shape[0] !== scores.shape[0]) {
-    throw new ShapeError(`${op}: target ${fmtShape(target.shape)} must be [N] = [${scores.shape[0]}] for input ${fmtShape(scores.shape)}`);
+  const want = withoutClassDim(scores.shape);
+  if (target.rank !== want.length || target.shape.some((d, i) => d !== want[i])) {
+    const expected = scores.rank === 2 ? `[N] = [${scores.shape[0]}]` : `[N, d1, ...] = ${fmtShape(want)}`;
+    throw new ShapeError(`${op}: target ${fmtShape(target.shape)} must be ${expected} for input ${fmtShape(scores.shape)}`);
   }
+  if (!Number.isInteger(ignoreIndex)) throw new ArgumentError(`${op}: ignoreIndex must be an integer, got ${ignoreIndex}`);
   const C = scores.shape[1];
-  const classes = arange(0, C, 1, { dtype: 'int32', backend: scores.backend });
-  // Out-of-range targets (e.g. ignoreIndex) give an all-zero row.
-  return cast(eq(reshape(target, [-1, 1]), reshape(classes, [1, C])), scores.dtype);
+  const checked = checkIndicesOnHost(op, 'class index', target, C, `input ${fmtShape(scores.shape)} with C = ${C} classes`, ignoreIndex);
+  const classes = reshape(arange(0, C, 1, { dtype: 'int32', backend: scores.backend }), classShape(C, scores.rank));
+  const t1 = unsqueeze(target, 1);
+  const hit = cast(eq(t1, classes), scores.dtype);
+  // An ignoreIndex inside [0, C) would otherwise pick its class.
+  const mask = ignoreIndex >= 0 && ignoreIndex < C ? mul(hit, cast(ne(t1, ignoreIndex), scores.dtype)) : hit;
+  let bad: Tensor | null = null;
+  if (!checked) bad = gt(mul(sub(1, sum(hit, 1)), cast(ne(target, ignoreIndex), scores.dtype)), 0);
+  return { mask, bad };
 }
 
 function checkWeight(op: string, w: Tensor | undefined, C: number): void {
   if (w && (w.rank !== 1 || w.shape[0] !== C)) throw new ShapeError(`${op}: weight ${fmtShape(w.shape)} must be [C] = [${C}]`);
 }
 
-/** Σ_i loss_i / Σ_i w[t_i] (PyTorch's weighted mean), from per-sample losses and the one-hot mask. */
-function weightedReduce(perSample: Tensor, mask: Tensor, weight: Tensor | undefined, reduction: Reduction, op: string): Tensor {
-  if (reduction === 'none' || reduction === 'sum') return reduce(op, perSample, reduction);
+/** Σ_i loss_i / Σ_i w[t_i] (PyTorch's weighted mean), from per-position losses and the one-hot mask. */
+function weightedReduce(perSample: Tensor, mask: Tensor, weight: Tensor | null, reduction: Reduction, op: string): Tensor {
   if (reduction !== 'mean') return reduce(op, perSample, reduction);
-  const denom = weight ? sum(mul(mask, reshape(weight, [1, -1]))) : sum(mask);
+  const denom = weight ? sum(mul(mask, weight)) : sum(mask);
   return div(sum(perSample), denom);
 }
 
+/** NaN where `bad` (targets that could not be validated on the host and are out of range). */
+const poison = (perSample: Tensor, bad: Tensor | null): Tensor => (bad ? where(bad, NaN, perSample) : perSample);
+
 /**
- * Negative log-likelihood from log-probabilities [N, C] and int32 class targets [N]:
- * loss_i = −weight[t_i]·logp[i, t_i]; 'mean' = Σ loss_i / Σ weight[t_i] over non-ignored i.
+ * Runs a class loss on an unbatched input (scores [C], target []) as a batch of one, as PyTorch;
+ * 'none' then returns a 0-d tensor.
+ */
+function unbatched(scores: Tensor, target: Tensor, reduction: Reduction | undefined, f: (s: Tensor, t: Tensor) => Tensor): Tensor | null {
+  if (scores.rank !== 1) return null;
+  const t = target.dtype === 'int32' ? reshape(target, target.rank === 0 ? [1] : target.shape) : unsqueeze(target, 0);
+  const s = unsqueeze(scores, 0);
+  let out: Tensor;
+  try {
+    out = f(s, t);
+  } catch (e) {
+    // composite frees nothing when its body throws: drop the two views here.
+    for (const v of [s, t]) if (v !== target) v.dispose();
+    throw e;
+  }
+  return reduction === 'none' && out.rank === 1 ? reshape(out, []) : out;
+}
+
+/**
+ * Negative log-likelihood from log-probabilities and int32 class targets (torch.nn.functional.nll_loss):
+ * input [N, C] with target [N], or [N, C, d1, d2, ...] with target [N, d1, d2, ...] (e.g. per-pixel
+ * segmentation), or unbatched [C] with a 0-d target. loss_i = −weight[t_i]·logp[i, t_i] per
+ * position; 'mean' = Σ loss_i / Σ weight[t_i] over non-ignored positions, 'none' returns
+ * [N, d1, ...].
+ *
+ * Targets must lie in [0, C) or equal `ignoreIndex`. Otherwise an IndexError names the first bad
+ * label, its position and C, whenever the targets' values are known on the host: always on the
+ * CPU backend, and for DataLoader batches on every backend (checked on the host, no readback). For
+ * int32 targets computed on WebGPU the check would cost a readback per step, so instead the
+ * positions holding a bad target get a NaN loss (never silently dropped); use
+ * `checkClassTargets` to get the IndexError there.
+ *
+ * If every target is ignored, 'mean' is 0/0 = NaN, as in PyTorch.
  */
 export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllLossOptions = {}): Tensor {
   return composite(() => {
     floatInput('nllLoss', logProbs, 'input');
-    const mask = targetMask('nllLoss', logProbs, target);
-    checkWeight('nllLoss', opts.weight, logProbs.shape[1]);
-    const wm = opts.weight ? mul(mask, reshape(opts.weight, [1, -1])) : mask;
-    const perSample = neg(sum(mul(logProbs, wm), 1));
-    return weightedReduce(perSample, mask, opts.weight, opts.reduction ?? 'mean', 'nllLoss');
+    const ub = unbatched(logProbs, target, opts.reduction, (s, t) => nllLoss(s, t, opts));
+    if (ub) return ub;
+    const C = logProbs.shape[1];
+    if (logProbs.rank >= 2) checkWeight('nllLoss', opts.weight, C);
+    const { mask, bad } = classMask('nllLoss', logProbs, target, opts.ignoreIndex ?? -100);
+    const w = opts.weight ? reshape(opts.weight, classShape(C, logProbs.rank)) : null;
+    const wm = w ? mul(mask, w) : mask;
+    const perSample = poison(neg(sum(mul(logProbs, wm), 1)), bad);
+    return weightedReduce(perSample, mask, w, opts.reduction ?? 'mean', 'nllLoss');
   });
 }
 
@@ -87,35 +158,44 @@ export interface CrossEntropyOptions extends NllLossOptions {
 }
 
 /**
- * Cross-entropy from logits [N, C] (log-softmax + NLL, stable for large logits). `target` is
- * either int32 class indices [N] (with optional class `weight`, `ignoreIndex` and
- * `labelSmoothing`, as torch.nn.functional.cross_entropy), or float class probabilities [N, C]
- * (soft labels: loss_i = −Σ_c w_c·p_ic·logsoftmax_ic, 'mean' divides by N).
+ * Cross-entropy from logits (log-softmax over dim 1 + NLL, stable for large logits), as
+ * torch.nn.functional.cross_entropy. Shapes: logits [N, C] / [N, C, d1, ...] / unbatched [C].
+ * `target` is either int32 class indices [N] / [N, d1, ...] / [] (with optional class `weight`,
+ * `ignoreIndex` and `labelSmoothing`; validated as in {@link nllLoss}), or float class
+ * probabilities shaped like the logits (soft labels: loss = −Σ_c w_c·p_c·logsoftmax_c per
+ * position, 'mean' divides by the number of positions N·d1·…).
+ *
+ * If every target is ignored, 'mean' is 0/0 = NaN, as in PyTorch.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   return composite(() => {
     floatInput('crossEntropy', logits, 'logits');
-    if (logits.rank !== 2) throw new ShapeError(`crossEntropy: expected logits [N, C], got ${fmtShape(logits.shape)}`);
+    const ub = unbatched(logits, target, opts.reduction, (s, t) => crossEntropy(s, t, opts));
+    if (ub) return ub;
+    if (logits.rank < 2) throw new ShapeError(`crossEntropy: expected logits [N, C] or [N, C, d1, ...] (or unbatched [C]), got ${fmtShape(logits.shape)}`);
     const C = logits.shape[1];
     checkWeight('crossEntropy', opts.weight, C);
     const eps = opts.labelSmoothing ?? 0;
     if (!(eps >= 0 && eps <= 1)) throw new ArgumentError(`crossEntropy: labelSmoothing must be in [0, 1], got ${eps}`);
     const reduction = opts.reduction ?? 'mean';
-    const logp = logSoftmax(logits, 1);
-    const w = opts.weight ? reshape(opts.weight, [1, C]) : null;
     if (target.dtype !== 'int32') {
       floatInput('crossEntropy', target, 'probability target');
       sameShape('crossEntropy', logits, target, 'logits', 'probability target');
+      const logp = logSoftmax(logits, 1);
+      const w = opts.weight ? reshape(opts.weight, classShape(C, logits.rank)) : null;
       let t = target;
       if (eps > 0) t = add(mul(t, 1 - eps), eps / C);
       const perSample = neg(sum(mul(mul(logp, t), w ?? 1), 1));
       return reduce('crossEntropy', perSample, reduction);
     }
-    const mask = targetMask('crossEntropy', logits, target);
-    const nll = neg(sum(mul(logp, w ? mul(mask, w) : mask), 1));
-    const nllRed = weightedReduce(nll, mask, opts.weight, reduction, 'crossEntropy');
+    // Validate (and possibly throw) before any tensor is created.
+    const { mask, bad } = classMask('crossEntropy', logits, target, opts.ignoreIndex ?? -100);
+    const logp = logSoftmax(logits, 1);
+    const w = opts.weight ? reshape(opts.weight, classShape(C, logits.rank)) : null;
+    const nll = poison(neg(sum(mul(logp, w ? mul(mask, w) : mask), 1)), bad);
+    const nllRed = weightedReduce(nll, mask, w, reduction, 'crossEntropy');
     if (eps === 0) return nllRed;
-    // Smoothing term: −Σ_c w_c·logp_ic, zero for ignored rows (those have an all-zero mask).
+    // Smoothing term: −Σ_c w_c·logp_c per position, zero for ignored positions (all-zero mask).
     const valid = sum(mask, 1);
     const smooth = mul(neg(sum(w ? mul(logp, w) : logp, 1)), valid);
     const smoothRed = reduction === 'mean' ? div(sum(smooth), w ? sum(mul(mask, w)) : sum(mask)) : reduce('crossEntropy', smooth, reduction);
@@ -195,20 +275,91 @@ export function l1Loss(x: Tensor, y: Tensor, opts: { reduction?: Reduction } = {
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
 /**
+ * How a (log-)variance may be shaped against the mean, as PyTorch's GaussianNLLLoss: the mean's
+ * shape (one variance per element), the mean's shape with the last dim 1 (one per row, e.g.
+ * [N, 1] against [N, D]) or the mean's shape without its last dim ([N] against [N, D]). Returns
+ * the variance reshaped so that it broadcasts against the mean.
+ */
+function varianceLike(op: string, v: Tensor, like: Tensor, name: string): Tensor {
+  const s = like.shape;
+  const same = v.rank === s.length && v.shape.every((d, i) => d === s[i]);
+  if (same) return v;
+  const lead = s.slice(0, -1);
+  const leadMatches = (shape: readonly number[]) => shape.length === lead.length && shape.every((d, i) => d === lead[i]);
+  if (s.length >= 1 && v.rank === s.length && v.shape[v.rank - 1] === 1 && leadMatches(v.shape.slice(0, -1))) return v;
+  if (s.length >= 1 && leadMatches(v.shape)) return unsqueeze(v, -1);
+  throw new ShapeError(`${op}: ${name} ${fmtShape(v.shape)} must have the shape of the mean ${fmtShape(s)}, or ${fmtShape([...lead, 1])} (one per row), or ${fmtShape(lead)}`);
+}
+
+/**
  * Heteroscedastic Gaussian negative log-likelihood with a predicted log-variance:
  * ½·logVar + (y − μ)²/(2·exp(logVar)) per element (computed as ½(y−μ)²·exp(−logVar), stable for
  * any logVar). The constant ½·log(2π) is omitted (it changes no gradient); pass `full: true` to
- * add it. Note PyTorch's GaussianNLLLoss takes the variance, not its log.
+ * add it. `logVar` has μ's shape, or one value per row ([..., 1] or μ's shape without the last
+ * dim, broadcast over the last dim as PyTorch); 'none' returns μ's shape. Note PyTorch's
+ * GaussianNLLLoss takes the variance, not its log: see {@link gaussianNllLossVar}.
  */
 export function gaussianNllLoss(mu: Tensor, logVar: Tensor, target: Tensor, opts: { reduction?: Reduction; full?: boolean } = {}): Tensor {
   return composite(() => {
     floatInput('gaussianNllLoss', mu, 'mean');
     floatInput('gaussianNllLoss', logVar, 'logVar');
     sameShape('gaussianNllLoss', mu, target, 'mean', 'target');
-    sameShape('gaussianNllLoss', mu, logVar, 'mean', 'logVar');
-    let l = mul(add(logVar, mul(square(sub(target, mu)), exp(neg(logVar)))), 0.5);
+    const lv = varianceLike('gaussianNllLoss', logVar, mu, 'logVar');
+    let l = mul(add(lv, mul(square(sub(target, mu)), exp(neg(lv)))), 0.5);
     if (opts.full) l = add(l, HALF_LOG_2PI);
     return reduce('gaussianNllLoss', l, opts.reduction ?? 'mean');
+  });
+}
+
+export interface GaussianNllOptions {
+  reduction?: Reduction;
+  /** Add the constant ½·log(2π) (default false, as PyTorch). */
+  full?: boolean;
+  /** Variances are clamped to at least eps (default 1e-6) for stability; see below. */
+  eps?: number;
+}
+
+/**
+ * PyTorch's `F.gaussian_nll_loss(input, target, var)`: ½·(log v + (input − target)²/v) per
+ * element with v = max(var, eps), plus ½·log(2π) with `full`. `variance` is a number, or a
+ * tensor of the input's shape, or one variance per row: the input's shape with the last dim 1
+ * (e.g. [N, 1] against [N, D]) or without the last dim ([N]). `target` has the input's shape or
+ * broadcasts to it (size-1 dims). 'none' returns the input's shape.
+ *
+ * The clamp is applied as PyTorch does (an in-place clamp under no_grad): the value uses
+ * max(var, eps) but the gradient passes straight through to `variance`, also where var < eps.
+ * Negative variances are invalid: on the CPU backend they throw an ArgumentError (PyTorch raises
+ * a ValueError); on WebGPU checking would cost a readback, so those elements get a NaN loss.
+ */
+export function gaussianNllLossVar(input: Tensor, target: Tensor, variance: Tensor | number, opts: GaussianNllOptions = {}): Tensor {
+  const op = 'gaussianNllLossVar';
+  return composite(() => {
+    floatInput(op, input, 'input');
+    floatInput(op, target, 'target');
+    const eps = opts.eps ?? 1e-6;
+    if (!(eps > 0) || !Number.isFinite(eps)) throw new ArgumentError(`${op}: eps must be a positive finite number, got ${eps}`);
+    const bt = target.rank === input.rank && target.shape.every((d, i) => d === input.shape[i] || d === 1);
+    if (!bt) throw new ShapeError(`${op}: target ${fmtShape(target.shape)} must have the input's shape ${fmtShape(input.shape)} (or size 1 in the dims to broadcast)`);
+    let v: Tensor;
+    if (typeof variance === 'number') {
+      if (!(variance >= 0)) throw new ArgumentError(`${op}: var has a negative (or NaN) entry: ${variance}`);
+      v = scalarLike(variance, input);
+    } else {
+      floatInput(op, variance, 'var');
+      v = varianceLike(op, variance, input, 'var');
+      const host = hostValuesOf(variance, op);
+      if (host) {
+        for (let i = 0; i < variance.size; i++) {
+          if (!(host.data[i] >= 0)) throw new ArgumentError(`${op}: var has a negative (or NaN) entry ${host.data[i]} at flat position ${i} of ${fmtShape(variance.shape)}`);
+        }
+      }
+    }
+    // Straight-through clamp: the value is max(v, eps), the gradient that of the identity.
+    const vc = add(v, detach(sub(maximum(v, eps), v)));
+    let l = mul(add(log(vc), div(square(sub(input, target)), vc)), 0.5);
+    if (typeof variance !== 'number') l = where(lt(v, 0), NaN, l);
+    if (opts.full) l = add(l, HALF_LOG_2PI);
+    return reduce(op, l, opts.reduction ?? 'mean');
   });
 }
 

@@ -382,9 +382,10 @@ describe('typed errors', () => {
   });
   it('wrong ranks', () => {
     const w = tensor(rnd(27, 2), [1, 3, 3, 3], { backend: cpu });
-    expect(() => conv2d(tensor(rnd(75, 1), [3, 5, 5], { backend: cpu }), w)).toThrow(/conv2d: the input x must have rank 4 \[N,C,H,W\], got \[3,5,5\]/);
+    // Rank 3 is an unbatched [C,H,W] input now (PyTorch semantics, test/parity-spatial.test.ts); rank 2 is still wrong.
+    expect(() => conv2d(tensor(rnd(75, 1), [15, 5], { backend: cpu }), w)).toThrow(/conv2d: the input x must have rank 4 \[N,C,H,W\], got \[15,5\]/);
     expect(() => conv2d(x, tensor(rnd(27, 2), [3, 3, 3], { backend: cpu }))).toThrow(ShapeError);
-    expect(() => convTranspose2d(tensor(rnd(75, 1), [3, 5, 5], { backend: cpu }), w)).toThrow(/convTranspose2d: the input x must have rank 4/);
+    expect(() => convTranspose2d(tensor(rnd(75, 1), [15, 5], { backend: cpu }), w)).toThrow(/convTranspose2d: the input x must have rank 4/);
     expect(() => conv2dBackwardInput(tensor(rnd(9, 1), [1, 1, 9], { backend: cpu }), w, [1, 3, 5, 5])).toThrow(/conv2dBackwardInput: dy must have conv2d's output shape \[1,1,3,3\]/);
   });
   it('bad options and bias', () => {

@@ -50,7 +50,8 @@ describe('maxPool2d', () => {
   it('errors', () => {
     setBackend(cpu);
     const x = tensor(rand(16, 1), [1, 1, 4, 4]);
-    expect(() => maxPool2d(tensor(rand(16, 1), [1, 4, 4]), { kernelSize: 2 })).toThrow(ShapeError);
+    // [1, 4, 4] is an unbatched [C, H, W] input now (PyTorch semantics); rank 2 is still wrong.
+    expect(() => maxPool2d(tensor(rand(16, 1), [4, 4]), { kernelSize: 2 })).toThrow(ShapeError);
     expect(() => maxPool2d(tensor(rand(4, 1), [1, 1, 2, 2], { dtype: 'int32' }), { kernelSize: 2 })).toThrow(DTypeError);
     expect(() => maxPool2d(x, { kernelSize: 5 })).toThrow(ShapeError);
     expect(() => maxPool2d(x, { kernelSize: 2, padding: 2 })).toThrow(ArgumentError);
@@ -153,7 +154,8 @@ describe('upsampleBilinear2d', () => {
     close(await upsampleBilinear2d(tensor([1, 2, 3, 4], [1, 1, 2, 2]), 4).data(),
       [1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4]);
     expect(() => upsampleBilinear2d(x, [0, 2])).toThrow(ArgumentError);
-    expect(() => upsampleBilinear2d(tensor([1], [1, 1, 1]), 2)).toThrow(ShapeError);
+    // [1, 1, 1] is an unbatched [C, H, W] input now (PyTorch semantics); rank 2 is still wrong.
+    expect(() => upsampleBilinear2d(tensor([1], [1, 1]), 2)).toThrow(ShapeError);
   });
 
   it('webgpu matches cpu (forward and backward)', async (ctx) => {

@@ -13,6 +13,7 @@ import { add, reluGrad } from './binary.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape-ops.js';
 import { composite } from './autograd.js';
+import { unbatched } from './unbatched.js';
 
 // 2-D convolution and transposed convolution, NCHW, PyTorch semantics.
 //
@@ -477,9 +478,11 @@ function bwdWeightRaw(x: Tensor, dy: Tensor, weightShape: readonly number[], geo
 
 /**
  * 2-D convolution (cross-correlation, as in PyTorch): x [N,C,H,W], w [O,C/groups,kH,kW],
- * optional bias [O] → [N,O,Ho,Wo] with Ho = ⌊(H + 2p − d·(kH−1) − 1)/s⌋ + 1.
+ * optional bias [O] → [N,O,Ho,Wo] with Ho = ⌊(H + 2p − d·(kH−1) − 1)/s⌋ + 1. An unbatched
+ * x [C,H,W] gives [O,Ho,Wo] (run as a batch of one, as PyTorch).
  */
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dOpOptions = {}): Tensor {
+  if (x.rank === 3) return unbatched(x, (xb) => conv2d(xb, w, bias, opts));
   const { geom, Ho, Wo } = resolveConv2d('conv2d', x.shape, w.shape, opts);
   return convRaw(x, w, bias ?? null, geom, Ho, Wo, 0);
 }
@@ -489,6 +492,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
  * dy by (out > 0) for 'relu' and then uses the conv2d rules.
  */
 export function conv2dBiasAct(x: Tensor, w: Tensor, bias: Tensor | null | undefined, opts: Conv2dOpOptions = {}, act: 'relu' | 'none' = 'relu'): Tensor {
+  if (x.rank === 3) return unbatched(x, (xb) => conv2dBiasAct(xb, w, bias, opts, act));
   if (act !== 'relu' && act !== 'none') throw new ArgumentError(`conv2dBiasAct: act must be 'relu' or 'none', got ${JSON.stringify(act)}`);
   const { geom, Ho, Wo } = resolveConv2d('conv2dBiasAct', x.shape, w.shape, opts);
   return convRaw(x, w, bias ?? null, geom, Ho, Wo, act === 'relu' ? 1 : 0);
@@ -525,9 +529,11 @@ export function conv2dBackwardWeight(x: Tensor, dy: Tensor, weightShape: readonl
 /**
  * Transposed 2-D convolution (PyTorch's conv_transpose2d): x [N,Cin,H,W], w [Cin,Cout/groups,kH,kW],
  * optional bias [Cout] → [N,Cout,Hout,Wout], Hout = (H−1)·s − 2p + d·(kH−1) + outputPadding + 1.
- * It is the input-gradient of the conv2d that maps [N,Cout,Hout,Wout] to x's shape.
+ * It is the input-gradient of the conv2d that maps [N,Cout,Hout,Wout] to x's shape. An unbatched
+ * x [Cin,H,W] gives [Cout,Hout,Wout].
  */
 export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOpOptions = {}): Tensor {
+  if (x.rank === 3) return unbatched(x, (xb) => convTranspose2d(xb, w, bias, opts));
   const op = 'convTranspose2d';
   const groups = checkGroups(op, opts.groups);
   checkRank4(op, 'the input x', x.shape, '[N,Cin,H,W]');

@@ -11,3 +11,5 @@ export * from './random.js';
 export * from './pooling.js';
 export * from './optim-kernels.js';
 export * from './integer.js';
+export { type PadMode, type PadOptions } from './padding.js';
+export * from './interpolate.js';

@@ -3,11 +3,13 @@ import { type DType, allocHost, isFloat } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { type CpuArg, type OpDef, defineOp } from '../op.js';
 import { sizeOf } from '../shape.js';
-import { type Tensor, runOp } from '../tensor.js';
+import { type Tensor, fromHost, runOp } from '../tensor.js';
 import { type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
 import { kernelFamily } from '../webgpu/kernel-source.js';
 import { composite } from './autograd.js';
+import { mul } from './binary.js';
 import { mean } from './reduce.js';
+import { unbatched, unbatchedWithIndices } from './unbatched.js';
 
 // 2-D pooling and bilinear upsampling over NCHW tensors. Every backward rule is itself an op
 // whose gradient is expressed with the forward ops, so second derivatives work. All WebGPU
@@ -272,7 +274,7 @@ const BASE: Omit<Geom, 'H' | 'W' | 'OH' | 'OW'> = {
   kh: 1, kw: 1, sh: 1, sw: 1, ph: 0, pw: 0, dh: 1, dw: 1, includePad: true, adaptive: false, alignCorners: false, scaleH: 0, scaleW: 0,
 };
 
-function windowGeom(op: string, x: Tensor, kernelSize: Pair, stride: Pair | undefined, padding: Pair, dilation: Pair): Geom {
+function windowGeom(op: string, x: Tensor, kernelSize: Pair, stride: Pair | undefined, padding: Pair, dilation: Pair, ceilMode = false): Geom {
   checkInput(op, x);
   const [kh, kw] = pair(op, 'kernelSize', kernelSize, 1);
   const [sh, sw] = pair(op, 'stride', stride ?? kernelSize, 1);
@@ -284,12 +286,25 @@ function windowGeom(op: string, x: Tensor, kernelSize: Pair, stride: Pair | unde
   if (2 * ph > eh || 2 * pw > ew) {
     throw new ArgumentError(`${op}: padding [${ph},${pw}] must be at most half the (dilated) kernel size [${eh},${ew}]`);
   }
-  const OH = Math.floor((H + 2 * ph - eh) / sh) + 1;
-  const OW = Math.floor((W + 2 * pw - ew) / sw) + 1;
+  if (typeof ceilMode !== 'boolean') throw new ArgumentError(`${op}: ceilMode must be a boolean, got ${JSON.stringify(ceilMode)}`);
+  const OH = outSize(H, eh, sh, ph, ceilMode);
+  const OW = outSize(W, ew, sw, pw, ceilMode);
   if (OH < 1 || OW < 1) {
     throw new ShapeError(`${op}: input ${fmtShape(x.shape)} is smaller than the (dilated, padded) kernel [${eh},${ew}] with padding [${ph},${pw}] (output would be ${OH}x${OW})`);
   }
   return { ...BASE, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw };
+}
+
+/**
+ * Output length along one axis (PyTorch pooling_output_shape): ⌊(n + 2p − e)/s⌋ + 1, or with
+ * ceilMode ⌈(n + 2p − e)/s⌉ + 1 minus one if the last window would start past the input and its
+ * left padding. Windows reaching past the input (and its padding) just see fewer elements: the
+ * kernels already clamp every window to the input, as PyTorch does.
+ */
+function outSize(n: number, e: number, s: number, p: number, ceilMode: boolean): number {
+  let o = Math.floor((n + 2 * p - e + (ceilMode ? s - 1 : 0)) / s) + 1;
+  if (ceilMode && (o - 1) * s >= n + p) o--;
+  return o;
 }
 
 export interface MaxPool2dOptions {
@@ -299,6 +314,11 @@ export interface MaxPool2dOptions {
   /** Implicit −∞ padding (at most half the dilated kernel). Default 0. */
   padding?: Pair;
   dilation?: Pair;
+  /**
+   * Output size with ⌈⌉ instead of ⌊⌋ (PyTorch ceil_mode): a last, partial window covers the
+   * remaining rows/cols (out-of-range taps are ignored). Default false.
+   */
+  ceilMode?: boolean;
 }
 
 export interface AvgPool2dOptions {
@@ -307,43 +327,65 @@ export interface AvgPool2dOptions {
   stride?: Pair;
   /** Zero padding (at most half the kernel). Default 0. */
   padding?: Pair;
-  /** Count padded zeros in the divisor (PyTorch default true). */
+  /**
+   * Count padded zeros in the divisor (PyTorch default true); false divides by the number of
+   * input elements in the window. As PyTorch, the divisor never counts the part of a ceil-mode
+   * window that lies beyond the padding.
+   */
   countIncludePad?: boolean;
+  /** PyTorch ceil_mode (see {@link MaxPool2dOptions.ceilMode}). Default false. */
+  ceilMode?: boolean;
+  /** Divide every window sum by this non-zero integer instead (PyTorch divisor_override; countIncludePad is then ignored). */
+  divisorOverride?: number;
 }
 
 /**
- * 2-D max pooling over an NCHW tensor (PyTorch `max_pool2d` with ceil_mode=false). Ties go to
- * the first maximum in window order; NaNs are not propagated. Gradient flows to the winning
- * input (deterministic gather on WebGPU); second derivatives work. A window that holds only
- * padding (possible with large dilation) gives 0.
+ * 2-D max pooling over an NCHW tensor, or an unbatched [C, H, W] one (PyTorch `max_pool2d`,
+ * including `ceilMode`). Ties go to the first maximum in window order; NaNs are not propagated.
+ * Gradient flows to the winning input (deterministic gather on WebGPU); second derivatives work.
+ * A window that holds only padding (possible with large dilation) gives 0.
  */
 export function maxPool2d(x: Tensor, opts: MaxPool2dOptions): Tensor {
-  const g = windowGeom('maxPool2d', x, opts.kernelSize, opts.stride, opts.padding ?? 0, opts.dilation ?? 1);
+  if (x.rank === 3) return unbatched(x, (xb) => maxPool2d(xb, opts));
+  const g = windowGeom('maxPool2d', x, opts.kernelSize, opts.stride, opts.padding ?? 0, opts.dilation ?? 1, opts.ceilMode);
   return composite(() => runOp(MAX_GATHER, [x, runOp(MAX_ARGMAX, [x], g)], g));
 }
 
 /**
  * Max pooling that also returns the argmax per output (int32, flat h·W + w within each input
  * plane, as PyTorch's `return_indices`). `values` records `indices` in its graph: keep
- * `indices` alive while `values` may still be differentiated.
+ * `indices` alive while `values` may still be differentiated. Accepts [C, H, W] like maxPool2d.
  */
 export function maxPool2dWithIndices(x: Tensor, opts: MaxPool2dOptions): { values: Tensor; indices: Tensor } {
-  const g = windowGeom('maxPool2d', x, opts.kernelSize, opts.stride, opts.padding ?? 0, opts.dilation ?? 1);
+  if (x.rank === 3) return unbatchedWithIndices(x, (xb) => maxPool2dWithIndices(xb, opts));
+  const g = windowGeom('maxPool2d', x, opts.kernelSize, opts.stride, opts.padding ?? 0, opts.dilation ?? 1, opts.ceilMode);
   const indices = runOp(MAX_ARGMAX, [x], g);
   return { values: runOp(MAX_GATHER, [x, indices], g), indices };
 }
 
-/** 2-D average pooling over an NCHW tensor (PyTorch `avg_pool2d`, ceil_mode=false). */
+/**
+ * 2-D average pooling over an NCHW tensor, or an unbatched [C, H, W] one (PyTorch `avg_pool2d`
+ * with `countIncludePad`, `ceilMode` and `divisorOverride`).
+ */
 export function avgPool2d(x: Tensor, opts: AvgPool2dOptions): Tensor {
-  const g = windowGeom('avgPool2d', x, opts.kernelSize, opts.stride, opts.padding ?? 0, 1);
-  return runOp(AVG_POOL, [x], { ...g, includePad: opts.countIncludePad ?? true });
+  if (x.rank === 3) return unbatched(x, (xb) => avgPool2d(xb, opts));
+  const g = windowGeom('avgPool2d', x, opts.kernelSize, opts.stride, opts.padding ?? 0, 1, opts.ceilMode);
+  const d = opts.divisorOverride;
+  if (d === undefined) return runOp(AVG_POOL, [x], { ...g, includePad: opts.countIncludePad ?? true });
+  if (!Number.isInteger(d) || d === 0) throw new ArgumentError(`avgPool2d: divisorOverride must be a non-zero integer, got ${d}`);
+  // Window sum = the count-include-pad average times its (host-computed) divisor.
+  const incl = (o: number, n: number, k: number, st: number, p: number) => Math.min(o * st - p + k, n + p) - (o * st - p);
+  const f = new Float64Array(g.OH * g.OW);
+  for (let oh = 0; oh < g.OH; oh++) for (let ow = 0; ow < g.OW; ow++) f[oh * g.OW + ow] = (incl(oh, g.H, g.kh, g.sh, g.ph) * incl(ow, g.W, g.kw, g.sw, g.pw)) / d;
+  return composite(() => mul(runOp(AVG_POOL, [x], { ...g, includePad: true }), fromHost(f, [g.OH, g.OW], x.dtype, x.backend)));
 }
 
 /**
  * Adaptive average pooling to `[outH, outW]` (PyTorch bins: start = floor(i·H/outH),
- * end = ceil((i+1)·H/outH); bins may overlap).
+ * end = ceil((i+1)·H/outH); bins may overlap). x is [N, C, H, W] or unbatched [C, H, W].
  */
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
+  if (x.rank === 3) return unbatched(x, (xb) => adaptiveAvgPool2d(xb, outputSize));
   checkInput('adaptiveAvgPool2d', x);
   const [OH, OW] = pair('adaptiveAvgPool2d', 'outputSize', outputSize, 1);
   const [H, W] = [x.shape[2], x.shape[3]];
@@ -351,8 +393,9 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   return runOp(ADAPTIVE_AVG_POOL, [x], { ...BASE, H, W, OH, OW, adaptive: true });
 }
 
-/** Mean over H and W of an NCHW tensor: [N, C] (or [N, C, 1, 1] with keepDims). */
+/** Mean over H and W of an NCHW tensor: [N, C] (or [N, C, 1, 1] with keepDims); [C, H, W] gives [C] ([C, 1, 1]). */
 export function globalAvgPool2d(x: Tensor, keepDims = false): Tensor {
+  if (x.rank === 3) return unbatched(x, (xb) => globalAvgPool2d(xb, keepDims));
   checkInput('globalAvgPool2d', x);
   return mean(x, [2, 3], keepDims);
 }
@@ -360,19 +403,32 @@ export function globalAvgPool2d(x: Tensor, keepDims = false): Tensor {
 export interface UpsampleBilinearOptions {
   /** Align the corner pixels' centres (PyTorch align_corners). Default false (half-pixel centres). */
   alignCorners?: boolean;
+  /**
+   * The scale factor the output size came from (out = ⌊in·scale⌋). Without alignCorners PyTorch
+   * then maps output to input coordinates with 1/scale rather than in/out (they differ when
+   * in·scale is not an integer); pass it to get exactly `interpolate(x, scale_factor=...)`.
+   */
+  scaleFactor?: Pair;
 }
 
 /**
  * Bilinear resize of an NCHW tensor to `[outH, outW]` (PyTorch `interpolate(mode='bilinear')`
  * with an explicit size: scale = in/out, or (in−1)/(out−1) with alignCorners). The gradient is
- * the transpose (a deterministic gather of the four tap weights on WebGPU).
+ * the transpose (a deterministic gather of the four tap weights on WebGPU). x is [N, C, H, W] or
+ * unbatched [C, H, W].
  */
 export function upsampleBilinear2d(x: Tensor, outputSize: Pair, opts: UpsampleBilinearOptions = {}): Tensor {
+  if (x.rank === 3) return unbatched(x, (xb) => upsampleBilinear2d(xb, outputSize, opts));
   checkInput('upsampleBilinear2d', x);
   const [OH, OW] = pair('upsampleBilinear2d', 'outputSize', outputSize, 1);
   const [H, W] = [x.shape[2], x.shape[3]];
   if (H === 0 || W === 0) throw new ShapeError(`upsampleBilinear2d: input ${fmtShape(x.shape)} has an empty spatial dim`);
   const align = opts.alignCorners ?? false;
-  const scale = (i: number, o: number) => Math.fround(align ? (o > 1 ? (i - 1) / (o - 1) : 0) : i / o);
-  return runOp(UPSAMPLE, [x], { ...BASE, H, W, OH, OW, alignCorners: align, scaleH: scale(H, OH), scaleW: scale(W, OW) });
+  let sf: [number, number] | null = null;
+  if (opts.scaleFactor !== undefined) {
+    sf = typeof opts.scaleFactor === 'number' ? [opts.scaleFactor, opts.scaleFactor] : [opts.scaleFactor[0], opts.scaleFactor[1]];
+    if (!sf.every((v) => Number.isFinite(v) && v > 0)) throw new ArgumentError(`upsampleBilinear2d: scaleFactor must be positive and finite, got ${JSON.stringify(opts.scaleFactor)}`);
+  }
+  const scale = (i: number, o: number, s: number | undefined) => Math.fround(align ? (o > 1 ? (i - 1) / (o - 1) : 0) : s !== undefined ? 1 / s : i / o);
+  return runOp(UPSAMPLE, [x], { ...BASE, H, W, OH, OW, alignCorners: align, scaleH: scale(H, OH, sf?.[0]), scaleW: scale(W, OW, sf?.[1]) });
 }

@@ -10,6 +10,7 @@ import { kernelFamily } from '../webgpu/kernel-source.js';
 import { add, sumTo } from './binary.js';
 import { composite } from './autograd.js';
 import { FILL_KERNEL, MAX_KERNEL_RANK, collapseDims, fillBits, forEachStrided, wgslStorageType } from './elementwise-util.js';
+import { type PadOptions, padWithMode } from './padding.js';
 
 // ---- strided copy: the shared kernel behind permute, broadcastTo and slice ----
 const STRIDED_COPY = kernelFamily({ name: 'strided_copy', source: stridedCopyWgsl, preludes: ['elementwise', 'shape'] });
@@ -247,13 +248,23 @@ const PAD = defineOp<PadAttrs>({
 });
 
 /**
- * Constant padding: `pads[d] = [before, after]` elements of `value` around dim d. `pads` may be
- * shorter than the rank (the remaining trailing dims are not padded). Negative padding →
- * ArgumentError (crop with `slice`). Gradient: the matching slice of dy.
+ * Padding: `pads[d] = [before, after]` elements around dim d (note: dims in order from the first,
+ * unlike PyTorch's F.pad, which lists the last dim first). `pads` may be shorter than the rank
+ * (the remaining trailing dims are not padded). The third argument is the constant fill value,
+ * or `{ mode, value }` with mode 'constant' | 'reflect' | 'replicate' | 'circular' (PyTorch's
+ * modes, for any dims; see `PadOptions`). Negative padding → ArgumentError (crop with `slice`).
+ * Gradient: the matching slice of dy (constant), or the sum over every copy of an element.
  */
-export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
+export function pad(x: Tensor, pads: readonly (readonly [number, number])[], valueOrOptions: number | PadOptions = 0): Tensor {
   if (pads.length > x.rank) throw new ArgumentError(`pad: ${pads.length} [before, after] pairs for shape ${fmtShape(x.shape)} (rank ${x.rank})`);
+  const opts = typeof valueOrOptions === 'object' && valueOrOptions !== null ? valueOrOptions : { value: valueOrOptions };
+  const mode = opts.mode ?? 'constant';
+  if (!['constant', 'reflect', 'replicate', 'circular'].includes(mode)) {
+    throw new ArgumentError(`pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got ${JSON.stringify(mode)}`);
+  }
+  const value = opts.value ?? 0;
   if (typeof value !== 'number') throw new ArgumentError(`pad: value must be a number, got ${typeof value}`);
+  if (mode !== 'constant' && value !== 0) throw new ArgumentError(`pad: a fill value (${value}) only applies to mode 'constant', got mode '${mode}'`);
   const p: [number, number][] = [];
   for (let d = 0; d < x.rank; d++) {
     const pr = d < pads.length ? pads[d] : [0, 0];
@@ -265,6 +276,7 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], val
     p.push([b, e]);
   }
   if (p.every(([b, e]) => b === 0 && e === 0)) return x;
+  if (mode !== 'constant') return padWithMode(x, p, mode);
   return runOp(PAD, [x], { pads: p, value });
 }
 

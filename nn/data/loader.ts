@@ -1,5 +1,6 @@
 import { type Backend, type DType, ArgumentError, ShapeError, type Tensor, type TypedArray, fmtShape, fromHost, nextStream } from '../../engine/index.js';
 import { blocksFor, randomBits } from '../../engine/random/philox.js';
+import { registerHostValues } from '../labels.js';
 
 /** One array of samples on the host: dim 0 indexes samples. */
 export interface HostArray {
@@ -30,6 +31,10 @@ export interface DataLoaderOptions {
  * the host; each batch is gathered there and uploaded as one tensor per array, so the order is
  * identical on every backend. Iterating yields `Tensor[]` (one per array) created in the current
  * scope: dispose them, or consume each batch inside `tidy` (as `fit` does).
+ *
+ * int32 batches (class labels, token ids) remember their host values, so `crossEntropy`,
+ * `nllLoss` and `Embedding` validate them on the host on every backend, without a readback, and
+ * name the offending dataset sample (see nn/labels.ts).
  */
 export class DataLoader implements Iterable<Tensor[]> {
   readonly batchSize: number;
@@ -106,9 +111,17 @@ export class DataLoader implements Iterable<Tensor[]> {
     for (let b = 0; b < nb; b++) {
       const start = b * this.batchSize;
       const count = Math.min(this.batchSize, this.size - start);
-      yield this.arrays.map((a, i) =>
-        fromHost(this.gather(a, this.rowSizes[i], idx, start, count), [count, ...a.shape.slice(1)], a.dtype, this.opts.backend),
-      );
+      yield this.arrays.map((a, i) => {
+        const values = this.gather(a, this.rowSizes[i], idx, start, count);
+        const t = fromHost(values, [count, ...a.shape.slice(1)], a.dtype, this.opts.backend);
+        // Integer arrays (class labels, token ids) keep their host values, so that crossEntropy /
+        // nllLoss / Embedding can validate them on the host on every backend (no readback).
+        if (a.dtype === 'int32') {
+          const row = this.rowSizes[i];
+          registerHostValues(t, values, (j) => `DataLoader array ${i}, sample ${idx ? idx[start + Math.floor(j / row)] : start + Math.floor(j / row)}`);
+        }
+        return t;
+      });
     }
   }
 }

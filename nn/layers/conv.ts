@@ -34,7 +34,7 @@ function checkChannels(layer: string, inC: number, outC: number, groups: number)
 }
 
 /**
- * 2-D convolution (torch.nn.Conv2d) on [N, C, H, W]: weight [out, in/groups, kh, kw], bias [out].
+ * 2-D convolution (torch.nn.Conv2d) on [N, C, H, W] (or unbatched [C, H, W]): weight [out, in/groups, kh, kw], bias [out].
  * PyTorch init: weight ~ kaiming_uniform(a = √5), bias ~ U(±1/√fan_in), fan_in = in/groups·kh·kw.
  */
 export class Conv2d extends Module<[Tensor], Tensor> {
@@ -67,8 +67,8 @@ export class Conv2d extends Module<[Tensor], Tensor> {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
-      throw new ShapeError(`Conv2d(${this.inChannels}→${this.outChannels}): expected input [N, ${this.inChannels}, H, W], got ${fmtShape(x.shape)}`);
+    if ((x.rank !== 4 && x.rank !== 3) || x.shape[x.rank - 3] !== this.inChannels) {
+      throw new ShapeError(`Conv2d(${this.inChannels}→${this.outChannels}): expected input [N, ${this.inChannels}, H, W] (or unbatched [${this.inChannels}, H, W]), got ${fmtShape(x.shape)}`);
     }
     return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }
@@ -129,8 +129,8 @@ export class ConvTranspose2d extends Module<[Tensor], Tensor> {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
-      throw new ShapeError(`ConvTranspose2d(${this.inChannels}→${this.outChannels}): expected input [N, ${this.inChannels}, H, W], got ${fmtShape(x.shape)}`);
+    if ((x.rank !== 4 && x.rank !== 3) || x.shape[x.rank - 3] !== this.inChannels) {
+      throw new ShapeError(`ConvTranspose2d(${this.inChannels}→${this.outChannels}): expected input [N, ${this.inChannels}, H, W] (or unbatched [${this.inChannels}, H, W]), got ${fmtShape(x.shape)}`);
     }
     return convTranspose2d(x, this.weight, this.bias, {
       stride: this.stride, padding: this.padding, outputPadding: this.outputPadding, dilation: this.dilation, groups: this.groups,

@@ -1,0 +1,97 @@
+/**
+ * Validation of integer class targets (crossEntropy / nllLoss labels, Embedding indices) without a
+ * device readback per step.
+ *
+ * Where the values can be checked on the host, an out-of-range value throws an `IndexError` that
+ * names the op, the first bad value, its position and the valid range:
+ * - on the CPU backend the tensor's values are on the host already;
+ * - tensors created by a {@link DataLoader} (which gathers each batch on the host) carry their host
+ *   values with them (registered here, keyed by the tensor's storage, so reshaped views of a batch
+ *   are recognised too; an in-place assignment replaces the storage and drops the record).
+ *
+ * Integer tensors that were computed on WebGPU (or uploaded some other way) have no host copy: a
+ * check would cost one readback per step. For those, the losses poison the affected positions with
+ * NaN instead of silently dropping them (see `crossEntropy`), and {@link checkClassTargets} checks
+ * once with an explicit (async) readback. A device-side error flag that raises the same
+ * `IndexError` at the next sync needs kernel support and is not part of this module.
+ */
+import { IndexError, type Tensor, fmtShape } from '../engine/index.js';
+import type { Storage } from '../engine/backend.js';
+import { CpuBackend, type CpuStorage } from '../engine/cpu/cpu-backend.js';
+
+interface HostRecord {
+  data: ArrayLike<number>;
+  /** Describes where flat position `i` came from (e.g. the DataLoader sample), for messages. */
+  origin?: (i: number) => string;
+}
+
+const HOST_VALUES = new WeakMap<Storage, HostRecord>();
+
+/**
+ * Records that `t` holds exactly `data` (row-major), so that label checks on any backend can run on
+ * the host. Used by the DataLoader; `origin(i)` may describe where flat position i came from.
+ */
+export function registerHostValues(t: Tensor, data: ArrayLike<number>, origin?: (i: number) => string): void {
+  if (data.length !== t.size) return;
+  HOST_VALUES.set(t.storageFor('registerHostValues'), { data, origin });
+}
+
+/** The host values of `t` if they are known without a readback (CPU backend or registered), else null. */
+export function hostValuesOf(t: Tensor, op: string): HostRecord | null {
+  const s = t.storageFor(op);
+  if (s.backend instanceof CpuBackend) return { data: (s as CpuStorage).data, origin: HOST_VALUES.get(s)?.origin };
+  return HOST_VALUES.get(s) ?? null;
+}
+
+function position(shape: readonly number[], flat: number): string {
+  if (shape.length <= 1) return `${flat}`;
+  const idx = new Array<number>(shape.length);
+  let r = flat;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = r % shape[d];
+    r = Math.floor(r / shape[d]);
+  }
+  return `[${idx.join(', ')}] (flat ${flat})`;
+}
+
+/** First flat index i (< n) with data[i] outside [0, n) and not equal to `allowed`, or -1. */
+function firstBad(data: ArrayLike<number>, size: number, n: number, allowed: number | undefined): number {
+  for (let i = 0; i < size; i++) {
+    const v = data[i];
+    if (!(v >= 0 && v < n) && v !== allowed) return i;
+  }
+  return -1;
+}
+
+function badError(op: string, what: string, t: Tensor, rec: HostRecord, i: number, n: number, context: string, allowed: number | undefined): IndexError {
+  const origin = rec.origin ? ` (${rec.origin(i)})` : '';
+  const range = `expected 0 <= ${what} < ${n}${allowed !== undefined ? ` or the ignoreIndex ${allowed}` : ''}`;
+  return new IndexError(`${op}: ${what} ${rec.data[i]} at position ${position(t.shape, i)}${origin} of ${fmtShape(t.shape)} is out of range for ${context}; ${range}`);
+}
+
+/**
+ * Throws an IndexError naming `op` if `t` (int32) holds a value outside [0, n) other than
+ * `allowed`, when its values are known on the host. Returns true if the check ran, false if the
+ * values live only on the device (nothing checked).
+ */
+export function checkIndicesOnHost(op: string, what: string, t: Tensor, n: number, context: string, allowed?: number): boolean {
+  const rec = hostValuesOf(t, op);
+  if (!rec) return false;
+  const i = firstBad(rec.data, t.size, n, allowed);
+  if (i >= 0) throw badError(op, what, t, rec, i, n, context, allowed);
+  return true;
+}
+
+/**
+ * Checks int32 class targets against `numClasses` on any backend, reading them back once if they
+ * live only on the device: throws an IndexError naming the first label outside [0, numClasses)
+ * (other than `ignoreIndex`, default −100), its position and C. Use it once on labels computed on
+ * WebGPU, where `crossEntropy` / `nllLoss` cannot check without a readback per step.
+ */
+export async function checkClassTargets(target: Tensor, numClasses: number, opts: { ignoreIndex?: number; op?: string } = {}): Promise<void> {
+  const op = opts.op ?? 'checkClassTargets';
+  const ignore = opts.ignoreIndex ?? -100;
+  const rec = hostValuesOf(target, op) ?? { data: await target.data() };
+  const i = firstBad(rec.data, target.size, numClasses, ignore);
+  if (i >= 0) throw badError(op, 'class index', target, rec, i, numClasses, `C = ${numClasses} classes`, ignore);
+}
