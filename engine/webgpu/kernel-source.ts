@@ -2,7 +2,10 @@
 // constants of kernel-constants.ts, op codes, type aliases, specialisation constants, uniform
 // structs declared in TS), the prelude files it declares, and its own file; interns the result
 // by content; and packs uniform structs by field name from wgsl_reflect's reflection of it.
-import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+// The runtime class comes from the ESM build; its type from the package's own declarations, so
+// the shipped .d.ts files name a module that a consumer's TypeScript resolves.
+import { WgslReflect as WgslReflectImpl } from 'wgsl_reflect/wgsl_reflect.module.js';
+import type { WgslReflect } from 'wgsl_reflect';
 import elementwiseWgsl from '../../kernels/prelude/elementwise.wgsl';
 import gridWgsl from '../../kernels/prelude/grid.wgsl';
 import ieeeWgsl from '../../kernels/prelude/ieee.wgsl';
@@ -104,7 +107,7 @@ export class Kernel implements KernelSource {
   reflect(): WgslReflect {
     if (!this.reflection) {
       try {
-        this.reflection = new WgslReflect(this.code);
+        this.reflection = new WgslReflectImpl(this.code);
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         const m = /line[: ]+(\d+)/i.exec(msg);
