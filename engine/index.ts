@@ -1,4 +1,6 @@
 export { Tensor, fromHost, runOp, type GradNode, type NestedArray } from './tensor.js';
+// Attaches Tensor's op methods (x.add(y), x.sum(), ...): tensor.ts itself does not import the ops.
+import './tensor-methods.js';
 export * from './ops/index.js';
 export { tidy, keep, dispose, memory, type MemoryReport } from './memory.js';
 export { init, setBackend, getBackend, cpuBackend, webgpuBackend, shutdown, type InitOptions, type BackendChoice } from './device.js';
