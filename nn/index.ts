@@ -2,6 +2,7 @@
 // default initialisations.
 export { Module, parameter, buffer, isParameter, isBuffer, capture, type Capture, type HookHandle, type ForwardHook, type ForwardPreHook, type BackwardHook, type StateDict, type LoadStateDictOptions, type LoadStateDictResult } from './module.js';
 export { assignInPlace } from './assign.js';
+export { FormatError } from './errors.js';
 export * as nnInit from './init.js';
 export { calculateGain, fanInAndFanOut, kaimingUniform, kaimingNormal, xavierUniform, xavierNormal, uniformInit, normalInit, type ParamInitOptions, type KaimingOptions, type Nonlinearity } from './init.js';
 export { Linear, type LinearOptions } from './layers/linear.js';

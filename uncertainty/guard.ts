@@ -9,7 +9,8 @@
  * Rule: ACCEPT when score ≤ threshold, REJECT when score > threshold or the score is NaN
  * (a NaN score never passes).
  */
-import { ArgumentError, NotReliableClassification, ShapeError, fmtShape } from '../engine/errors.js';
+import { ArgumentError, ShapeError, fmtShape } from '../engine/errors.js';
+import { NotReliableClassification } from './errors.js';
 import type { Tensor } from '../engine/tensor.js';
 import { noGrad } from '../engine/runtime.js';
 import { tidy } from '../engine/memory.js';

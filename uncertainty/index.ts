@@ -3,6 +3,7 @@
  * temperature scaling, the Mahalanobis detector, the rejection guard, and the Detector protocol
  * with an adapter for every method, `evaluateDetectors` and `guard(detector, ...)`.
  */
+export * from './errors.js';
 export * from './metrics.js';
 export * from './scores.js';
 export * from './calibration.js';

@@ -14,7 +14,8 @@
  * duplicated or constant feature makes Σ singular) the factorisation is retried with
  * λ = 1e-10 · mean diagonal, growing ×10 per retry. The λ used is reported (`jitter`).
  */
-import { ArgumentError, NotFittedError, ShapeError, fmtShape } from '../engine/errors.js';
+import { ArgumentError, ShapeError, fmtShape } from '../engine/errors.js';
+import { NotFittedError } from './errors.js';
 import type { Backend } from '../engine/backend.js';
 import { Tensor, fromHost } from '../engine/tensor.js';
 import { keep } from '../engine/memory.js';

@@ -15,7 +15,7 @@
  *   probability matrix and labels.
  * - Bad input throws {@link MetricError} (`reason`: 'one-class', 'length', 'nan', 'empty', 'range').
  */
-import { MetricError } from '../engine/errors.js';
+import { MetricError } from './errors.js';
 import { classIndexLabels, rowLogsumexp } from './host.js';
 
 /** A binary/class label: a number (class index, 0/1, −1/1, ...) or a boolean. */

@@ -55,7 +55,8 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../../engine/backend.js';
-import { ArgumentError, DubitoError, FormatError } from '../../engine/errors.js';
+import { ArgumentError, DubitoError } from '../../engine/errors.js';
+import { FormatError } from '../errors.js';
 import { randomBits } from '../../engine/random/philox.js';
 import { type Tensor, fromHost } from '../../engine/tensor.js';
 

@@ -15,7 +15,8 @@
  */
 import type { Backend } from '../../engine/backend.js';
 import type { DType } from '../../engine/dtype.js';
-import { ArgumentError, DTypeError, FormatError, fmtShape } from '../../engine/errors.js';
+import { ArgumentError, DTypeError, fmtShape } from '../../engine/errors.js';
+import { FormatError } from '../errors.js';
 import { type Tensor, fromHost } from '../../engine/tensor.js';
 
 /** The dtypes of the safetensors spec that dubito can read. */
