@@ -1,7 +1,7 @@
 /**
  * safetensors (https://github.com/huggingface/safetensors) encoding and decoding, browser-safe:
  * everything here works on `Uint8Array`/`ArrayBuffer` (file helpers live in
- * `safetensors-node.ts`).
+ * `platform/node-safetensors.ts`, exported from `node.ts`).
  *
  * Layout: an 8-byte little-endian u64 `N`, then `N` bytes of UTF-8 JSON
  * `{ name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__": { str: str } }`, then the
