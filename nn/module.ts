@@ -1,19 +1,6 @@
 import {
-  type Backend,
-  type DType,
-  ArgumentError,
-  DTypeError,
-  ShapeError,
-  Tensor,
-  cast,
-  defineOp,
-  detach,
-  fmtShape,
-  keep,
-  noGrad,
-  runOp,
+  ArgumentError, type Backend, cast, defineOp, detach, type DType, DTypeError, fmtShape, isRecording, keep, noGrad, runOp, ShapeError, Tensor,
 } from '../engine/index.js';
-import { isRecording } from '../engine/runtime.js';
 import { assignInPlace, sameBackendOrThrow } from './assign.js';
 
 // ------------------------------------------------------------------------------ parameters

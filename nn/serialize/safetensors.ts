@@ -13,11 +13,10 @@
  * (with a range check), so `decode(encode(x))` returns `x` for every writable dtype and
  * `entry.stored` keeps the dtype that was in the file.
  */
-import type { Backend } from '../../engine/backend.js';
-import type { DType } from '../../engine/dtype.js';
-import { ArgumentError, DTypeError, fmtShape } from '../../engine/errors.js';
+import {
+  ArgumentError, type Backend, type DType, DTypeError, fmtShape, fromHost, type Tensor,
+} from '../../engine/index.js';
 import { FormatError } from '../errors.js';
-import { type Tensor, fromHost } from '../../engine/tensor.js';
 
 /** The dtypes of the safetensors spec that dubito can read. */
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U32' | 'U16' | 'U8' | 'BOOL';
