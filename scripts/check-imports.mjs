@@ -12,12 +12,14 @@
 //
 // `node scripts/check-imports.mjs --cycles` also prints the strongly connected components of the
 // runtime import graph (type-only imports left out, as they vanish when compiled), largest first.
+// `--root DIR` checks another tree (the tests use it on a synthetic one).
 // Exit status: 1 if any boundary is crossed, 0 otherwise.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const rootArg = process.argv.indexOf('--root');
+const root = rootArg > 0 ? resolve(process.argv[rootArg + 1]) : resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCE_DIRS = ['engine', 'nn', 'uncertainty', 'explain', 'platform', 'examples', 'bench'];
 const ENTRY_POINTS = ['index.ts', 'node.ts'];
 
