@@ -11,7 +11,7 @@ export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d } from './layers/pooling.js';
 export { ReLU, GELU, Tanh, Sigmoid, Softplus, LeakyReLU, Softmax, LogSoftmax, Identity } from './layers/activation.js';
 export { Dropout, enableMCDropout } from './layers/dropout.js';
 export { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from './layers/batchnorm.js';
-export { Sequential, ModuleList, Flatten } from './layers/container.js';
+export { Sequential, ModuleList, Flatten, type FusableLayer, type FusedActivation } from './layers/container.js';
 export { LayerNorm, layerNorm, type LayerNormOptions } from './layers/layernorm.js';
 export { GroupNorm, groupNorm, type GroupNormOptions } from './layers/groupnorm.js';
 export { Embedding, embedding, type EmbeddingOptions, type EmbeddingLayerOptions } from './layers/embedding.js';
