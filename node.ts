@@ -13,5 +13,7 @@ export function shutdown(): void {
   shutdownEngine();
   releaseNodeWebGPU();
 }
-export * from './nn/data/mnist.js';
-export * from './nn/serialize/safetensors-node.js';
+// MNIST / Fashion-MNIST: the browser-safe layout and splits, and the Node loaders with their file cache.
+export { IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_PIXELS, NUM_CLASSES, MNIST_CLASS_NAMES, FASHION_MNIST_CLASS_NAMES, imageSetToTensors, type ImageDatasetName, type ImageSet } from './nn/data/mnist.js';
+export * from './platform/node-mnist.js';
+export * from './platform/node-safetensors.js';

@@ -418,7 +418,7 @@ async function main(): Promise<number> {
 
   const sharedAdapter = await gpu.requestAdapter();
   if (!sharedAdapter) {
-    console.error('bench: no WebGPU adapter (install Mesa lavapipe, see shared/PLATFORM.md)');
+    console.error('bench: no WebGPU adapter (install Mesa lavapipe, see README.md, "Getting a WebGPU adapter")');
     return 2;
   }
   const sharedInfo = sharedAdapter.info;

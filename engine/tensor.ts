@@ -4,7 +4,6 @@ import { BackendMismatchError, DTypeError, DestroyedDeviceError, DisposedTensorE
 import type { MultiOpDef, OpDef } from './op.js';
 import { type Scope, currentBackend, currentScope, isRecording, runtime } from './runtime.js';
 import { checkShape, sizeOf } from './shape.js';
-import * as ops from './ops/index.js';
 
 /** The autodiff record of how a tensor was computed. */
 export interface GradNode {
@@ -211,74 +210,8 @@ export class Tensor {
     return this;
   }
 
-  /** Backpropagates from this scalar, accumulating `.grad` on every leaf that requires grad. */
-  backward(dy?: Tensor, opts?: { createGraph?: boolean }): void {
-    ops.backwardFrom(this, dy, opts);
-  }
-
-  /** A tensor sharing this one's storage with no autodiff history. */
-  detach(): Tensor {
-    return ops.detach(this);
-  }
-
-  // ---- elementwise ----
-  add(b: Tensor | number): Tensor { return ops.add(this, b); }
-  sub(b: Tensor | number): Tensor { return ops.sub(this, b); }
-  mul(b: Tensor | number): Tensor { return ops.mul(this, b); }
-  div(b: Tensor | number): Tensor { return ops.div(this, b); }
-  pow(b: Tensor | number): Tensor { return ops.pow(this, b); }
-  maximum(b: Tensor | number): Tensor { return ops.maximum(this, b); }
-  minimum(b: Tensor | number): Tensor { return ops.minimum(this, b); }
-  eq(b: Tensor | number): Tensor { return ops.eq(this, b); }
-  ne(b: Tensor | number): Tensor { return ops.ne(this, b); }
-  lt(b: Tensor | number): Tensor { return ops.lt(this, b); }
-  le(b: Tensor | number): Tensor { return ops.le(this, b); }
-  gt(b: Tensor | number): Tensor { return ops.gt(this, b); }
-  ge(b: Tensor | number): Tensor { return ops.ge(this, b); }
-  neg(): Tensor { return ops.neg(this); }
-  exp(): Tensor { return ops.exp(this); }
-  log(): Tensor { return ops.log(this); }
-  log1p(): Tensor { return ops.log1p(this); }
-  sqrt(): Tensor { return ops.sqrt(this); }
-  rsqrt(): Tensor { return ops.rsqrt(this); }
-  square(): Tensor { return ops.square(this); }
-  abs(): Tensor { return ops.abs(this); }
-  sign(): Tensor { return ops.sign(this); }
-  relu(): Tensor { return ops.relu(this); }
-  leakyRelu(alpha = 0.01): Tensor { return ops.leakyRelu(this, alpha); }
-  gelu(): Tensor { return ops.gelu(this); }
-  sigmoid(): Tensor { return ops.sigmoid(this); }
-  tanh(): Tensor { return ops.tanh(this); }
-  softplus(): Tensor { return ops.softplus(this); }
-  lgamma(): Tensor { return ops.lgamma(this); }
-  digamma(): Tensor { return ops.digamma(this); }
-  cast(dtype: DType): Tensor { return ops.cast(this, dtype); }
-
-  // ---- reductions ----
-  sum(axes?: number | number[], keepDims = false): Tensor { return ops.sum(this, axes, keepDims); }
-  mean(axes?: number | number[], keepDims = false): Tensor { return ops.mean(this, axes, keepDims); }
-  max(axes?: number | number[], keepDims = false): Tensor { return ops.max(this, axes, keepDims); }
-  min(axes?: number | number[], keepDims = false): Tensor { return ops.min(this, axes, keepDims); }
-  argmax(axis = -1, keepDims = false): Tensor { return ops.argmax(this, axis, keepDims); }
-  argmin(axis = -1, keepDims = false): Tensor { return ops.argmin(this, axis, keepDims); }
-  logsumexp(axes?: number | number[], keepDims = false): Tensor { return ops.logsumexp(this, axes, keepDims); }
-  variance(axes?: number | number[], keepDims = false, correction = 0): Tensor { return ops.variance(this, axes, keepDims, correction); }
-  softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
-  logSoftmax(axis = -1): Tensor { return ops.logSoftmax(this, axis); }
-
-  // ---- linear algebra ----
-  matmul(b: Tensor, opts?: { transposeA?: boolean; transposeB?: boolean }): Tensor { return ops.matmul(this, b, opts); }
-
-  // ---- shape ----
-  reshape(shape: readonly number[]): Tensor { return ops.reshape(this, shape); }
-  flatten(startAxis = 0, endAxis = -1): Tensor { return ops.flatten(this, startAxis, endAxis); }
-  transpose(axis0 = -2, axis1 = -1): Tensor { return ops.transpose(this, axis0, axis1); }
-  permute(perm: readonly number[]): Tensor { return ops.permute(this, perm); }
-  squeeze(axes?: number | number[]): Tensor { return ops.squeeze(this, axes); }
-  unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
-  broadcastTo(shape: readonly number[]): Tensor { return ops.broadcastTo(this, shape); }
-  slice(begin: readonly number[], size?: readonly number[]): Tensor { return ops.slice(this, begin, size); }
-  indexSelect(axis: number, indices: Tensor): Tensor { return ops.indexSelect(this, axis, indices); }
+  // The op methods (add, sum, matmul, reshape, backward, ...) are attached by
+  // engine/tensor-methods.ts, which engine/index.ts imports: tensor.ts does not import the ops.
 }
 
 /**

@@ -29,14 +29,13 @@ import {
   DeepEnsemble, type Detector, type ImageSet, MahalanobisDetector, Sequential, type Tensor, brier, confidenceAndCorrect, enableMCDropout,
   energyDetector, ensembleDetector, entropyDetector, evaluateDetectors, fitTemperatureHost, guard, init, keep, loadFashionMnist, maxLogitDetector,
   mcDropout, mcDropoutDetector, memory, mspDetector, nll, noGrad, odinDetector, reliabilityDiagram, rejectionRate, rocCurve, shutdown,
-  softmaxRows, tensor, tidy, type OodReport,
+  softmaxRows, tensor, tidy, type LeNet5, type OodReport, report,
 } from '../node.js';
-import type { LeNet5 } from '../nn/models/lenet.js';
 import { loadDemoData, MNIST_SPLIT } from './mnist-training.js';
 import { baseRecipe, checkpointDir, obtainModel, type TrainedModel } from './eval-models.js';
-import {
-  duration, fmt, histogramOverlay, linePlot, markdownTable, panelGrid, pct, reliabilityBars, textTable, type Cell,
-} from '../uncertainty/report/index.js';
+
+const { duration, fmt, histogramOverlay, linePlot, markdownTable, panelGrid, pct, reliabilityBars, textTable } = report;
+type Cell = report.Cell;
 
 // ---------------------------------------------------------------------------------------------
 // options

@@ -4,9 +4,8 @@
  */
 import {
   type Backend, type Tensor, Adam, CosineAnnealingLR, LeNet5, crossEntropy, keep, loadFashionMnist, loadMnist, noGrad,
-  softmax, tensor, tidy, type ImageSet,
+  randomBits, softmax, tensor, tidy, type ImageSet,
 } from '../node.js';
-import { randomBits } from '../engine/random/philox.js';
 
 export const MNIST_SPLIT = { train: 8000, val: 1000, test: 1000 };
 

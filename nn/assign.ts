@@ -1,6 +1,6 @@
-import { BackendMismatchError, DTypeError, ShapeError, fmtShape } from '../engine/errors.js';
-import type { Backend } from '../engine/backend.js';
-import type { Tensor } from '../engine/tensor.js';
+import {
+  type Backend, BackendMismatchError, DTypeError, fmtShape, ShapeError, type Tensor,
+} from '../engine/index.js';
 
 /**
  * In-place update (see `Tensor.assign`): `dst` takes over `src`'s storage and `src` is disposed.

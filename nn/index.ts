@@ -2,6 +2,7 @@
 // default initialisations.
 export { Module, parameter, buffer, isParameter, isBuffer, capture, type Capture, type HookHandle, type ForwardHook, type ForwardPreHook, type BackwardHook, type StateDict, type LoadStateDictOptions, type LoadStateDictResult } from './module.js';
 export { assignInPlace } from './assign.js';
+export { FormatError } from './errors.js';
 export * as nnInit from './init.js';
 export { calculateGain, fanInAndFanOut, kaimingUniform, kaimingNormal, xavierUniform, xavierNormal, uniformInit, normalInit, type ParamInitOptions, type KaimingOptions, type Nonlinearity } from './init.js';
 export { Linear, type LinearOptions } from './layers/linear.js';
@@ -10,7 +11,7 @@ export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d } from './layers/pooling.js';
 export { ReLU, GELU, Tanh, Sigmoid, Softplus, LeakyReLU, Softmax, LogSoftmax, Identity } from './layers/activation.js';
 export { Dropout, enableMCDropout } from './layers/dropout.js';
 export { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from './layers/batchnorm.js';
-export { Sequential, ModuleList, Flatten } from './layers/container.js';
+export { Sequential, ModuleList, Flatten, type FusableLayer, type FusedActivation } from './layers/container.js';
 export { LayerNorm, layerNorm, type LayerNormOptions } from './layers/layernorm.js';
 export { GroupNorm, groupNorm, type GroupNormOptions } from './layers/groupnorm.js';
 export { Embedding, embedding, type EmbeddingOptions, type EmbeddingLayerOptions } from './layers/embedding.js';

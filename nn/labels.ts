@@ -15,9 +15,9 @@
  * once with an explicit (async) readback. A device-side error flag that raises the same
  * `IndexError` at the next sync needs kernel support and is not part of this module.
  */
-import { IndexError, type Tensor, fmtShape } from '../engine/index.js';
-import type { Storage } from '../engine/backend.js';
-import { CpuBackend, type CpuStorage } from '../engine/cpu/cpu-backend.js';
+import {
+  CpuBackend, type CpuStorage, fmtShape, IndexError, type Storage, type Tensor,
+} from '../engine/index.js';
 
 interface HostRecord {
   data: ArrayLike<number>;

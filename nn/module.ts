@@ -1,19 +1,6 @@
 import {
-  type Backend,
-  type DType,
-  ArgumentError,
-  DTypeError,
-  ShapeError,
-  Tensor,
-  cast,
-  defineOp,
-  detach,
-  fmtShape,
-  keep,
-  noGrad,
-  runOp,
+  ArgumentError, type Backend, cast, defineOp, detach, type DType, DTypeError, fmtShape, isRecording, keep, noGrad, runOp, ShapeError, Tensor,
 } from '../engine/index.js';
-import { isRecording } from '../engine/runtime.js';
 import { assignInPlace, sameBackendOrThrow } from './assign.js';
 
 // ------------------------------------------------------------------------------ parameters
@@ -100,6 +87,19 @@ export interface LoadStateDictResult {
 
 export type StateDict = Record<string, Tensor>;
 
+/** Per module: the hook-running `forward` its constructor installed, and the method it wraps. */
+const FORWARD_IMPLS = new WeakMap<object, { wrapper: unknown; impl: (...inputs: any[]) => unknown }>();
+
+/**
+ * The `forward` implementation that `m.forward(...)` runs: the class's method that the Module
+ * constructor wrapped with the hooks, or null when `m.forward` was replaced on the instance since.
+ * Sequential's fusion uses it to make sure a fused kernel never stands in for a different forward.
+ */
+export function forwardImplementation(m: Module): ((...inputs: any[]) => unknown) | null {
+  const f = FORWARD_IMPLS.get(m);
+  return f && f.wrapper === m.forward ? f.impl : null;
+}
+
 /**
  * Base class of every layer and model, after `torch.nn.Module`.
  *
@@ -121,8 +121,10 @@ export abstract class Module<I extends unknown[] = any[], O = any> {
 
   constructor() {
     const impl = this.forward;
+    const wrapper = (...inputs: I): O => this.callForward(impl, inputs);
+    FORWARD_IMPLS.set(this, { wrapper, impl });
     Object.defineProperty(this, 'forward', {
-      value: (...inputs: I): O => this.callForward(impl, inputs),
+      value: wrapper,
       enumerable: false,
       writable: true,
       configurable: true,

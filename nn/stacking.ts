@@ -17,7 +17,7 @@
  *   convolution produces); member m owns channels m·C … m·C + C − 1.
  * - `'members'`: [M, B, ...] — a leading member axis (what a batched matmul produces).
  */
-import type { Tensor } from '../engine/tensor.js';
+import type { Tensor } from '../engine/index.js';
 import type { Module } from './module.js';
 
 export type StackedLayout = 'input' | 'channels' | 'members';

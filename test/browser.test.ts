@@ -21,7 +21,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pageDir = join(root, 'test/browser');
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-/** Flags verified on these machines (shared/PLATFORM.md); playwright adds --headless and a fresh profile dir. */
+/** Flags verified on these machines (README.md, "Getting a WebGPU adapter"); playwright adds --headless and a fresh profile dir. */
 const chromiumArgs = [
   '--no-sandbox',
   '--enable-unsafe-webgpu',

@@ -7,14 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ArgumentError, FormatError } from '../node.js';
-import {
-  DatasetNotFoundError,
-  FASHION_MNIST_CLASS_NAMES,
-  type ImageSet,
-  imageSetToTensors,
-  loadFashionMnist,
-  loadMnist,
-} from '../nn/data/mnist.js';
+import { FASHION_MNIST_CLASS_NAMES, type ImageSet, imageSetToTensors } from '../nn/data/mnist.js';
+import { DatasetNotFoundError, loadFashionMnist, loadMnist } from '../platform/node-mnist.js';
 import { cpu } from './helpers/backends.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dubito-mnist-'));

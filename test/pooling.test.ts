@@ -12,25 +12,26 @@ import {
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 
-import { type In, both, gradcheck, inp, ints, rand, size } from './helpers/op-check.js';
+import { type HostTensor, TOL, absTol, compareBackends, ints, seeded, sizeOf, values } from './helpers/compare.js';
+import { gradcheck, hvpcheck } from './helpers/gradcheck.js';
 
 
 /** Distinct values (no ties, so max pooling is differentiable everywhere nearby). */
-const distinct = (shape: number[], seed = 1): In => {
-  const n = size(shape);
-  const r = rand(n, seed);
+const distinct = (shape: number[], seed = 1): HostTensor => {
+  const n = sizeOf(shape);
+  const r = values(n, seed, -1, 1);
   const order = r.map((v, i) => [v, i]).sort((a, b) => a[0] - b[0]).map(([, i]) => i);
   const v = new Array<number>(n);
   order.forEach((i, k) => (v[i] = (k - n / 2) / n + 0.001 * r[i]));
-  return { v, shape };
+  return { data: v, shape, dtype: 'float32' };
 };
 
 /** Forward and (through grad with a random cotangent) backward, WebGPU vs CPU. */
-async function fwdBwd(gpu: Backend, f: (x: Tensor) => Tensor, x: In, tol = 2e-5): Promise<void> {
-  await both(gpu, f, [x], tol);
-  const outShape = tidy(() => f(tensor(Array.from(x.v), x.shape, { backend: cpu }))).shape;
-  const wv = rand(size(outShape), 42);
-  await both(gpu, (t) => grad((u: Tensor) => f(u).mul(tensor(wv, outShape, { backend: t.backend })).sum())(t), [x], tol);
+async function fwdBwd(gpu: Backend, f: (x: Tensor) => Tensor, x: HostTensor, tol = 2e-5): Promise<void> {
+  await compareBackends(cpu, gpu, f, [x], absTol(tol));
+  const outShape = tidy(() => f(tensor(x.data, x.shape, { backend: cpu }))).shape;
+  const wv = values(sizeOf(outShape), 42, -1, 1);
+  await compareBackends(cpu, gpu, (t) => grad((u: Tensor) => f(u).mul(tensor(wv, outShape, { backend: t.backend })).sum())(t), [x], absTol(tol));
 }
 
 describe('maxPool2d', () => {
@@ -49,10 +50,10 @@ describe('maxPool2d', () => {
 
   it('errors', () => {
     setBackend(cpu);
-    const x = tensor(rand(16, 1), [1, 1, 4, 4]);
+    const x = tensor(values(16, 1, -1, 1), [1, 1, 4, 4]);
     // [1, 4, 4] is an unbatched [C, H, W] input now (PyTorch semantics); rank 2 is still wrong.
-    expect(() => maxPool2d(tensor(rand(16, 1), [4, 4]), { kernelSize: 2 })).toThrow(ShapeError);
-    expect(() => maxPool2d(tensor(rand(4, 1), [1, 1, 2, 2], { dtype: 'int32' }), { kernelSize: 2 })).toThrow(DTypeError);
+    expect(() => maxPool2d(tensor(values(16, 1, -1, 1), [4, 4]), { kernelSize: 2 })).toThrow(ShapeError);
+    expect(() => maxPool2d(tensor(values(4, 1, -1, 1), [1, 1, 2, 2], { dtype: 'int32' }), { kernelSize: 2 })).toThrow(DTypeError);
     expect(() => maxPool2d(x, { kernelSize: 5 })).toThrow(ShapeError);
     expect(() => maxPool2d(x, { kernelSize: 2, padding: 2 })).toThrow(ArgumentError);
     expect(() => maxPool2d(x, { kernelSize: 0 })).toThrow(ArgumentError);
@@ -68,17 +69,17 @@ describe('maxPool2d', () => {
     await fwdBwd(gpu, (x) => maxPool2d(x, { kernelSize: 2, stride: 1 }), distinct([0, 3, 6, 6], 5));
     // all-padding window (large dilation): index −1, value 0, no gradient
     await fwdBwd(gpu, (x) => maxPool2d(x, { kernelSize: 2, padding: 2, dilation: 3 }), distinct([1, 2, 1, 3], 6));
-    await both(gpu, (x) => maxPool2dWithIndices(x, { kernelSize: 3, stride: 2, padding: 1 }).indices, [distinct([2, 3, 7, 9])]);
+    await compareBackends(cpu, gpu, (x) => maxPool2dWithIndices(x, { kernelSize: 3, stride: 2, padding: 1 }).indices, [distinct([2, 3, 7, 9])], TOL.select);
     // second order on the GPU: the backward op's own gradient
     const f = (x: Tensor) => maxPool2d(x, { kernelSize: 2, stride: 1 }).square().sum();
-    const v = rand(30, 8);
-    await both(gpu, (x) => grad((u: Tensor) => grad(f)(u).mul(tensor(v, [1, 2, 3, 5], { backend: x.backend })).sum())(x), [distinct([1, 2, 3, 5], 7)], 1e-5);
+    const v = values(30, 8, -1, 1);
+    await compareBackends(cpu, gpu, (x) => grad((u: Tensor) => grad(f)(u).mul(tensor(v, [1, 2, 3, 5], { backend: x.backend })).sum())(x), [distinct([1, 2, 3, 5], 7)], absTol(1e-5));
   });
 
   it('gradient (float64 finite differences, first and second order)', async () => {
-    await gradcheck((x) => maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }), [distinct([1, 2, 5, 4])]);
-    await gradcheck((x) => maxPool2d(x, { kernelSize: 2, stride: 1, dilation: [1, 2] }), [distinct([2, 1, 3, 4], 2)]);
-    await gradcheck((x) => maxPool2d(x, { kernelSize: 2, stride: 1 }).square(), [distinct([1, 1, 3, 4], 3)], true);
+    await gradcheck((x) => maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }), [distinct([1, 2, 5, 4])], { atol: 1e-6 });
+    await gradcheck((x) => maxPool2d(x, { kernelSize: 2, stride: 1, dilation: [1, 2] }), [distinct([2, 1, 3, 4], 2)], { atol: 1e-6 });
+    await hvpcheck((x) => maxPool2d(x, { kernelSize: 2, stride: 1 }).square(), [distinct([1, 1, 3, 4], 3)], { atol: 1e-6 });
   });
 });
 
@@ -98,17 +99,17 @@ describe('avgPool2d', () => {
   it('webgpu matches cpu (forward and backward)', async (ctx) => {
     const gpu = await requireWebGPU(ctx);
     for (const countIncludePad of [true, false]) {
-      await fwdBwd(gpu, (x) => avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1, countIncludePad }), inp([2, 3, 7, 9]));
-      await fwdBwd(gpu, (x) => avgPool2d(x, { kernelSize: [2, 3], stride: [1, 2], padding: [1, 1], countIncludePad }), inp([1, 1, 5, 6], 2));
+      await fwdBwd(gpu, (x) => avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1, countIncludePad }), seeded([2, 3, 7, 9]));
+      await fwdBwd(gpu, (x) => avgPool2d(x, { kernelSize: [2, 3], stride: [1, 2], padding: [1, 1], countIncludePad }), seeded([1, 1, 5, 6], 2));
     }
-    await fwdBwd(gpu, (x) => avgPool2d(x, { kernelSize: 2, stride: 3 }), inp([1, 2, 65, 4], 3));
-    await fwdBwd(gpu, (x) => avgPool2d(x, { kernelSize: 2 }), inp([0, 2, 4, 4], 4));
+    await fwdBwd(gpu, (x) => avgPool2d(x, { kernelSize: 2, stride: 3 }), seeded([1, 2, 65, 4], 3));
+    await fwdBwd(gpu, (x) => avgPool2d(x, { kernelSize: 2 }), seeded([0, 2, 4, 4], 4));
   });
 
   it('gradient (float64 finite differences, first and second order)', async () => {
-    await gradcheck((x) => avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }), [inp([1, 2, 5, 4])]);
-    await gradcheck((x) => avgPool2d(x, { kernelSize: [2, 3], stride: [1, 2], padding: [1, 1], countIncludePad: false }), [inp([1, 1, 4, 5], 2)]);
-    await gradcheck((x) => avgPool2d(x, { kernelSize: 2, stride: 1 }).square(), [inp([1, 1, 3, 4], 3)], true);
+    await gradcheck((x) => avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }), [seeded([1, 2, 5, 4])], { atol: 1e-6 });
+    await gradcheck((x) => avgPool2d(x, { kernelSize: [2, 3], stride: [1, 2], padding: [1, 1], countIncludePad: false }), [seeded([1, 1, 4, 5], 2)], { atol: 1e-6 });
+    await hvpcheck((x) => avgPool2d(x, { kernelSize: 2, stride: 1 }).square(), [seeded([1, 1, 3, 4], 3)], { atol: 1e-6 });
   });
 });
 
@@ -125,19 +126,19 @@ describe('adaptiveAvgPool2d and globalAvgPool2d', () => {
 
   it('webgpu matches cpu (forward and backward)', async (ctx) => {
     const gpu = await requireWebGPU(ctx);
-    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, [3, 4]), inp([2, 3, 7, 9]));
-    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, [5, 5]), inp([1, 2, 5, 5], 2));
-    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, 1), inp([2, 1, 3, 65], 3));
-    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, [7, 10]), inp([1, 1, 3, 4], 4));
-    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, [2, 2]), inp([0, 3, 5, 5], 5));
-    await fwdBwd(gpu, (x) => globalAvgPool2d(x), inp([2, 3, 5, 7], 6));
+    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, [3, 4]), seeded([2, 3, 7, 9]));
+    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, [5, 5]), seeded([1, 2, 5, 5], 2));
+    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, 1), seeded([2, 1, 3, 65], 3));
+    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, [7, 10]), seeded([1, 1, 3, 4], 4));
+    await fwdBwd(gpu, (x) => adaptiveAvgPool2d(x, [2, 2]), seeded([0, 3, 5, 5], 5));
+    await fwdBwd(gpu, (x) => globalAvgPool2d(x), seeded([2, 3, 5, 7], 6));
   });
 
   it('gradient (float64 finite differences, first and second order)', async () => {
-    await gradcheck((x) => adaptiveAvgPool2d(x, [2, 3]), [inp([1, 2, 5, 4])]);
-    await gradcheck((x) => adaptiveAvgPool2d(x, [4, 5]), [inp([1, 1, 3, 3], 2)]);
-    await gradcheck((x) => globalAvgPool2d(x), [inp([2, 1, 2, 3], 3)]);
-    await gradcheck((x) => adaptiveAvgPool2d(x, [2, 2]).square(), [inp([1, 1, 3, 3], 4)], true);
+    await gradcheck((x) => adaptiveAvgPool2d(x, [2, 3]), [seeded([1, 2, 5, 4])], { atol: 1e-6 });
+    await gradcheck((x) => adaptiveAvgPool2d(x, [4, 5]), [seeded([1, 1, 3, 3], 2)], { atol: 1e-6 });
+    await gradcheck((x) => globalAvgPool2d(x), [seeded([2, 1, 2, 3], 3)], { atol: 1e-6 });
+    await hvpcheck((x) => adaptiveAvgPool2d(x, [2, 2]).square(), [seeded([1, 1, 3, 3], 4)], { atol: 1e-6 });
   });
 });
 
@@ -161,26 +162,26 @@ describe('upsampleBilinear2d', () => {
   it('webgpu matches cpu (forward and backward)', async (ctx) => {
     const gpu = await requireWebGPU(ctx);
     for (const alignCorners of [false, true]) {
-      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [7, 9], { alignCorners }), inp([2, 3, 4, 5]));
-      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [3, 2], { alignCorners }), inp([1, 2, 7, 5], 2));
-      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [3, 3], { alignCorners }), inp([1, 1, 1, 1], 3));
-      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [1, 1], { alignCorners }), inp([1, 2, 5, 3], 4));
-      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [5, 65], { alignCorners }), inp([1, 1, 3, 33], 5));
-      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [4, 4], { alignCorners }), inp([0, 2, 2, 2], 6));
+      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [7, 9], { alignCorners }), seeded([2, 3, 4, 5]));
+      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [3, 2], { alignCorners }), seeded([1, 2, 7, 5], 2));
+      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [3, 3], { alignCorners }), seeded([1, 1, 1, 1], 3));
+      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [1, 1], { alignCorners }), seeded([1, 2, 5, 3], 4));
+      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [5, 65], { alignCorners }), seeded([1, 1, 3, 33], 5));
+      await fwdBwd(gpu, (x) => upsampleBilinear2d(x, [4, 4], { alignCorners }), seeded([0, 2, 2, 2], 6));
     }
   });
 
   it('gradient (float64 finite differences, first and second order)', async () => {
-    await gradcheck((x) => upsampleBilinear2d(x, [5, 7]), [inp([1, 2, 3, 4])]);
-    await gradcheck((x) => upsampleBilinear2d(x, [2, 3], { alignCorners: true }), [inp([1, 1, 5, 4], 2)]);
-    await gradcheck((x) => upsampleBilinear2d(x, [4, 3]), [inp([2, 1, 3, 5], 3)]);
-    await gradcheck((x) => upsampleBilinear2d(x, [4, 5]).square(), [inp([1, 1, 2, 3], 4)], true);
+    await gradcheck((x) => upsampleBilinear2d(x, [5, 7]), [seeded([1, 2, 3, 4])], { atol: 1e-6 });
+    await gradcheck((x) => upsampleBilinear2d(x, [2, 3], { alignCorners: true }), [seeded([1, 1, 5, 4], 2)], { atol: 1e-6 });
+    await gradcheck((x) => upsampleBilinear2d(x, [4, 3]), [seeded([2, 1, 3, 5], 3)], { atol: 1e-6 });
+    await hvpcheck((x) => upsampleBilinear2d(x, [4, 5]).square(), [seeded([1, 1, 2, 3], 4)], { atol: 1e-6 });
   });
 });
 
 it('pooling ops do not leak', () => {
   setBackend(cpu);
-  const x = tensor(rand(2 * 3 * 6 * 6, 1), [2, 3, 6, 6]);
+  const x = tensor(values(2 * 3 * 6 * 6, 1, -1, 1), [2, 3, 6, 6]);
   const m0 = memory().liveTensors;
   const f = (u: Tensor) => upsampleBilinear2d(avgPool2d(maxPool2d(u, { kernelSize: 2 }), { kernelSize: 2, stride: 1 }), [5, 5]).square().mean();
   for (let i = 0; i < 3; i++) tidy(() => { grad(f)(x); });

@@ -11,7 +11,7 @@ import {
   readSafetensorsHeader,
   type SafetensorsEntry,
 } from '../nn/serialize/safetensors.js';
-import { loadSafetensors, saveSafetensors } from '../nn/serialize/safetensors-node.js';
+import { loadSafetensors, saveSafetensors } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dubito-st-'));

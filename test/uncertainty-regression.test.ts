@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CUBIC_TOY_Y_SCALE, DeepEnsemble, cubicToyData, cubicToyNoise, gaussianMlp, setBackend, tensor, trainGaussianRegressor,
-} from '../node.js';
+import { DeepEnsemble, setBackend, tensor } from '../node.js';
+import { CUBIC_TOY_Y_SCALE, cubicToyData, cubicToyNoise, gaussianMlp, trainGaussianRegressor } from '../examples/toy-regression.js';
 import { cpu } from './helpers/backends.js';
 
-// The seed notes' 1-D toy: y = x³ with input-dependent noise, trained on x ∈ [−4, 4].
+// The 1-D toy of examples/toy-regression.ts: y = x³ with input-dependent noise, trained on x ∈ [−4, 4].
 describe('aleatoric regression heads + ensemble epistemic variance (the x³ toy)', () => {
   it('learned variance tracks the noise; epistemic variance grows outside the training range', async () => {
     setBackend(cpu);

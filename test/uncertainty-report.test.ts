@@ -3,6 +3,7 @@ import {
   escapeXml, formatTick, histogramCounts, histogramOverlay, linePlot, markdownTable, niceTicks, panelGrid, pct, fmt,
   reliabilityBars, svgSize, textTable,
 } from '../uncertainty/report/index.js';
+import { report } from '../index.js';
 
 /** Minimal XML well-formedness check: balanced tags, one root, no stray '<' or '&'. */
 function checkXml(svg: string): void {
@@ -157,5 +158,13 @@ describe('report/markdown', () => {
   it('textTable pads columns', () => {
     const t = textTable(['name', 'v'], [['long name', pct(0.5)], ['x', '1']]);
     expect(t.split('\n')).toEqual(['name            v', '---------  ------', 'long name  50.00%', 'x               1', '']);
+  });
+});
+
+describe('report module', () => {
+  it('is public: the package root exports the builders as the namespace `report`', () => {
+    expect(report.linePlot).toBe(linePlot);
+    expect(report.markdownTable).toBe(markdownTable);
+    expect(report.reliabilityBars).toBe(reliabilityBars);
   });
 });

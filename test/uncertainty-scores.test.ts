@@ -1,6 +1,6 @@
 /**
  * Uncertainty scores (uncertainty/scores.ts) on both backends: exact hand-computed values on
- * tiny inputs (the binary MC-dropout sanity cases from METHODS.md among them), then agreement
+ * tiny inputs (the binary MC-dropout sanity cases of docs/methods.md, "Sampling-based uncertainty", among them), then agreement
  * with float64 host references on random inputs, and no leaked tensors.
  */
 import { describe, expect, it } from 'vitest';
@@ -80,7 +80,7 @@ for (const [name, getBackend] of backends) {
       z.dispose();
     });
 
-    it('MC-dropout sanity cases from METHODS.md (binary, T = 4)', async (ctx) => {
+    it('MC-dropout sanity cases from docs/methods.md (binary, T = 4)', async (ctx) => {
       setBackend(await getBackend(ctx));
       // b0: all passes (1,0); b1: half (1,0), half (0,1); b2: all (0.51, 0.49)
       const P = tensor([

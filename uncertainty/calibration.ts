@@ -15,9 +15,8 @@
  * logits anti-correlated with the labels want T → ∞), T is clamped to the bound and
  * `atBound` is set.
  */
-import { ArgumentError, NotFittedError, ShapeError, fmtShape } from '../engine/errors.js';
-import { Tensor } from '../engine/tensor.js';
-import { composite, div, softmax } from '../engine/ops/index.js';
+import { ArgumentError, composite, div, fmtShape, ShapeError, softmax, Tensor } from '../engine/index.js';
+import { NotFittedError } from './errors.js';
 import { classIndexLabels, rowLogsumexp } from './host.js';
 
 /** Logits as a [N, K] tensor, or a flat row-major host array plus `numClasses`. */

@@ -14,11 +14,7 @@
  * `guard(detector, { fpr, heldOut })` (a calibrated rejection rule). The adapters for the
  * existing methods live in `detectors.ts`.
  */
-import { ArgumentError, ShapeError, fmtShape } from '../engine/errors.js';
-import { Tensor } from '../engine/tensor.js';
-import { noGrad } from '../engine/runtime.js';
-import { tidy } from '../engine/memory.js';
-import { slice } from '../engine/ops/index.js';
+import { ArgumentError, fmtShape, noGrad, ShapeError, slice, Tensor, tidy } from '../engine/index.js';
 
 /** A classifier (or any network): a function, or a module whose `forward` maps [B, ...] to [B, ...]. */
 export type ModelLike = ((x: Tensor) => Tensor) | { forward(x: Tensor): Tensor };

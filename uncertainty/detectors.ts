@@ -22,11 +22,9 @@
  * result is differentiable where the method is); run them under `noGrad` (as `evaluateDetectors`
  * and `guard` do) when no gradient is wanted.
  */
-import { ArgumentError, ShapeError, fmtShape } from '../engine/errors.js';
-import type { Tensor } from '../engine/tensor.js';
-import { noGrad } from '../engine/runtime.js';
-import { tidy } from '../engine/memory.js';
-import { argmax, composite, exp, softmax } from '../engine/ops/index.js';
+import {
+  argmax, ArgumentError, composite, exp, fmtShape, noGrad, ShapeError, softmax, type Tensor, tidy,
+} from '../engine/index.js';
 import { type Module } from '../nn/module.js';
 import { Dropout } from '../nn/layers/dropout.js';
 import { type Detector, type ModelLike, type ScoredBatch, asModelFn } from './detector.js';

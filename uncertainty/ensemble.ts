@@ -1,7 +1,6 @@
 import {
-  ArgumentError, ShapeError, type Tensor, fmtShape, keep, noGrad, softmax, stack, tidy,
+  ArgumentError, fmtShape, keep, manualSeed, noGrad, ShapeError, softmax, stack, type Tensor, tidy,
 } from '../engine/index.js';
-import { manualSeed } from '../engine/ops/random.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/layers/container.js';
 import { type StackContext, type StackedLayout, type StackedStep, isStackable } from '../nn/stacking.js';

@@ -13,7 +13,7 @@
  * the fraction of OOD inputs ACCEPTED (scored as in-distribution) at the threshold that accepts
  * 95% of the in-distribution inputs.
  */
-import { ArgumentError } from '../engine/errors.js';
+import { ArgumentError } from '../engine/index.js';
 import { type Detector, type DetectorInput, isDetector, scoreAll } from './detector.js';
 import { type OodReport, oodMetrics } from './metrics.js';
 

@@ -9,11 +9,10 @@
  * Rule: ACCEPT when score ≤ threshold, REJECT when score > threshold or the score is NaN
  * (a NaN score never passes).
  */
-import { ArgumentError, NotReliableClassification, ShapeError, fmtShape } from '../engine/errors.js';
-import type { Tensor } from '../engine/tensor.js';
-import { noGrad } from '../engine/runtime.js';
-import { tidy } from '../engine/memory.js';
-import { argmax, le } from '../engine/ops/index.js';
+import {
+  argmax, ArgumentError, fmtShape, le, noGrad, ShapeError, type Tensor, tidy,
+} from '../engine/index.js';
+import { NotReliableClassification } from './errors.js';
 import { type Detector, type DetectorInput, type ModelLike, asModelFn, isDetector, scoreAll } from './detector.js';
 
 /**

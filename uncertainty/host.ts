@@ -4,7 +4,7 @@
  * on plain JS arrays in double precision (the reference / host path); the device versions are
  * the engine's `logsumexp` and `softmax` ops. Flat arrays are row-major [N, K].
  */
-import { ArgumentError, ShapeError } from '../engine/errors.js';
+import { ArgumentError, ShapeError } from '../engine/index.js';
 
 /**
  * ln Σ_{j<k} exp(β·z[offset + j]), computed stably as m + ln Σ_j exp(β·z_j − m) with

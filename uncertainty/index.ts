@@ -1,8 +1,10 @@
 /**
  * Uncertainty toolkit: scores (higher = more uncertain / more OOD), evaluation metrics,
  * temperature scaling, the Mahalanobis detector, the rejection guard, and the Detector protocol
- * with an adapter for every method, `evaluateDetectors` and `guard(detector, ...)`.
+ * with an adapter for every method, `evaluateDetectors` and `guard(detector, ...)`, and the
+ * `report` builders (Markdown tables, SVG plots).
  */
+export * from './errors.js';
 export * from './metrics.js';
 export * from './scores.js';
 export * from './calibration.js';
@@ -11,8 +13,9 @@ export * from './guard.js';
 export * from './sampling.js';
 export * from './ensemble.js';
 export * from './odin.js';
-export * from './toy-regression.js';
 export * from './detector.js';
 export * from './detectors.js';
 export * from './evaluate.js';
+/** Markdown tables and SVG plots for evaluation reports (see uncertainty/report/index.ts). */
+export * as report from './report/index.js';
 export { rowLogsumexp, softmaxRows, classIndexLabels, type LabelProblem, type LabelErrorFactory } from './host.js';

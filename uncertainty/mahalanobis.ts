@@ -14,11 +14,10 @@
  * duplicated or constant feature makes Σ singular) the factorisation is retried with
  * λ = 1e-10 · mean diagonal, growing ×10 per retry. The λ used is reported (`jitter`).
  */
-import { ArgumentError, NotFittedError, ShapeError, fmtShape } from '../engine/errors.js';
-import type { Backend } from '../engine/backend.js';
-import { Tensor, fromHost } from '../engine/tensor.js';
-import { keep } from '../engine/memory.js';
-import { composite, matmul, min, reshape, square, sub, sum } from '../engine/ops/index.js';
+import {
+  ArgumentError, type Backend, composite, fmtShape, fromHost, keep, matmul, min, reshape, ShapeError, square, sub, sum, Tensor,
+} from '../engine/index.js';
+import { NotFittedError } from './errors.js';
 import { type Detector, type FitData, type ModelLike, asModelFn, forEachBatch } from './detector.js';
 import { classIndexLabels } from './host.js';
 

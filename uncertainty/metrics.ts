@@ -3,7 +3,7 @@
  * in float64, plus streaming accumulators. No tensors here: read results back with
  * `await t.data()` first.
  *
- * Conventions (METHODS.md, "Metrics conventions"):
+ * Conventions (docs/methods.md, "Metrics"):
  * - Binary ranking metrics take `(scores, labels, { positive })`: `positive` is the label value
  *   of the positive class (every other label value is negative), and a HIGHER score means "more
  *   likely positive". Ties are handled by averaging (AUROC) or by moving all tied samples across
@@ -15,7 +15,7 @@
  *   probability matrix and labels.
  * - Bad input throws {@link MetricError} (`reason`: 'one-class', 'length', 'nan', 'empty', 'range').
  */
-import { MetricError } from '../engine/errors.js';
+import { MetricError } from './errors.js';
 import { classIndexLabels, rowLogsumexp } from './host.js';
 
 /** A binary/class label: a number (class index, 0/1, −1/1, ...) or a boolean. */

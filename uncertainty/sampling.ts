@@ -1,8 +1,6 @@
 import {
-  ArgumentError, DeviceError, ShapeError, type Tensor, broadcastTo, concat, fmtShape, noGrad, softmax, tidy, unsqueeze,
+  ArgumentError, broadcastTo, concat, DeviceError, fmtShape, nextStream, noGrad, randomBits, ShapeError, softmax, type Tensor, tidy, unsqueeze,
 } from '../engine/index.js';
-import { nextStream } from '../engine/ops/random.js';
-import { randomBits } from '../engine/random/philox.js';
 import type { Module } from '../nn/module.js';
 import { Dropout } from '../nn/layers/dropout.js';
 import { modalPrediction, mutualInformation, perClassVariance, predictiveEntropy, predictiveMean, variationRatio } from './scores.js';

@@ -15,9 +15,9 @@
  * (T MC-dropout passes or ensemble members, each row a probability vector); Dirichlet
  * concentrations α [B, K] (α > 0). Natural logarithms throughout (nats).
  */
-import { ArgumentError, ShapeError, fmtShape } from '../engine/errors.js';
-import type { Tensor } from '../engine/tensor.js';
-import { arange, composite, digamma, eq, logSoftmax, logsumexp, maximum, mean, cast, variance, softmax, sum, max, mul, log, sub, neg, div, reshape, argmax, reciprocal, lgamma, exp, add } from '../engine/ops/index.js';
+import {
+  add, arange, argmax, ArgumentError, cast, composite, digamma, div, eq, exp, fmtShape, lgamma, log, logSoftmax, logsumexp, max, maximum, mean, mul, neg, reciprocal, reshape, ShapeError, softmax, sub, sum, type Tensor, variance,
+} from '../engine/index.js';
 
 function requireRank(name: string, t: Tensor, rank: number, what: string): void {
   if (t.rank !== rank) throw new ShapeError(`${name}: expected ${what} (rank ${rank}), got shape ${fmtShape(t.shape)}`);

@@ -1,5 +1,6 @@
-import { type Backend, type DType, ArgumentError, ShapeError, type Tensor, type TypedArray, fmtShape, fromHost, nextStream } from '../../engine/index.js';
-import { blocksFor, randomBits } from '../../engine/random/philox.js';
+import {
+  ArgumentError, type Backend, blocksFor, type DType, fmtShape, fromHost, nextStream, randomBits, ShapeError, type Tensor, type TypedArray,
+} from '../../engine/index.js';
 import { registerHostValues } from '../labels.js';
 
 /** One array of samples on the host: dim 0 indexes samples. */

@@ -1,17 +1,51 @@
-import { ArgumentError, IndexError, type Tensor, conv2dBiasAct, flatten, linear } from '../../engine/index.js';
+import { ArgumentError, IndexError, type Tensor, flatten } from '../../engine/index.js';
 import { ReLU } from './activation.js';
-import { Conv2d } from './conv.js';
-import { Linear } from './linear.js';
-import { Module } from '../module.js';
+import { Module, forwardImplementation } from '../module.js';
 import type { StackContext, StackedStep } from '../stacking.js';
 
-/** The Linear/Conv2d + ReLU fusions (null when `m` has no fused form for this input). */
-function fusedWithRelu(m: Module, x: Tensor): Tensor | null {
-  if (m instanceof Linear && m.bias && x.rank >= 1 && x.shape[x.rank - 1] === m.inFeatures) return linear(x, m.weight, m.bias, 'relu');
-  if (m instanceof Conv2d && m.bias && x.rank === 4 && x.shape[1] === m.inChannels) {
-    return conv2dBiasAct(x, m.weight, m.bias, { stride: m.stride, padding: m.padding, dilation: m.dilation, groups: m.groups }, 'relu');
+/** The activations a layer can fuse into its epilogue. */
+export type FusedActivation = 'relu';
+
+/**
+ * A layer that {@link Sequential} may fuse with the activation after it: `fusedForward(x, act)`
+ * returns `act(forward(x))` computed as one kernel, or null when it has no fused form for `x` (then
+ * `forward` and the activation run separately). Linear and Conv2d implement it.
+ *
+ * The fused form stands in for `forward`, so it is used only when the class that provides the
+ * layer's `forward` also provides its `fusedForward`: a subclass that overrides `forward` and
+ * inherits `fusedForward` is never fused (its own forward runs), and neither is an instance whose
+ * `forward` was replaced. The same rule applies to the activation: only a ReLU whose `forward` is
+ * `ReLU.prototype.forward` is fused.
+ */
+export interface FusableLayer {
+  fusedForward(x: Tensor, activation: FusedActivation): Tensor | null;
+}
+
+/** The prototype on `m`'s chain that defines `key` (own properties of `m` are skipped). */
+function definingPrototype(m: object, key: string): object | null {
+  for (let p: object | null = Object.getPrototypeOf(m); p; p = Object.getPrototypeOf(p)) {
+    if (Object.prototype.hasOwnProperty.call(p, key)) return p;
   }
   return null;
+}
+
+/**
+ * Whether `m.forward` runs the `forward` of the class that defines `m[key]` (the hook wrapper
+ * aside): false for a subclass that overrides `forward` but inherits `key`, and for an instance
+ * whose `forward` was replaced.
+ */
+function forwardComesWith(m: Module, key: string): boolean {
+  const impl = forwardImplementation(m);
+  const p = definingPrototype(m, key) as { forward?: unknown } | null;
+  return impl !== null && p !== null && Object.prototype.hasOwnProperty.call(p, 'forward') && p.forward === impl;
+}
+
+/** `next(m(x))` as one fused kernel, or null when `m` and `next` do not fuse (see FusableLayer). */
+function fused(m: Module, next: Module, x: Tensor): Tensor | null {
+  if (!(next instanceof ReLU) || forwardImplementation(next) !== ReLU.prototype.forward || m.hasHooks() || next.hasHooks()) return null;
+  const f = (m as Partial<FusableLayer>).fusedForward;
+  if (typeof f !== 'function' || !forwardComesWith(m, 'fusedForward')) return null;
+  return f.call(m, x, 'relu');
 }
 
 /** Runs its children in order (torch.nn.Sequential); children are named '0', '1', ... */
@@ -43,9 +77,11 @@ export class Sequential extends Module<[Tensor], Tensor> {
   }
 
   /**
-   * Runs the layers in order. A Linear or Conv2d followed by a ReLU runs as one fused kernel
-   * (bias and ReLU in the matmul/conv epilogue) unless either module has hooks, in which case
-   * both run separately so the hooks see the pre-activation output.
+   * Runs the layers in order. A layer that declares itself fusable ({@link FusableLayer}: Linear,
+   * Conv2d) followed by a ReLU runs as one fused kernel (bias and ReLU in the matmul/conv
+   * epilogue) unless either module has hooks, in which case both run separately so the hooks see
+   * the pre-activation output. A subclass that overrides `forward` is never fused unless it also
+   * provides its own `fusedForward`.
    */
   forward(x: Tensor): Tensor {
     let y = x;
@@ -53,13 +89,11 @@ export class Sequential extends Module<[Tensor], Tensor> {
     for (let i = 0; i < kids.length; i++) {
       const m = kids[i];
       const next = kids[i + 1];
-      if (next instanceof ReLU && !m.hasHooks() && !next.hasHooks()) {
-        const fused = fusedWithRelu(m, y);
-        if (fused) {
-          y = fused;
-          i++;
-          continue;
-        }
+      const f = next ? fused(m, next, y) : null;
+      if (f) {
+        y = f;
+        i++;
+        continue;
       }
       y = m.forward(y);
     }

@@ -1,7 +1,8 @@
-import { ArgumentError, ShapeError, type Tensor, concat, conv2d, convTranspose2d, fmtShape } from '../../engine/index.js';
+import { ArgumentError, ShapeError, type Tensor, concat, conv2d, conv2dBiasAct, convTranspose2d, fmtShape } from '../../engine/index.js';
 import { type ParamInitOptions, fanInAndFanOut, kaimingUniform, uniformInit } from '../init.js';
 import { Module, parameter } from '../module.js';
 import type { StackContext, StackedStep } from '../stacking.js';
+import type { FusableLayer, FusedActivation } from './container.js';
 
 export type Pair = number | [number, number];
 
@@ -37,7 +38,7 @@ function checkChannels(layer: string, inC: number, outC: number, groups: number)
  * 2-D convolution (torch.nn.Conv2d) on [N, C, H, W] (or unbatched [C, H, W]): weight [out, in/groups, kh, kw], bias [out].
  * PyTorch init: weight ~ kaiming_uniform(a = √5), bias ~ U(±1/√fan_in), fan_in = in/groups·kh·kw.
  */
-export class Conv2d extends Module<[Tensor], Tensor> {
+export class Conv2d extends Module<[Tensor], Tensor> implements FusableLayer {
   weight: Tensor;
   bias: Tensor | null;
   readonly kernelSize: [number, number];
@@ -71,6 +72,16 @@ export class Conv2d extends Module<[Tensor], Tensor> {
       throw new ShapeError(`Conv2d(${this.inChannels}→${this.outChannels}): expected input [N, ${this.inChannels}, H, W] (or unbatched [${this.inChannels}, H, W]), got ${fmtShape(x.shape)}`);
     }
     return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  }
+
+  /**
+   * Sequential's fusion ({@link FusableLayer}): `activation(forward(x))` as one kernel (bias and
+   * ReLU in the convolution epilogue), or null when there is no fused form (no bias, or an input
+   * other than a batched [N, inChannels, H, W]).
+   */
+  fusedForward(x: Tensor, activation: FusedActivation): Tensor | null {
+    if (!this.bias || x.rank !== 4 || x.shape[1] !== this.inChannels) return null;
+    return conv2dBiasAct(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups }, activation);
   }
 
   /**

@@ -2,6 +2,7 @@ import { ShapeError, type Tensor, concat, fmtShape, linear, matmul, stack } from
 import { type ParamInitOptions, kaimingUniform, uniformInit } from '../init.js';
 import { Module, parameter } from '../module.js';
 import type { StackContext, StackedStep } from '../stacking.js';
+import type { FusableLayer, FusedActivation } from './container.js';
 
 export interface LinearOptions extends ParamInitOptions {
   /** Learn an additive bias (default true). */
@@ -13,7 +14,7 @@ export interface LinearOptions extends ParamInitOptions {
  * weight ~ kaiming_uniform(a = √5) = U(−1/√in, 1/√in), bias ~ U(−1/√in, 1/√in) (weight drawn
  * first). x may have any number of leading dims.
  */
-export class Linear extends Module<[Tensor], Tensor> {
+export class Linear extends Module<[Tensor], Tensor> implements FusableLayer {
   weight: Tensor;
   bias: Tensor | null;
 
@@ -30,6 +31,16 @@ export class Linear extends Module<[Tensor], Tensor> {
     }
     if (this.bias) return linear(x, this.weight, this.bias);
     return matmul(x, this.weight, { transposeB: true });
+  }
+
+  /**
+   * Sequential's fusion ({@link FusableLayer}): `activation(forward(x))` as one kernel (bias and
+   * ReLU in the matmul epilogue), or null when there is no fused form (no bias, or an input that
+   * `forward` would reject, so that it throws its own error).
+   */
+  fusedForward(x: Tensor, activation: FusedActivation): Tensor | null {
+    if (!this.bias || x.rank < 1 || x.shape[x.rank - 1] !== this.inFeatures) return null;
+    return linear(x, this.weight, this.bias, activation);
   }
 
   /**

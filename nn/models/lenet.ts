@@ -9,7 +9,7 @@ import { MaxPool2d } from '../layers/pooling.js';
 import { ReLU } from '../layers/activation.js';
 
 /**
- * LeNet-5 for 28×28 single-channel images (the demo's and the seed notes' classifier):
+ * LeNet-5 for 28×28 single-channel images (the classifier of `npm run demo` and `npm run eval`):
  * conv 6@5×5 pad 2 → ReLU → maxpool 2 → conv 16@5×5 → ReLU → maxpool 2 → flatten →
  * 400→120 → ReLU → 120→84 → ReLU → dropout → 84→10 (logits).
  *

@@ -1,7 +1,7 @@
 /**
  * safetensors (https://github.com/huggingface/safetensors) encoding and decoding, browser-safe:
  * everything here works on `Uint8Array`/`ArrayBuffer` (file helpers live in
- * `safetensors-node.ts`).
+ * `platform/node-safetensors.ts`, exported from `node.ts`).
  *
  * Layout: an 8-byte little-endian u64 `N`, then `N` bytes of UTF-8 JSON
  * `{ name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__": { str: str } }`, then the
@@ -13,10 +13,10 @@
  * (with a range check), so `decode(encode(x))` returns `x` for every writable dtype and
  * `entry.stored` keeps the dtype that was in the file.
  */
-import type { Backend } from '../../engine/backend.js';
-import type { DType } from '../../engine/dtype.js';
-import { ArgumentError, DTypeError, FormatError, fmtShape } from '../../engine/errors.js';
-import { type Tensor, fromHost } from '../../engine/tensor.js';
+import {
+  ArgumentError, type Backend, type DType, DTypeError, fmtShape, fromHost, type Tensor,
+} from '../../engine/index.js';
+import { FormatError } from '../errors.js';
 
 /** The dtypes of the safetensors spec that dubito can read. */
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U32' | 'U16' | 'U8' | 'BOOL';

@@ -82,6 +82,24 @@ export function rand(rng: Rng, shape: readonly number[], dtype: DType = 'float32
   return { data, shape: [...shape], dtype };
 }
 
+/** `n` seeded floats, uniform in [lo, hi) (default [−1, 1)), rounded to float32: plain numbers for hand-built inputs. */
+export function values(n: number, seed: number, lo = -1, hi = 1): number[] {
+  return rand(new Rng(seed), [n], 'float32', { lo, hi }).data;
+}
+
+/**
+ * Seeded input of `shape`, the small default of the shape-op and pooling tests: float32 uniform in
+ * [−1, 1), or for int32 integers in [0, 49] (valid indices for the usual small dims).
+ */
+export function seeded(shape: readonly number[], seed = 1, dtype: DType = 'float32'): HostTensor {
+  return dtype === 'int32' ? rand(new Rng(seed), shape, 'int32', { lo: 0, hi: 49 }) : rand(new Rng(seed), shape, dtype, { lo: -1, hi: 1 });
+}
+
+/** Explicit int32 host values (shape defaults to 1-D); values are truncated toward zero. */
+export function ints(data: readonly number[], shape: readonly number[] = [data.length]): HostTensor {
+  return host(data.map(Math.trunc), shape, 'int32');
+}
+
 /** Explicit host values. */
 export function host(data: readonly number[], shape: readonly number[], dtype: DType = 'float32'): HostTensor {
   if (data.length !== sizeOf(shape)) throw new Error(`host: ${data.length} values for shape [${shape}]`);
@@ -152,6 +170,11 @@ export const TOL = {
     return { rtol: r, atol: r * Math.sqrt(Math.max(k, 1)), why: `f32 dot products over K=${k}: error ~ eps·√K` };
   },
 } as const;
+
+/** An absolute float tolerance (rtol 0), e.g. for float atomics whose summation order varies. */
+export function absTol(atol: number, why = `absolute ${atol}`): Tol {
+  return { rtol: 0, atol, why };
+}
 
 /** The tolerance for `dtype`: exact for int32/bool, `floatTol` for floats. */
 export function tolFor(dtype: DType, floatTol: Tol): Tol {

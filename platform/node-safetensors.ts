@@ -1,10 +1,11 @@
 /**
- * Node-only file helpers for safetensors (the codec itself, `safetensors.ts`, is browser-safe).
+ * Node-only file helpers for safetensors (the codec itself, `nn/serialize/safetensors.ts`, is
+ * browser-safe); exported from `node.ts`.
  */
 import { readFile, rename, writeFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Tensor } from '../../engine/tensor.js';
-import { type DecodedSafetensors, type SafetensorsInput, decodeSafetensors, encodeSafetensors } from './safetensors.js';
+import type { Tensor } from '../engine/index.js';
+import { type DecodedSafetensors, type SafetensorsInput, decodeSafetensors, encodeSafetensors } from '../nn/serialize/safetensors.js';
 
 /** Encodes `tensors` and writes them to `path` (atomically: a temp file renamed into place). */
 export async function saveSafetensors(path: string, tensors: Record<string, SafetensorsInput | Tensor>, metadata?: Record<string, string>): Promise<void> {

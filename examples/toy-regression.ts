@@ -1,15 +1,12 @@
-import { type Tensor, tidy } from '../engine/index.js';
-import { randomNormal, randomUniform } from '../engine/random/philox.js';
-import { Adam } from '../nn/optim/adam.js';
-import { gaussianNllLoss } from '../nn/losses.js';
-import { Linear } from '../nn/layers/linear.js';
-import { Tanh } from '../nn/layers/activation.js';
-import { Sequential } from '../nn/layers/container.js';
-import type { Module } from '../nn/module.js';
+/**
+ * Example: a 1-D heteroscedastic regression toy for the Gaussian-NLL head (aleatoric variance) and
+ * deep-ensemble (epistemic) variance; test/uncertainty-regression.test.ts trains on it. Not part of
+ * the library: it uses only the package's public entry point.
+ */
+import { Adam, type Module, Sequential, Linear, Tanh, type Tensor, gaussianNllLoss, randomNormal, randomUniform, tidy } from '../index.js';
 
 /**
- * The 1-D toy from the seed notes (000): y = x³ plus noise whose scale depends on x, with
- * training inputs in [−4, 4]. σ(x) = 3 + 12·exp(−(x − 1.5)²) puts a "boxed" high-noise region
+ * The data: y = x³ plus noise whose scale depends on x, with training inputs in [−4, 4]. σ(x) = 3 + 12·exp(−(x − 1.5)²) puts a "boxed" high-noise region
  * around x = 1.5. Targets are divided by `yScale` (= 64) for training.
  */
 export function cubicToyData(n: number, seed = 0, range: [number, number] = [-4, 4]): { x: Float32Array; y: Float32Array; sigma: Float32Array } {
