@@ -413,8 +413,9 @@ export class WebGPUBackend implements Backend {
    * `err_flag` (the `index_check` prelude) and the id to pass to `flag_bad_index`. When the
    * kernel flags an index, the next `read` (data(), item(), toArray(), ...) or `sync` of this
    * backend throws an {@link IndexError} with `check.message(value, position)` (the message the
-   * CPU backend throws at once) and a note that WebGPU raised it late; the first flagged dispatch in
-   * submission order wins. The flag is copied into the staging buffer of the read the user asked
+   * CPU backend throws at once) and a note that WebGPU raised it late. The first flagged dispatch in
+   * submission order wins; when several indices of that dispatch are bad, which one is named may
+   * vary (the CPU names the first). The flag is copied into the staging buffer of the read the user asked
    * for, so checking costs no extra readback.
    */
   indexCheck(check: IndexCheck): { flag: GPUBuffer; id: number } {
