@@ -5,6 +5,7 @@ import { type DType, allocHost, checkDTypeName, isFloat, promote } from '../dtyp
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { type OpDef, defineOp } from '../op.js';
 import { broadcastShapes, broadcastStrides, shapesEqual, sizeOf } from '../shape.js';
+import { powC99 } from '../special.js';
 import { Tensor, runOp } from '../tensor.js';
 import { grid1D } from '../webgpu/webgpu-backend.js';
 import { BINARY_OPS } from '../webgpu/kernel-constants.js';
@@ -103,7 +104,7 @@ const DIV = binary('div', 'float', (x, y) => x / y, (dy, [a, b]) => [
   gradIf(a, () => div(dy, b)),
   gradIf(b, () => neg(div(mul(dy, a), mul(b, b)))),
 ]);
-const POW = binary('pow', 'float', (x, y) => Math.pow(x, y), (dy, [a, b], out) => [
+const POW = binary('pow', 'float', powC99, (dy, [a, b], out) => [
   gradIf(a, () => mul(dy, mul(b, pow(a, sub(b, 1))))),
   // d/db a^b = a^b ln a, taken as 0 where a <= 0 (ln undefined) rather than NaN.
   gradIf(b, () => {
@@ -175,9 +176,15 @@ export function sub(a: Tensor | number, b: Tensor | number): Tensor { return run
 export function mul(a: Tensor | number, b: Tensor | number): Tensor { return run(MUL, a, b); }
 /** a / b (true division: int inputs give float32). */
 export function div(a: Tensor | number, b: Tensor | number): Tensor { return run(DIV, a, b); }
-/** a^b elementwise (float; IEEE semantics for negative bases with integer exponents). */
+/**
+ * a^b elementwise (float), with C99 / IEEE 754 pow semantics as PyTorch: negative bases with
+ * integer exponents keep their sign, pow(1, y) = 1 and pow(x, 0) = 1 for every x, y (NaN
+ * included), pow(−1, ±inf) = 1; other NaN inputs give NaN.
+ */
 export function pow(a: Tensor | number, b: Tensor | number): Tensor { return run(POW, a, b); }
+/** Elementwise max (broadcasting); NaN in either input gives NaN (PyTorch `maximum`). */
 export function maximum(a: Tensor | number, b: Tensor | number): Tensor { return run(MAXIMUM, a, b); }
+/** Elementwise min (broadcasting); NaN in either input gives NaN (PyTorch `minimum`). */
 export function minimum(a: Tensor | number, b: Tensor | number): Tensor { return run(MINIMUM, a, b); }
 /**
  * `dy` where `x > 0`, else 0 (NaN in x gives 0): the gradient of relu at x (or at relu's
