@@ -3,11 +3,12 @@ import castWgsl from '../../kernels/cast.wgsl';
 import whereWgsl from '../../kernels/where.wgsl';
 import { type DType, allocHost, checkDTypeName, isFloat, promote } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
-import { type OpDef, defineOp } from '../op.js';
+import { type GpuArg, type OpDef, defineOp } from '../op.js';
 import { broadcastShapes, broadcastStrides, shapesEqual, sizeOf } from '../shape.js';
 import { powC99 } from '../special.js';
 import { Tensor, runOp } from '../tensor.js';
-import { grid1D } from '../webgpu/webgpu-backend.js';
+import { type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
+import { broadcastToScratch } from './high-rank.js';
 import { BINARY_OPS } from '../webgpu/kernel-constants.js';
 import { kernelFamily } from '../webgpu/kernel-source.js';
 import { scalarLike } from './creation.js';
@@ -28,13 +29,27 @@ function computeDType(kind: Kind, a: DType, b: DType): DType {
   return kind === 'float' && !isFloat(p) ? 'float32' : p;
 }
 
-function packBroadcast(op: string, outShape: readonly number[], inShapes: readonly (readonly number[])[]) {
+/** Collapsed broadcast geometry; null when it still exceeds the kernels' MAX_RANK (see `fitBroadcast`). */
+function packBroadcast(outShape: readonly number[], inShapes: readonly (readonly number[])[]) {
   const strides = inShapes.map((s) => broadcastStrides(s, outShape));
   const c = collapseDims(outShape, strides);
-  if (c.shape.length > MAX_KERNEL_RANK) {
-    throw new ShapeError(`${op}: broadcasting pattern of ${inShapes.map(fmtShape).join(', ')} needs rank ${c.shape.length} > ${MAX_KERNEL_RANK} on WebGPU`);
-  }
-  return c;
+  return c.shape.length > MAX_KERNEL_RANK ? null : c;
+}
+
+/**
+ * Operands for a broadcast whose collapsed rank exceeds MAX_RANK: each operand that is not already
+ * the output's shape is materialised contiguously (any-rank strided copy), so the kernel reads
+ * every input at the output index. Returns the buffers and the scratch buffers to free.
+ */
+function fitBroadcast(gpu: WebGPUBackend, op: string, args: readonly GpuArg[], outShape: readonly number[]): { buffers: GPUBuffer[]; scratch: GPUBuffer[] } {
+  const scratch: GPUBuffer[] = [];
+  const buffers = args.map((x) => {
+    if (shapesEqual(x.shape, outShape)) return x.buffer;
+    const b = broadcastToScratch(gpu, op, x, outShape);
+    scratch.push(b);
+    return b;
+  });
+  return { buffers, scratch };
 }
 
 function binary(name: keyof typeof BINARY_OPS, kind: Kind, f: (x: number, y: number) => number, grad?: OpDef<object>['grad']): OpDef<object> {
@@ -66,18 +81,22 @@ function binary(name: keyof typeof BINARY_OPS, kind: Kind, f: (x: number, y: num
       const same = aFull && bFull;
       // One operand is a single element and the other has the output's shape: no index arithmetic.
       const scalar = same ? 0 : bFull && sizeOf(a.shape) === 1 ? 1 : aFull && sizeOf(b.shape) === 1 ? 2 : 0;
-      const c = same || scalar ? { shape: [n], strides: [[1], [1]] } : packBroadcast(name, out.shape, [a.shape, b.shape]);
+      const packed = same || scalar ? { shape: [n], strides: [[1], [1]] } : packBroadcast(out.shape, [a.shape, b.shape]);
+      // Rank beyond MAX_RANK after collapsing: materialise the broadcast operands, then read all at i.
+      const fit = packed ? null : fitBroadcast(gpu, name, [a, b], out.shape);
+      const c = packed ?? { shape: [n], strides: [[1], [1]] };
       gpu.dispatch({
         kernel,
-        constants: scalar ? { OP: code, BCAST: false, SCALAR: scalar } : { OP: code, BCAST: !same },
+        constants: scalar ? { OP: code, BCAST: false, SCALAR: scalar } : { OP: code, BCAST: !same && !fit },
         bindings: {
-          a: a.buffer,
-          b: b.buffer,
+          a: fit ? fit.buffers[0] : a.buffer,
+          b: fit ? fit.buffers[1] : b.buffer,
           out: out.buffer,
           params: { n, rank: c.shape.length, shape: c.shape, a_strides: c.strides[0], b_strides: c.strides[1] },
         },
         workgroups: grid1D(n),
       });
+      if (fit) for (const s of fit.scratch) gpu.freeBuffer(s);
     },
     ...(grad ? { grad } : { notDifferentiable: true as const }), // comparisons: piecewise-constant bool masks
   });
@@ -218,18 +237,22 @@ const WHERE = defineOp<object>({
   },
   webgpu(gpu, [c, a, b], _at, out) {
     const n = sizeOf(out.shape);
-    const k = packBroadcast('where', out.shape, [c.shape, a.shape, b.shape]);
+    const packed = packBroadcast(out.shape, [c.shape, a.shape, b.shape]);
+    // Rank beyond MAX_RANK after collapsing: materialise the broadcast operands (contiguous).
+    const fit = packed ? null : fitBroadcast(gpu, 'where', [c, a, b], out.shape);
+    const k = packed ?? { shape: [n], strides: [[1], [1], [1]] };
     gpu.dispatch({
       kernel: WHERE_KERNEL.variant({ types: { T: wgslStorageType(out.dtype) } }),
       bindings: {
-        cond: c.buffer,
-        a: a.buffer,
-        b: b.buffer,
+        cond: fit ? fit.buffers[0] : c.buffer,
+        a: fit ? fit.buffers[1] : a.buffer,
+        b: fit ? fit.buffers[2] : b.buffer,
         out: out.buffer,
         params: { n, rank: k.shape.length, shape: k.shape, c_strides: k.strides[0], a_strides: k.strides[1], b_strides: k.strides[2] },
       },
       workgroups: grid1D(n),
     });
+    if (fit) for (const s of fit.scratch) gpu.freeBuffer(s);
   },
   grad(dy, [c, a, b]) {
     return [null, gradIf(a, () => where(c, dy, 0)), gradIf(b, () => where(c, 0, dy))];

@@ -8,6 +8,7 @@ import { REDUCE_OPS, WG_1D } from '../webgpu/kernel-constants.js';
 import { kernelFamily } from '../webgpu/kernel-source.js';
 import { add, cast, div, eq, gt, lt, mul, sub, where } from './binary.js';
 import { MAX_KERNEL_RANK, collapseDims, wgslStorageType } from './elementwise-util.js';
+import { stridedCopyAnyRank } from './high-rank.js';
 import { broadcastTo, reshape } from './shape-ops.js';
 import { abs, exp, log } from './unary.js';
 import { composite, detach } from './autograd.js';
@@ -99,12 +100,21 @@ function reduceOp(name: keyof typeof REDUCE_OPS, grad?: OpDef<ReduceAttrs>['grad
       return r;
     },
     webgpu(gpu, [x], a, out) {
-      const { kept, red } = splitAxes(x.shape, a.axes);
-      if (kept.shape.length > MAX_KERNEL_RANK || red.shape.length > MAX_KERNEL_RANK) {
-        throw new ShapeError(`${name}: reducing axes [${a.axes}] of ${fmtShape(x.shape)} needs more than ${MAX_KERNEL_RANK} dims after collapsing`);
-      }
+      let { kept, red } = splitAxes(x.shape, a.axes);
       const nOut = sizeOf(out.shape);
       const nRed = sizeOf(red.shape);
+      let src = x.buffer;
+      let scratch: GPUBuffer | null = null;
+      if (kept.shape.length > MAX_KERNEL_RANK || red.shape.length > MAX_KERNEL_RANK) {
+        // Beyond MAX_RANK: permute x to [kept..., reduced...] (any-rank strided copy); both groups
+        // are then contiguous, one dim each, and the reduced order (argmax indices) is unchanged.
+        scratch = gpu.allocBuffer(Math.max(4, nOut * nRed * 4), name);
+        const c = collapseDims([...kept.shape, ...red.shape], [[...kept.strides, ...red.strides]]);
+        stridedCopyAnyRank(gpu, x.buffer, x.dtype, scratch, c.shape, c.strides[0], 0);
+        src = scratch;
+        kept = { shape: [nOut], strides: [nRed] };
+        red = { shape: [nRed], strides: [1] };
+      }
       const tc = isFloat(x.dtype) ? 'f32' : 'i32';
       const wgMode = nRed >= 256 && nOut < 4096;
       const groups = wgMode ? nOut : Math.ceil(nOut / WG_1D);
@@ -113,7 +123,7 @@ function reduceOp(name: keyof typeof REDUCE_OPS, grad?: OpDef<ReduceAttrs>['grad
         kernel: REDUCE.variant({ types: { TA: wgslStorageType(x.dtype), TC: tc, TO: wgslStorageType(out.dtype) } }),
         constants: { OP: code, WG_MODE: wgMode },
         bindings: {
-          x: x.buffer,
+          x: src,
           out: out.buffer,
           params: {
             n_out: nOut, n_red: nRed, kept_rank: kept.shape.length, red_rank: red.shape.length,
@@ -122,6 +132,7 @@ function reduceOp(name: keyof typeof REDUCE_OPS, grad?: OpDef<ReduceAttrs>['grad
         },
         workgroups: [Math.ceil(groups / gy), gy, 1],
       });
+      if (scratch) gpu.freeBuffer(scratch);
     },
     ...(grad ? { grad } : { notDifferentiable: true as const }), // argmax/argmin: integer results
   });

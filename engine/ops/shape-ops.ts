@@ -12,6 +12,7 @@ import { add, sumTo } from './binary.js';
 import { composite } from './autograd.js';
 import { FILL_KERNEL, MAX_KERNEL_RANK, collapseDims, fillBits, forEachStrided, wgslStorageType } from './elementwise-util.js';
 import { type PadOptions, padWithMode } from './padding.js';
+import { stridedCopyAnyRank } from './high-rank.js';
 
 // ---- strided copy: the shared kernel behind permute, broadcastTo and slice ----
 const STRIDED_COPY = kernelFamily({ name: 'strided_copy', source: stridedCopyWgsl, preludes: ['elementwise', 'shape'] });
@@ -49,7 +50,11 @@ export function stridedCopyGpu(gpu: WebGPUBackend, op: string, x: GpuArg, out: G
   const n = sizeOf(shape);
   if (n === 0) return;
   const c = collapseDims(shape, region ? [strides, region.strides] : [strides]);
-  if (c.shape.length > MAX_KERNEL_RANK) throw new ShapeError(`${op}: a copy pattern over ${fmtShape(shape)} needs rank ${c.shape.length} > ${MAX_KERNEL_RANK} on WebGPU`);
+  if (c.shape.length > MAX_KERNEL_RANK) {
+    // Beyond the uniform's rank: the same copy with its geometry in a storage buffer.
+    stridedCopyAnyRank(gpu, x.buffer, x.dtype, out.buffer, c.shape, c.strides[0], offset, region ? { strides: c.strides[1], offset: region.offset } : undefined);
+    return;
+  }
   gpu.dispatch({
     kernel: STRIDED_COPY.variant({ types: { T: wgslStorageType(x.dtype) } }),
     constants: region ? { OUT_STRIDED: true } : undefined,
