@@ -98,14 +98,8 @@ function unbatched(scores: Tensor, target: Tensor, reduction: Reduction | undefi
   if (scores.rank !== 1) return null;
   const t = target.dtype === 'int32' ? reshape(target, target.rank === 0 ? [1] : target.shape) : unsqueeze(target, 0);
   const s = unsqueeze(scores, 0);
-  let out: Tensor;
-  try {
-    out = f(s, t);
-  } catch (e) {
-    // composite frees nothing when its body throws: drop the two views here.
-    for (const v of [s, t]) if (v !== target) v.dispose();
-    throw e;
-  }
+  // Called inside the losses' composite: if f throws, the two views are disposed with it.
+  const out = f(s, t);
   return reduction === 'none' && out.rank === 1 ? reshape(out, []) : out;
 }
 
