@@ -2,9 +2,9 @@
 // broadcasts, slices, pads, concats, elementwise binary ops, where, reductions) run through the
 // any-rank fallbacks (engine/ops/high-rank.ts) and agree with the CPU reference; never "needs
 // rank 9 > 8".
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Tensor, add, argmax, grad, grads, broadcastTo, concat, gt, max, mul, pad, permute, slice, sum, where,
+  ShapeError, type Tensor, add, argmax, fromHost, gather, grad, grads, scatterAdd, broadcastTo, concat, gt, max, mul, pad, permute, slice, sum, where,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 import { Rng, TOL, compareBackends, rand } from './helpers/compare.js';
@@ -65,5 +65,23 @@ describe('WebGPU beyond rank 8 agrees with the CPU', () => {
     await compareBackends(cpu, gpu, (t: Tensor) => max(t, odd, true), [x], TOL.select, 'max keepDims');
     await compareBackends(cpu, gpu, (t: Tensor) => sum(permute(t, interleave(18)), Array.from({ length: 9 }, (_, i) => i + 9)), [x], TOL.reduction(512, 2), 'sum after a rank-18 permute');
     await compareBackends(cpu, gpu, (t: Tensor) => argmax(permute(t, rev(10)), 3), [rand(rng, S10)], TOL.exact, 'argmax rank 10');
+  });
+
+  it('gather / scatterAdd of rank 9+: dims that indices span fully are merged (vs CPU, with gradients)', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    const rng = new Rng(5);
+    const idx = (shape: number[], hi: number) => rand(rng, shape, 'int32', { lo: 0, hi: hi - 1 });
+    await compareBackends(cpu, gpu, (x, i) => gather(x, i, 4), [rand(rng, S9), idx([2, 3, 2, 3, 4, 3, 2, 3, 2], 2)], TOL.select, 'gather rank 9, full dims');
+    await compareBackends(cpu, gpu, (x, i) => gather(x, i, 8), [rand(rng, S9), idx([1, 3, 1, 3, 1, 3, 1, 3, 3], 2)], TOL.select, 'gather rank 9, alternating');
+    await compareBackends(cpu, gpu, (x, i) => grad((t: Tensor) => gather(t, i, 8).square().sum())(x), [rand(rng, S9), idx([1, 3, 1, 3, 1, 3, 1, 3, 3], 2)], TOL.reduction(3, 4), 'gather rank 9 gradient');
+    await compareBackends(cpu, gpu, (x, i, s) => scatterAdd(x, 1, i, s), [rand(rng, S10), idx([2, 5, 2, 3, 2, 3, 2, 3, 2, 3], 3), rand(rng, [2, 5, 2, 3, 2, 3, 2, 3, 2, 3])], TOL.reduction(5, 2), 'scatterAdd rank 10');
+    // Out-of-range indices still raise the CPU's error (same flat position) on both backends.
+    const bad = rand(rng, [2, 3, 2, 3, 4, 3, 2, 3, 2], 'int32', { lo: 0, hi: 1 });
+    bad.data[17] = 5;
+    const msg = /^gather: index 5 at flat position 17 of indices/;
+    expect(() => gather(fromHost(rand(rng, S9).data, S9, 'float32', cpu), fromHost(bad.data, bad.shape, 'int32', cpu), 4)).toThrow(msg);
+    await expect(gather(fromHost(rand(rng, S9).data, S9, 'float32', gpu), fromHost(bad.data, bad.shape, 'int32', gpu), 4).data()).rejects.toThrow(msg);
+    // Nothing to merge: a typed error, not a kernel failure.
+    expect(() => gather(fromHost(rand(rng, S9).data, S9, 'float32', cpu), fromHost(new Array(16).fill(0), [1, 2, 1, 2, 1, 2, 1, 2, 1], 'int32', cpu), 0)).toThrow(ShapeError);
   });
 });

@@ -394,9 +394,6 @@ const deviceCheck = (op: string, size: number, where: (position: number) => stri
 function checkIndexDType(op: string, indices: Tensor): void {
   if (indices.dtype !== 'int32') throw new DTypeError(`${op}: indices must be int32, got ${indices.dtype} ${fmtShape(indices.shape)}`);
 }
-function checkIndexRank(op: string, shape: readonly number[]): void {
-  if (shape.length > MAX_KERNEL_RANK) throw new ShapeError(`${op}: rank ${shape.length} of ${fmtShape(shape)} exceeds ${MAX_KERNEL_RANK}`);
-}
 const indexMessage = (op: string, v: number, n: number, where: string): string => `${op}: index ${v} at ${where} is out of range [0, ${n})`;
 /** CPU: validates an index (WebGPU flags it on the device and raises the same error at the next read). */
 function checkIndex(op: string, v: number, n: number, where: string): void {
@@ -591,7 +588,6 @@ function checkGatherShapes(op: string, x: Tensor, indices: Tensor, axis: number)
   if (indices.rank !== x.rank || indices.shape.some((n, d) => d !== ax && n > x.shape[d])) {
     throw new ShapeError(`${op}: indices ${fmtShape(indices.shape)} must have the rank of x ${fmtShape(x.shape)} and dims no larger than x's except along axis ${ax}`);
   }
-  checkIndexRank(op, x.shape);
   if (indices.size > 0 && x.shape[ax] === 0) throw new IndexError(`${op}: axis ${ax} of ${fmtShape(x.shape)} is empty; indices ${fmtShape(indices.shape)} cannot address it`);
   return ax;
 }
@@ -605,7 +601,36 @@ function checkGatherShapes(op: string, x: Tensor, indices: Tensor, axis: number)
  */
 export function gather(x: Tensor, indices: Tensor, axis: number): Tensor {
   const ax = checkGatherShapes('gather', x, indices, axis);
-  return runOp(GATHER, [x, indices], { axis: ax });
+  if (x.rank <= MAX_KERNEL_RANK) return runOp(GATHER, [x, indices], { axis: ax });
+  const g = gatherGeometry('gather', x.shape, indices.shape, ax);
+  return composite(() => reshape(runOp(GATHER, [reshape(x, g.x), reshape(indices, g.idx)], { axis: g.axis }), indices.shape));
+}
+
+/**
+ * Merges neighbouring dims (other than `axis`) where indices span all of x, so that a gather /
+ * scatter of rank > MAX_RANK fits the kernel: a dim d joins the previous one when
+ * indices.shape[d] === x.shape[d] (the merged coordinate is then the same for both). Flat
+ * positions in the indices are unchanged, so index errors name the same position.
+ */
+function gatherGeometry(op: string, xs: readonly number[], is: readonly number[], axis: number): { x: number[]; idx: number[]; axis: number } {
+  const x: number[] = [];
+  const idx: number[] = [];
+  let ax = -1;
+  for (let d = 0; d < xs.length; d++) {
+    const last = x.length - 1;
+    if (d !== axis && last >= 0 && last !== ax && is[d] === xs[d]) {
+      x[last] *= xs[d];
+      idx[last] *= is[d];
+      continue;
+    }
+    if (d === axis) ax = x.length;
+    x.push(xs[d]);
+    idx.push(is[d]);
+  }
+  if (x.length > MAX_KERNEL_RANK) {
+    throw new ShapeError(`${op}: x ${fmtShape(xs)} with indices ${fmtShape(is)} along axis ${axis} has rank ${x.length} after merging the dims indices span fully; at most ${MAX_KERNEL_RANK} is supported`);
+  }
+  return { x, idx, axis: ax };
 }
 
 /** Alias of {@link gather} (NumPy name). */
@@ -625,7 +650,9 @@ export function scatterAdd(x: Tensor, axis: number, indices: Tensor, src: Tensor
   if (!shapesEqual(src.shape, indices.shape)) throw new ShapeError(`scatterAdd: src ${fmtShape(src.shape)} must have the shape of indices ${fmtShape(indices.shape)}`);
   if (src.dtype !== x.dtype) throw new DTypeError(`scatterAdd: src dtype ${src.dtype} differs from x dtype ${x.dtype}`);
   if (x.dtype === 'bool') throw new DTypeError(`scatterAdd: bool tensors cannot be summed (x ${fmtShape(x.shape)})`);
-  return composite(() => add(x, gatherScatter(src, ax, indices, x.shape)));
+  if (x.rank <= MAX_KERNEL_RANK) return composite(() => add(x, gatherScatter(src, ax, indices, x.shape)));
+  const g = gatherGeometry('scatterAdd', x.shape, indices.shape, ax);
+  return composite(() => add(x, reshape(gatherScatter(reshape(src, g.idx), g.axis, reshape(indices, g.idx), g.x), x.shape)));
 }
 
 // ---- oneHot ----

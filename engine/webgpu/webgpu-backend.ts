@@ -157,11 +157,14 @@ export class WebGPUBackend implements Backend {
    * Throws a {@link BufferLimitError} (a DeviceError naming the op, the shape, the bytes and the
    * limit) before an op allocates an output the adapter cannot hold. Every tensor element is 4
    * bytes on WebGPU (bool included). Called by `runOp` for every output; `allocBuffer` applies
-   * the same limit to scratch buffers.
+   * the same limit to scratch buffers. Shapes of more than 2^31 − 1 elements are left to the
+   * callers' own element-count errors (e.g. `arange`'s ArgumentError); `allocBuffer` still
+   * refuses their buffer with this error.
    */
   checkAllocation(op: string, shape: readonly number[], _dtype: DType): void {
     let n = 1;
     for (const d of shape) n *= d;
+    if (n > 2147483647) return;
     this.checkBufferBytes(op, shape, n * 4);
   }
 
