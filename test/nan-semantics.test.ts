@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type Backend, type Tensor, argmax, argmin, digamma, gelu, leakyRelu, logSoftmax, logsumexp, max, maxPool2d, maxPool2dWithIndices,
-  maximum, min, minimum, pow, powScalar, relu, setBackend, softmax, tensor,
+  conv2dBiasAct, linear, matmul, maximum, min, minimum, pow, powScalar, relu, setBackend, softmax, tensor,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 
@@ -91,5 +91,22 @@ describe('NaN / Inf semantics on both backends', () => {
     await expectBoth(ctx, (be) => argmax(t([1, NAN, NAN, 9], be), 0), [1], 'argmax first NaN');
     await expectBoth(ctx, (be) => maximum(t([NAN, 1, 2], be), t([0, NAN, 1], be)), [NAN, NAN, 2], 'maximum');
     await expectBoth(ctx, (be) => minimum(t([NAN, 1, 2], be), t([0, NAN, 1], be)), [NAN, NAN, 1], 'minimum');
+  });
+
+  it('the fused relu epilogues (linear, conv2dBiasAct) keep NaN too', async (ctx) => {
+    // Row 0 of x holds a NaN: both outputs of that row are NaN; row 1 is finite (one output clamped to 0).
+    // conv: out[i][j] = x[i][j] + x[i+1][j+1] + 0·(the other two): every window holding the NaN is NaN.
+    await expectBoth(ctx, (be) => linear(t([NAN, 1, 2, -3], be, [2, 2]), t([1, 1, 1, 0], be, [2, 2]), t([0, 0], be), 'relu'), [NAN, NAN, 0, 2], 'linear relu');
+    await expectBoth(
+      ctx,
+      (be) => conv2dBiasAct(t([1, NAN, 2, 3, -4, -5, 6, -7, 8], be, [1, 1, 3, 3]), t([1, 0, 0, 1], be, [1, 1, 2, 2]), t([0], be), {}, 'relu'),
+      [NAN, NAN, 0, 4],
+      'conv2dBiasAct relu',
+    );
+  });
+
+  it('matmul: 0 · NaN and 0 · inf are NaN in the CPU reference too (no zero-skipping past a non-finite b)', async (ctx) => {
+    await expectBoth(ctx, (be) => matmul(t([0, 1, 1, 0], be, [2, 2]), t([NAN, 2, 3, 4], be, [2, 2])), [NAN, 4, NAN, 2], 'matmul NaN');
+    await expectBoth(ctx, (be) => matmul(t([0, 1], be, [1, 2]), t([INF, 1, 2, 3], be, [2, 2])), [NAN, 3], 'matmul inf');
   });
 });

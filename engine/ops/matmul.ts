@@ -73,6 +73,9 @@ const MATMUL = defineOp<MatmulAttrs>({
     const sai = at.transA ? 1 : K, sak = at.transA ? M : 1;
     const sbk = at.transB ? 1 : N, sbj = at.transB ? K : 1;
     const row = new Float64Array(N);
+    // Skipping a zero a(i,k) is exact only when b holds no inf/NaN (0·inf and 0·NaN are NaN).
+    let skipZeros = true;
+    for (let i = 0; i < B.length && skipZeros; i++) skipZeros = Number.isFinite(B[i]);
     for (let t = 0; t < batch; t++) {
       const ao = aBatch === 1 ? 0 : t * M * K;
       const bo = bBatch === 1 ? 0 : t * K * N;
@@ -80,7 +83,7 @@ const MATMUL = defineOp<MatmulAttrs>({
         row.fill(0);
         for (let k = 0; k < K; k++) {
           const av = A[ao + i * sai + k * sak];
-          if (av === 0) continue;
+          if (av === 0 && skipZeros) continue;
           const bb = bo + k * sbk;
           for (let j = 0; j < N; j++) row[j] += av * B[bb + j * sbj];
         }
