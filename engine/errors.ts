@@ -46,6 +46,26 @@ export class AllocationError extends DubitoError {
   }
 }
 
+/**
+ * A WebGPU buffer larger than the adapter allows (`maxStorageBufferBindingSize` / `maxBufferSize`):
+ * names the op, the shape (when the buffer holds a tensor), the bytes and the limit. A
+ * `DeviceError` (the limit belongs to the device), so code that retries smaller chunks on a
+ * DeviceError keeps working; the message contains "exceeds this adapter's limit".
+ */
+export class BufferLimitError extends DeviceError {
+  constructor(
+    readonly op: string,
+    readonly shape: readonly number[] | null,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(
+      `${op}: ${shape ? `a tensor ${fmtShape(shape)} needs` : 'a buffer of'} ${fmtBytes(bytes)}, which exceeds this adapter's limit of ` +
+        `${fmtBytes(limit)} per buffer (maxStorageBufferBindingSize / maxBufferSize)`,
+    );
+  }
+}
+
 /** `tidy` scopes were used in a way that cannot be tracked safely (overlapping async scopes). */
 export class ScopeError extends DubitoError {}
 

@@ -205,10 +205,12 @@ function digammaPositive(x: number): number {
 
 /**
  * Digamma ψ(x) = d/dx lgamma(x). Relative error ≲ 1e-14 on (0, ∞), including the root
- * x0 ≈ 1.4616. x ≤ 0: non-integers via reflection; 0, −1, −2, … and −Infinity give NaN.
+ * x0 ≈ 1.4616. x ≤ 0: non-integers via reflection; ±0 give ∓Infinity (the one-sided limits
+ * ψ(0⁺) = −∞ and ψ(0⁻) = +∞, as PyTorch and SciPy); −1, −2, … and −Infinity give NaN.
  */
 export function digamma(x: number): number {
   if (Number.isNaN(x)) return NaN;
+  if (x === 0) return Object.is(x, -0) ? Infinity : -Infinity;
   if (x > 0) return digammaPositive(x);
   if (x === -Infinity || Number.isInteger(x)) return NaN;
   return digammaPositive(1 - x) - picotpi(x);
@@ -328,4 +330,15 @@ export function geluGrad(x: number): number {
   const cdf = 0.5 * erfc(-x * Math.SQRT1_2);
   if (Math.abs(x) > 40) return cdf; // x·φ(x) < 1e-345
   return cdf + x * ONE_OVER_SQRT_2PI * expNegScaledSquare(x, 0.5);
+}
+
+/**
+ * pow with the C99 / IEEE 754 special cases (as PyTorch, NumPy and C's pow): pow(1, y) = 1 for
+ * every y including NaN, pow(x, ±0) = 1 for every x including NaN, and pow(−1, ±∞) = 1. JS's
+ * Math.pow gives NaN for pow(1, NaN), pow(1, ±∞) and pow(−1, ±∞); everything else is Math.pow.
+ */
+export function powC99(b: number, e: number): number {
+  if (b === 1 || e === 0) return 1;
+  if (b === -1 && (e === Infinity || e === -Infinity)) return 1;
+  return Math.pow(b, e);
 }

@@ -103,7 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var j = 0u; j < PB; j++) {
         if (pix0 + j * WG_1D < NP) {
           var v = acc[i * PB + j] + b;
-          if (ACT == 1u) { v = max(v, 0.0); }
+          if (ACT == 1u) { v = select(v, 0.0, v < 0.0); } // relu; NaN stays NaN
           out[ob[j] + oc * HoWo] = v;
         }
       }

@@ -1,8 +1,9 @@
 // Index-based gathers and their deterministic scatter-add adjoints (no atomics: each invocation
 // owns one output element and loops over the index list, summing the matches in index order).
 // Prelude gives T (storage type of x / out). Indices are i32; an index outside [0, dim) reads
-// zero (gathers) or is dropped (scatters), so the GPU never reads or writes out of bounds. The
-// CPU reference throws an IndexError for such indices instead (WebGPU cannot raise per element).
+// zero (gathers) or is dropped (scatters), so the GPU never reads or writes out of bounds, and is
+// recorded with `flag_bad_index(params.check, ...)` (the `index_check` prelude): the backend then
+// raises the CPU reference's IndexError at the next read.
 //
 // Entry points:
 //   select_fwd:  out[o,k,i] = x[o, idx[k], i]                  (x viewed [outer, dim, inner])
@@ -11,6 +12,7 @@
 //   gather_bwd:  out[c] = Σ_{j: idx[c, axis:=j] = c[axis]} x[c, axis:=j]
 //                (out over x shape s0; idx/src strides s1, idx shape s2, kdim = idx.shape[axis])
 //   one_hot:     out[m,d] = idx[m] == d ? 1 : 0                 (dim = depth)
+//   validate:    flags the first idx[i] (i < n) outside [0, dim) other than `ignore` (no output)
 struct Params {
   n: u32,
   rank: u32,
@@ -18,6 +20,8 @@ struct Params {
   dim: u32,
   kdim: u32,
   inner: u32,
+  check: u32,
+  ignore: i32,
   s0: Shape,
   s1: Shape,
   s2: Shape,
@@ -45,6 +49,7 @@ fn select_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     out[i] = x[(o * params.dim + u32(a)) * params.inner + ii];
   } else {
     out[i] = T(0);
+    flag_bad_index(params.check, a, k);
   }
 }
 
@@ -58,8 +63,13 @@ fn select_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let o = t / params.dim;
   var acc = T(0);
   for (var k = 0u; k < params.kdim; k++) {
-    if (idx[k] == a) {
+    let v = idx[k];
+    if (v == a) {
       acc += x[(o * params.kdim + k) * params.inner + ii];
+    }
+    // Invocation 0 visits every index once: it reports the first bad one.
+    if (i == 0u && !in_range(v, params.dim)) {
+      flag_bad_index(params.check, v, k);
     }
   }
   out[i] = acc;
@@ -84,6 +94,7 @@ fn gather_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     out[i] = x[off + u32(a) * dim(params.s1, params.axis)];
   } else {
     out[i] = T(0);
+    flag_bad_index(params.check, a, i);
   }
 }
 
@@ -109,10 +120,16 @@ fn gather_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   var acc = T(0);
   if (valid) {
     let st = dim(params.s1, params.axis);
+    let size = dim(params.s0, params.axis);
     for (var j = 0u; j < params.kdim; j++) {
       let o = off + j * st;
-      if (idx[o] == i32(ca)) {
+      let v = idx[o];
+      if (v == i32(ca)) {
         acc += x[o];
+      }
+      // The invocations at coordinate 0 along the axis visit every index once between them.
+      if (ca == 0u && !in_range(v, size)) {
+        flag_bad_index(params.check, v, o);
       }
     }
   }
@@ -126,4 +143,14 @@ fn one_hot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   let d = i % params.dim;
   let m = i / params.dim;
   out[i] = select(T(0), T(1), idx[m] == i32(d));
+}
+
+@compute @workgroup_size(WG_1D)
+fn validate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = grid_index(gid, nwg);
+  if (i >= params.n) { return; }
+  let v = idx[i];
+  if (v != params.ignore && !in_range(v, params.dim)) {
+    flag_bad_index(params.check, v, i);
+  }
 }

@@ -68,7 +68,7 @@ fn loadB(base: u32, k: u32, n: u32) -> f32 {
 fn epilogue(v: f32, n: u32) -> f32 {
   var r = v;
   if (HAS_BIAS) { r = r + bias[n]; }
-  if (ACT == 1u) { r = max(r, 0.0); }
+  if (ACT == 1u) { r = select(r, 0.0, r < 0.0); } // relu; NaN stays NaN
   return r;
 }
 

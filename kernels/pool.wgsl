@@ -4,8 +4,8 @@
 // atomics), summing in output order.
 //
 //   max_argmax:    out_idx[p,oh,ow] = h·W + w of the first maximum in the (dilated) window,
-//                  padding excluded; −1 if the window holds no input element. NaNs are not
-//                  propagated (a NaN only wins if it comes first).
+//                  padding excluded; −1 if the window holds no input element. A NaN wins
+//                  (the first one in window order), so NaN propagates as in PyTorch.
 //   plane_gather:  out[p,j] = x[p, idx[p,j]] (0 where idx < 0)             (maxPool2d values)
 //   max_backward:  out[p,q] = Σ_{j: idx[p,j] = q} x[p,j]                    (x = dy)
 //   avg_fwd:       out = window sum / divisor    (ADAPTIVE: PyTorch adaptive bins)
@@ -74,7 +74,7 @@ fn max_argmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
       if (w < 0 || w >= params.W) { continue; }
       let q = h * params.W + w;
       let v = x[base + u32(q)];
-      if (best_i < 0 || v > best_v) {
+      if (best_i < 0 || (!is_nan_f32(best_v) && (v > best_v || is_nan_f32(v)))) {
         best_v = v;
         best_i = q;
       }

@@ -47,11 +47,11 @@ fn apply(v: TC) -> TC {
     case OP_RSQRT: { return TC(inverseSqrt(f32(v))); }              // rsqrt
     case OP_ABS: { return abs(v); }                               // abs
     case OP_SIGN: { return sign(v); }                              // sign
-    case OP_RELU: { return max(v, TC(0)); }                        // relu
+    case OP_RELU: { return select(max(v, TC(0)), v, is_nan_f32(f32(v))); } // relu (NaN stays NaN, as PyTorch)
     case OP_LEAKY_RELU: { return select(TC(f32(v) * params.alpha), v, v > TC(0)); } // leakyRelu (int: αx truncated toward 0)
     case OP_GELU: {                                               // gelu (exact): ½x·erfc(−x/√2), accurate in the negative tail
       let f = f32(v);
-      if (f < -20.0) { return TC(-0.0); }                     // ½x·erfc(14.1) < 1e-80 (and −inf·0 would be NaN)
+      if (f < -20.0) { return TC(f32_from_bits(0x80000000u)); } // −0: ½x·erfc(14.1) < 1e-80 (and −inf·0 would be NaN)
       return TC(0.5 * f * erfc_f32(-f * 0.70710678118654752));
     }
     case OP_SIGMOID: { return TC(sigmoid_f32(f32(v))); }             // sigmoid

@@ -10,13 +10,13 @@
  *   are recognised too; an in-place assignment replaces the storage and drops the record).
  *
  * Integer tensors that were computed on WebGPU (or uploaded some other way) have no host copy: a
- * check would cost one readback per step. For those, the losses poison the affected positions with
- * NaN instead of silently dropping them (see `crossEntropy`), and {@link checkClassTargets} checks
- * once with an explicit (async) readback. A device-side error flag that raises the same
- * `IndexError` at the next sync needs kernel support and is not part of this module.
+ * host check would cost one readback per step. For those, {@link checkIndices} scans the values on
+ * the device (`validateIndices`): a kernel sets the backend's error flag, and the IndexError is
+ * raised at the next read of that backend (the flag travels with the data read).
+ * {@link checkClassTargets} checks at once with an explicit (async) readback.
  */
 import {
-  CpuBackend, type CpuStorage, fmtShape, IndexError, type Storage, type Tensor,
+  CpuBackend, type CpuStorage, fmtShape, IndexError, type Storage, type Tensor, validateIndices,
 } from '../engine/index.js';
 
 interface HostRecord {
@@ -63,10 +63,13 @@ function firstBad(data: ArrayLike<number>, size: number, n: number, allowed: num
   return -1;
 }
 
-function badError(op: string, what: string, t: Tensor, rec: HostRecord, i: number, n: number, context: string, allowed: number | undefined): IndexError {
-  const origin = rec.origin ? ` (${rec.origin(i)})` : '';
+function badMessage(op: string, what: string, shape: readonly number[], value: number, i: number, n: number, context: string, allowed: number | undefined, origin = ''): string {
   const range = `expected 0 <= ${what} < ${n}${allowed !== undefined ? ` or the ignoreIndex ${allowed}` : ''}`;
-  return new IndexError(`${op}: ${what} ${rec.data[i]} at position ${position(t.shape, i)}${origin} of ${fmtShape(t.shape)} is out of range for ${context}; ${range}`);
+  return `${op}: ${what} ${value} at position ${position(shape, i)}${origin} of ${fmtShape(shape)} is out of range for ${context}; ${range}`;
+}
+
+function badError(op: string, what: string, t: Tensor, rec: HostRecord, i: number, n: number, context: string, allowed: number | undefined): IndexError {
+  return new IndexError(badMessage(op, what, t.shape, rec.data[i], i, n, context, allowed, rec.origin ? ` (${rec.origin(i)})` : ''));
 }
 
 /**
@@ -80,6 +83,18 @@ export function checkIndicesOnHost(op: string, what: string, t: Tensor, n: numbe
   const i = firstBad(rec.data, t.size, n, allowed);
   if (i >= 0) throw badError(op, what, t, rec, i, n, context, allowed);
   return true;
+}
+
+/**
+ * Checks `t` (int32) against [0, n) (or `allowed`) wherever its values live: on the host at once
+ * when they are known there (see {@link checkIndicesOnHost}), else on the device with
+ * `validateIndices`: WebGPU then raises the same IndexError at its next read (data(), item(),
+ * sync), with no readback of its own.
+ */
+export function checkIndices(op: string, what: string, t: Tensor, n: number, context: string, allowed?: number): void {
+  if (checkIndicesOnHost(op, what, t, n, context, allowed)) return;
+  const shape = [...t.shape];
+  validateIndices(t, n, { allowed, message: (v, i) => badMessage(op, what, shape, v, i, n, context, allowed) });
 }
 
 /**

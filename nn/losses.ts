@@ -7,7 +7,7 @@ import {
   ArgumentError, DTypeError, ShapeError, type Tensor,
   abs, add, arange, cast, composite, detach, div, eq, exp, fmtShape, gt, log, logSoftmax, lt, maximum, mean, mul, ne, neg, reshape, scalarLike, softplus, square, sub, sum, unsqueeze, where,
 } from '../engine/index.js';
-import { checkIndicesOnHost, hostValuesOf } from './labels.js';
+import { checkIndices, hostValuesOf } from './labels.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -51,18 +51,13 @@ const withoutClassDim = (shape: readonly number[]): number[] => shape.filter((_,
 interface ClassMask {
   /** Float one-hot of the targets over dim 1, shaped like the scores (all-zero where ignored). */
   mask: Tensor;
-  /**
-   * bool [N, d1, ...]: positions whose target is neither a class nor ignoreIndex. Only computed
-   * when the targets could not be checked on the host (integer tensors born on WebGPU); those
-   * positions are poisoned with NaN instead of being dropped silently.
-   */
-  bad: Tensor | null;
 }
 
 /**
  * Checks scores [N, C, d1, ...] against int32 class targets [N, d1, ...] and returns the one-hot
  * mask. Out-of-range targets (other than ignoreIndex) throw an IndexError when the target's values
- * are known on the host (CPU backend, or a DataLoader batch on any backend); see nn/labels.ts.
+ * are known on the host (CPU backend, or a DataLoader batch on any backend), else at the next read
+ * of the WebGPU backend (a device-side check, no extra readback); see nn/labels.ts.
  */
 function classMask(op: string, scores: Tensor, target: Tensor, ignoreIndex: number): ClassMask {
   if (scores.rank < 2) throw new ShapeError(`${op}: expected input [N, C] or [N, C, d1, ...] (or unbatched [C]), got ${fmtShape(scores.shape)}`);
@@ -74,15 +69,13 @@ function classMask(op: string, scores: Tensor, target: Tensor, ignoreIndex: numb
   }
   if (!Number.isInteger(ignoreIndex)) throw new ArgumentError(`${op}: ignoreIndex must be an integer, got ${ignoreIndex}`);
   const C = scores.shape[1];
-  const checked = checkIndicesOnHost(op, 'class index', target, C, `input ${fmtShape(scores.shape)} with C = ${C} classes`, ignoreIndex);
+  checkIndices(op, 'class index', target, C, `input ${fmtShape(scores.shape)} with C = ${C} classes`, ignoreIndex);
   const classes = reshape(arange(0, C, 1, { dtype: 'int32', backend: scores.backend }), classShape(C, scores.rank));
   const t1 = unsqueeze(target, 1);
   const hit = cast(eq(t1, classes), scores.dtype);
   // An ignoreIndex inside [0, C) would otherwise pick its class.
   const mask = ignoreIndex >= 0 && ignoreIndex < C ? mul(hit, cast(ne(t1, ignoreIndex), scores.dtype)) : hit;
-  let bad: Tensor | null = null;
-  if (!checked) bad = gt(mul(sub(1, sum(hit, 1)), cast(ne(target, ignoreIndex), scores.dtype)), 0);
-  return { mask, bad };
+  return { mask };
 }
 
 function checkWeight(op: string, w: Tensor | undefined, C: number): void {
@@ -96,8 +89,6 @@ function weightedReduce(perSample: Tensor, mask: Tensor, weight: Tensor | null, 
   return div(sum(perSample), denom);
 }
 
-/** NaN where `bad` (targets that could not be validated on the host and are out of range). */
-const poison = (perSample: Tensor, bad: Tensor | null): Tensor => (bad ? where(bad, NaN, perSample) : perSample);
 
 /**
  * Runs a class loss on an unbatched input (scores [C], target []) as a batch of one, as PyTorch;
@@ -107,14 +98,8 @@ function unbatched(scores: Tensor, target: Tensor, reduction: Reduction | undefi
   if (scores.rank !== 1) return null;
   const t = target.dtype === 'int32' ? reshape(target, target.rank === 0 ? [1] : target.shape) : unsqueeze(target, 0);
   const s = unsqueeze(scores, 0);
-  let out: Tensor;
-  try {
-    out = f(s, t);
-  } catch (e) {
-    // composite frees nothing when its body throws: drop the two views here.
-    for (const v of [s, t]) if (v !== target) v.dispose();
-    throw e;
-  }
+  // Called inside the losses' composite: if f throws, the two views are disposed with it.
+  const out = f(s, t);
   return reduction === 'none' && out.rank === 1 ? reshape(out, []) : out;
 }
 
@@ -128,9 +113,10 @@ function unbatched(scores: Tensor, target: Tensor, reduction: Reduction | undefi
  * Targets must lie in [0, C) or equal `ignoreIndex`. Otherwise an IndexError names the first bad
  * label, its position and C, whenever the targets' values are known on the host: always on the
  * CPU backend, and for DataLoader batches on every backend (checked on the host, no readback). For
- * int32 targets computed on WebGPU the check would cost a readback per step, so instead the
- * positions holding a bad target get a NaN loss (never silently dropped); use
- * `checkClassTargets` to get the IndexError there.
+ * int32 targets computed on WebGPU a host check would cost a readback per step; instead a kernel
+ * checks them on the device and the same IndexError is raised at the next read of the backend
+ * (`data()`, `item()`, ...: on WebGPU the error is raised at the next read, not at the call).
+ * `checkClassTargets` checks at once with an explicit readback.
  *
  * If every target is ignored, 'mean' is 0/0 = NaN, as in PyTorch.
  */
@@ -141,10 +127,10 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllLossOptions =
     if (ub) return ub;
     const C = logProbs.shape[1];
     if (logProbs.rank >= 2) checkWeight('nllLoss', opts.weight, C);
-    const { mask, bad } = classMask('nllLoss', logProbs, target, opts.ignoreIndex ?? -100);
+    const { mask } = classMask('nllLoss', logProbs, target, opts.ignoreIndex ?? -100);
     const w = opts.weight ? reshape(opts.weight, classShape(C, logProbs.rank)) : null;
     const wm = w ? mul(mask, w) : mask;
-    const perSample = poison(neg(sum(mul(logProbs, wm), 1)), bad);
+    const perSample = neg(sum(mul(logProbs, wm), 1));
     return weightedReduce(perSample, mask, w, opts.reduction ?? 'mean', 'nllLoss');
   });
 }
@@ -189,10 +175,10 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
       return reduce('crossEntropy', perSample, reduction);
     }
     // Validate (and possibly throw) before any tensor is created.
-    const { mask, bad } = classMask('crossEntropy', logits, target, opts.ignoreIndex ?? -100);
+    const { mask } = classMask('crossEntropy', logits, target, opts.ignoreIndex ?? -100);
     const logp = logSoftmax(logits, 1);
     const w = opts.weight ? reshape(opts.weight, classShape(C, logits.rank)) : null;
-    const nll = poison(neg(sum(mul(logp, w ? mul(mask, w) : mask), 1)), bad);
+    const nll = neg(sum(mul(logp, w ? mul(mask, w) : mask), 1));
     const nllRed = weightedReduce(nll, mask, w, reduction, 'crossEntropy');
     if (eps === 0) return nllRed;
     // Smoothing term: −Σ_c w_c·logp_c per position, zero for ignored positions (all-zero mask).

@@ -29,7 +29,8 @@ describe('typed errors name the op, the shapes and what was expected', () => {
   it('wrong dtypes', async (ctx) => {
     setBackend(cpu);
     const i = tensor([1, 2], [1, 2], { dtype: 'int32' });
-    expect(() => matmul(i, tensor([[1], [2]], undefined, { dtype: 'int32' }))).toThrow(DTypeError);
+    // int32 @ int32 is supported (test/matmul-int.test.ts); mixing int and float is not.
+    expect(() => matmul(i, tensor([[1], [2]]))).toThrow(DTypeError);
     expect(() => where(tensor([1, 0]), tensor([1, 2]), tensor([3, 4]))).toThrow(/where: condition must be bool, got float32 \[2\]/);
     expect(() => dropout(i, 0.5)).toThrow(DTypeError);
     const gpu = await requireWebGPU(ctx);

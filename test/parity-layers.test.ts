@@ -207,7 +207,7 @@ describe('Embedding', () => {
     const ids = rand(rng, [4, 9], 'int32', { lo: 0, hi: 49 });
     await compareBackends(cpu, gpu, (a, b) => embedding(b, a), [wf, ids], TOL.select, 'embedding');
     await compareBackends(cpu, gpu, (a, b) => grads((p) => embedding(b, p, { paddingIdx: 3 }).square().sum(), [0])(a)[0], [wf, ids], TOL.reduction(36, 4), 'embedding grad');
-    // Indices from a DataLoader are validated on the host on WebGPU too; device-born bad indices give NaN rows.
+    // Indices from a DataLoader are validated on the host on WebGPU too; device-born bad indices raise at the next read.
     const loader = new DataLoader([{ data: [1, 2, 7], shape: [3], dtype: 'int32' }], { batchSize: 3, backend: gpu });
     const table = Embedding.fromPretrained(tensor(Wt, [4, 2], { backend: gpu }));
     for (const [b] of loader) {
@@ -215,10 +215,9 @@ describe('Embedding', () => {
       b.dispose();
     }
     const dev = tensor([1, 2, 3], [3], { dtype: 'int32', backend: gpu }).add(tensor([0, 5, 0], [3], { dtype: 'int32', backend: gpu }));
-    const out = await table.forward(dev).data();
-    expect(Array.from(out.slice(0, 2))).toEqual([1, 2]);
-    expect(Number.isNaN(out[2]) && Number.isNaN(out[3])).toBe(true);
-    expect(Array.from(out.slice(4))).toEqual([5, 6]);
+    await expect(table.forward(dev).data()).rejects.toThrow(/embedding: index 7 at position 1 of indices \[3\] \(x \[4,2\], axis 0\) is out of range \[0, 4\)/);
+    const devOk = tensor([1, 2, 3], [3], { dtype: 'int32', backend: gpu }).add(tensor([0, 0, -2], [3], { dtype: 'int32', backend: gpu }));
+    expect(Array.from(await table.forward(devOk).data())).toEqual([1, 2, 3, 4, 1, 2]);
     setBackend(cpu);
   });
 });

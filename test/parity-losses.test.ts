@@ -1,8 +1,8 @@
 /**
  * PyTorch parity of the losses: crossEntropy / nllLoss on [N, C, d1, ...] logits with
  * [N, d1, ...] labels (segmentation) and unbatched [C]; label validation (typed IndexError on
- * the host: CPU backend and DataLoader batches on every backend; NaN for device-born labels on
- * WebGPU); Gaussian NLL with a variance per row ([N, 1] against [N, D]) with PyTorch's
+ * the host: CPU backend and DataLoader batches on every backend; device-born labels on WebGPU
+ * checked by a kernel, raised at the next read); Gaussian NLL with a variance per row ([N, 1] against [N, D]) with PyTorch's
  * `full` / `eps` semantics. Values by hand (JS doubles), gradients against float64 finite
  * differences, WebGPU against the CPU reference.
  */
@@ -171,7 +171,7 @@ describe('class labels are validated', () => {
     await expect(fit(model, loader, { epochs: 1, optimizer: new SGD(model.parameters(), { lr: 0.1 }), progress: false })).rejects.toThrow(/crossEntropy: class index 9 at position 9 \(DataLoader array 1, sample 9\)/);
   });
 
-  it('WebGPU: DataLoader labels are checked on the host (no readback); device-born labels give NaN; checkClassTargets reads back once', async (ctx) => {
+  it('WebGPU: DataLoader labels are checked on the host (no readback); device-born labels raise at the next read; checkClassTargets reads back once', async (ctx) => {
     const gpu = await requireWebGPU(ctx);
     const n = 8;
     const xs = { data: Array.from({ length: n * 3 }, (_, i) => Math.cos(i)), shape: [n, 3], dtype: 'float32' as const };
@@ -196,17 +196,18 @@ describe('class labels are validated', () => {
     const model = new Linear(3, 3, { backend: gpu });
     const l2 = new DataLoader([xs, ys], { batchSize: 8, backend: gpu });
     await expect(fit(model, l2, { epochs: 1, optimizer: new SGD(model.parameters(), { lr: 0.1 }), progress: false })).rejects.toThrow(IndexError);
-    // Labels computed on the device cannot be checked without a readback: bad positions are NaN, not dropped.
+    // Labels computed on the device are checked on the device: the IndexError comes at the next read.
     const logits = tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3], [4, 3], { backend: gpu });
     const dev = tensor([0, 1, 2, 1], [4], { dtype: 'int32', backend: gpu }).add(tensor([0, 0, 5, -100 - 1], [4], { dtype: 'int32', backend: gpu }));
-    const none = await crossEntropy(logits, dev, { reduction: 'none' }).data();
-    expect(Number.isNaN(none[2])).toBe(true); // label 7
+    await expect(crossEntropy(logits, dev, { reduction: 'none' }).data()).rejects.toThrow(/crossEntropy: class index 7 at position 2 of \[4\] is out of range for input \[4,3\] with C = 3 classes/);
+    await expect(crossEntropy(logits, dev).item()).rejects.toThrow(IndexError);
+    const devOk = tensor([0, 1, 2, 1], [4], { dtype: 'int32', backend: gpu }).add(tensor([0, 0, 0, -100 - 1], [4], { dtype: 'int32', backend: gpu }));
+    const none = await crossEntropy(logits, devOk, { reduction: 'none' }).data();
     expect(Math.abs(none[3])).toBe(0); // label −100 = ignoreIndex (−0: the negated empty sum)
-    expect(Number.isFinite(none[0]) && Number.isFinite(none[1])).toBe(true);
-    expect(Number.isNaN(await crossEntropy(logits, dev).item())).toBe(true);
+    expect(Number.isFinite(none[0]) && Number.isFinite(none[1]) && Number.isFinite(none[2])).toBe(true);
     await expect(checkClassTargets(dev, 3)).rejects.toThrow(/checkClassTargets: class index 7 at position 2 of \[4\]/);
     await expect(checkClassTargets(tensor([0, 2], [2], { dtype: 'int32', backend: gpu }), 3)).resolves.toBeUndefined();
-    for (const t of [logits, dev, ...model.parameters()]) t.dispose();
+    for (const t of [logits, dev, devOk, ...model.parameters()]) t.dispose();
     setBackend(cpu);
   });
 

@@ -168,7 +168,7 @@ describe('indexSelect and indexAdd', () => {
     expect(() => indexAdd(x, 1, tensor([0, 9], [2], { dtype: 'int32' }), tensor([[1, 2], [3, 4]]))).toThrow(IndexError);
   });
 
-  it('webgpu matches cpu; out-of-range indices read 0 / are dropped on webgpu', async (ctx) => {
+  it('webgpu matches cpu; out-of-range indices raise the IndexError at the next read on webgpu', async (ctx) => {
     const gpu = await requireWebGPU(ctx);
     await compareBackends(cpu, gpu, (x, i) => indexSelect(x, 0, i), [seeded([5, 7]), ints([4, 0, 4])], TOL.select);
     await compareBackends(cpu, gpu, (x, i) => indexSelect(x, 1, i), [seeded([5, 7]), ints([6, 1, 0, 6], [2, 2])], TOL.select);
@@ -179,11 +179,12 @@ describe('indexSelect and indexAdd', () => {
     await compareBackends(cpu, gpu, (x, i, s) => indexAdd(x, 1, i, s), [seeded([3, 5, 2]), ints([4, 0, 4, 4, 1, 1, 3]), seeded([3, 7, 2], 2)], absTol(1e-5));
     await compareBackends(cpu, gpu, (x, i, s) => indexAdd(x, 0, i, s), [seeded([66]), ints(values(130, 6, 0, 66).map(Math.floor)), seeded([130], 3)], absTol(1e-5));
     await compareBackends(cpu, gpu, (x, i, s) => indexAdd(x, 0, i, s), [seeded([4, 2], 1, 'int32'), ints([1, 1]), seeded([2, 2], 2, 'int32')], TOL.select);
-    // WebGPU cannot throw per element: out-of-range indices select 0 and are dropped by indexAdd.
+    // Out-of-range indices: the kernel selects 0 / drops them (never out of bounds) and flags them;
+    // the CPU's IndexError is raised at the next read (test/device-errors.test.ts has the rest).
     setBackend(gpu);
     const x = tensor([[1, 2, 3], [4, 5, 6]]);
-    expect(await indexSelect(x, 1, tensor([2, 3, -1], [3], { dtype: 'int32' })).toArray()).toEqual([[3, 0, 0], [6, 0, 0]]);
-    expect(await indexAdd(x, 1, tensor([7, 0], [2], { dtype: 'int32' }), tensor([[10, 20], [30, 40]])).toArray()).toEqual([[21, 2, 3], [44, 5, 6]]);
+    await expect(indexSelect(x, 1, tensor([2, 3, -1], [3], { dtype: 'int32' })).toArray()).rejects.toThrow(/^indexSelect: index (3 at position 1|-1 at position 2) of indices \[3\] \(x \[2,3\], axis 1\) is out of range \[0, 3\)/);
+    await expect(indexAdd(x, 1, tensor([7, 0], [2], { dtype: 'int32' }), tensor([[10, 20], [30, 40]])).toArray()).rejects.toThrow(/^indexAdd: index 7 at position 0 of indices \[2\] \(axis 1 of size 3\)/);
   });
 
   it('gradient (float64 finite differences)', async () => {
@@ -209,7 +210,7 @@ describe('gather (takeAlongAxis) and scatterAdd', () => {
     expect(() => scatterAdd(logits, 1, labels, tensor([[1, 2]]))).toThrow(ShapeError);
   });
 
-  it('webgpu matches cpu; out-of-range indices read 0 on webgpu', async (ctx) => {
+  it('webgpu matches cpu; out-of-range indices raise the IndexError at the next read on webgpu', async (ctx) => {
     const gpu = await requireWebGPU(ctx);
     const idx = (shape: number[], hi: number, seed: number) => ints(values(sizeOf(shape), seed, 0, hi).map(Math.floor), shape);
     await compareBackends(cpu, gpu, (x, i) => gather(x, i, 1), [seeded([4, 5]), idx([4, 2], 5, 1)], TOL.select);
@@ -223,7 +224,7 @@ describe('gather (takeAlongAxis) and scatterAdd', () => {
     await compareBackends(cpu, gpu, (x, i, s) => scatterAdd(x, 0, i, s), [seeded([3, 1]), idx([0, 1], 3, 9), seeded([0, 1], 3)], TOL.select);
     setBackend(gpu);
     const x = tensor([[1, 2, 3], [4, 5, 6]]);
-    expect(await gather(x, tensor([[5], [-2]], undefined, { dtype: 'int32' }), 1).toArray()).toEqual([[0], [0]]);
+    await expect(gather(x, tensor([[5], [-2]], undefined, { dtype: 'int32' }), 1).toArray()).rejects.toThrow(/^gather: index (5 at flat position 0|-2 at flat position 1) of indices \[2,1\] \(x \[2,3\], axis 1\)/);
   });
 
   it('gradient (float64 finite differences)', async () => {

@@ -109,7 +109,8 @@ describe('special functions, float64 (engine/special.ts) vs mpmath fixture', () 
     expect(lgamma(Infinity)).toBe(Infinity);
     expect(lgamma(-Infinity)).toBeNaN();
     expect(lgamma(NaN)).toBeNaN();
-    expect(digamma(0)).toBeNaN();
+    expect(digamma(0)).toBe(-Infinity); // PyTorch / SciPy: ψ(±0) = ∓inf (issue 9; was NaN)
+    expect(digamma(-0)).toBe(Infinity);
     expect(digamma(-2)).toBeNaN();
     expect(digamma(Infinity)).toBe(Infinity);
     expect(trigamma(0)).toBe(Infinity);

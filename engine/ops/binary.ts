@@ -3,10 +3,12 @@ import castWgsl from '../../kernels/cast.wgsl';
 import whereWgsl from '../../kernels/where.wgsl';
 import { type DType, allocHost, checkDTypeName, isFloat, promote } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
-import { type OpDef, defineOp } from '../op.js';
+import { type GpuArg, type OpDef, defineOp } from '../op.js';
 import { broadcastShapes, broadcastStrides, shapesEqual, sizeOf } from '../shape.js';
+import { powC99 } from '../special.js';
 import { Tensor, runOp } from '../tensor.js';
-import { grid1D } from '../webgpu/webgpu-backend.js';
+import { type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
+import { broadcastToScratch } from './high-rank.js';
 import { BINARY_OPS } from '../webgpu/kernel-constants.js';
 import { kernelFamily } from '../webgpu/kernel-source.js';
 import { scalarLike } from './creation.js';
@@ -27,13 +29,27 @@ function computeDType(kind: Kind, a: DType, b: DType): DType {
   return kind === 'float' && !isFloat(p) ? 'float32' : p;
 }
 
-function packBroadcast(op: string, outShape: readonly number[], inShapes: readonly (readonly number[])[]) {
+/** Collapsed broadcast geometry; null when it still exceeds the kernels' MAX_RANK (see `fitBroadcast`). */
+function packBroadcast(outShape: readonly number[], inShapes: readonly (readonly number[])[]) {
   const strides = inShapes.map((s) => broadcastStrides(s, outShape));
   const c = collapseDims(outShape, strides);
-  if (c.shape.length > MAX_KERNEL_RANK) {
-    throw new ShapeError(`${op}: broadcasting pattern of ${inShapes.map(fmtShape).join(', ')} needs rank ${c.shape.length} > ${MAX_KERNEL_RANK} on WebGPU`);
-  }
-  return c;
+  return c.shape.length > MAX_KERNEL_RANK ? null : c;
+}
+
+/**
+ * Operands for a broadcast whose collapsed rank exceeds MAX_RANK: each operand that is not already
+ * the output's shape is materialised contiguously (any-rank strided copy), so the kernel reads
+ * every input at the output index. Returns the buffers and the scratch buffers to free.
+ */
+function fitBroadcast(gpu: WebGPUBackend, op: string, args: readonly GpuArg[], outShape: readonly number[]): { buffers: GPUBuffer[]; scratch: GPUBuffer[] } {
+  const scratch: GPUBuffer[] = [];
+  const buffers = args.map((x) => {
+    if (shapesEqual(x.shape, outShape)) return x.buffer;
+    const b = broadcastToScratch(gpu, op, x, outShape);
+    scratch.push(b);
+    return b;
+  });
+  return { buffers, scratch };
 }
 
 function binary(name: keyof typeof BINARY_OPS, kind: Kind, f: (x: number, y: number) => number, grad?: OpDef<object>['grad']): OpDef<object> {
@@ -65,18 +81,22 @@ function binary(name: keyof typeof BINARY_OPS, kind: Kind, f: (x: number, y: num
       const same = aFull && bFull;
       // One operand is a single element and the other has the output's shape: no index arithmetic.
       const scalar = same ? 0 : bFull && sizeOf(a.shape) === 1 ? 1 : aFull && sizeOf(b.shape) === 1 ? 2 : 0;
-      const c = same || scalar ? { shape: [n], strides: [[1], [1]] } : packBroadcast(name, out.shape, [a.shape, b.shape]);
+      const packed = same || scalar ? { shape: [n], strides: [[1], [1]] } : packBroadcast(out.shape, [a.shape, b.shape]);
+      // Rank beyond MAX_RANK after collapsing: materialise the broadcast operands, then read all at i.
+      const fit = packed ? null : fitBroadcast(gpu, name, [a, b], out.shape);
+      const c = packed ?? { shape: [n], strides: [[1], [1]] };
       gpu.dispatch({
         kernel,
-        constants: scalar ? { OP: code, BCAST: false, SCALAR: scalar } : { OP: code, BCAST: !same },
+        constants: scalar ? { OP: code, BCAST: false, SCALAR: scalar } : { OP: code, BCAST: !same && !fit },
         bindings: {
-          a: a.buffer,
-          b: b.buffer,
+          a: fit ? fit.buffers[0] : a.buffer,
+          b: fit ? fit.buffers[1] : b.buffer,
           out: out.buffer,
           params: { n, rank: c.shape.length, shape: c.shape, a_strides: c.strides[0], b_strides: c.strides[1] },
         },
         workgroups: grid1D(n),
       });
+      if (fit) for (const s of fit.scratch) gpu.freeBuffer(s);
     },
     ...(grad ? { grad } : { notDifferentiable: true as const }), // comparisons: piecewise-constant bool masks
   });
@@ -103,7 +123,7 @@ const DIV = binary('div', 'float', (x, y) => x / y, (dy, [a, b]) => [
   gradIf(a, () => div(dy, b)),
   gradIf(b, () => neg(div(mul(dy, a), mul(b, b)))),
 ]);
-const POW = binary('pow', 'float', (x, y) => Math.pow(x, y), (dy, [a, b], out) => [
+const POW = binary('pow', 'float', powC99, (dy, [a, b], out) => [
   gradIf(a, () => mul(dy, mul(b, pow(a, sub(b, 1))))),
   // d/db a^b = a^b ln a, taken as 0 where a <= 0 (ln undefined) rather than NaN.
   gradIf(b, () => {
@@ -175,9 +195,15 @@ export function sub(a: Tensor | number, b: Tensor | number): Tensor { return run
 export function mul(a: Tensor | number, b: Tensor | number): Tensor { return run(MUL, a, b); }
 /** a / b (true division: int inputs give float32). */
 export function div(a: Tensor | number, b: Tensor | number): Tensor { return run(DIV, a, b); }
-/** a^b elementwise (float; IEEE semantics for negative bases with integer exponents). */
+/**
+ * a^b elementwise (float), with C99 / IEEE 754 pow semantics as PyTorch: negative bases with
+ * integer exponents keep their sign, pow(1, y) = 1 and pow(x, 0) = 1 for every x, y (NaN
+ * included), pow(−1, ±inf) = 1; other NaN inputs give NaN.
+ */
 export function pow(a: Tensor | number, b: Tensor | number): Tensor { return run(POW, a, b); }
+/** Elementwise max (broadcasting); NaN in either input gives NaN (PyTorch `maximum`). */
 export function maximum(a: Tensor | number, b: Tensor | number): Tensor { return run(MAXIMUM, a, b); }
+/** Elementwise min (broadcasting); NaN in either input gives NaN (PyTorch `minimum`). */
 export function minimum(a: Tensor | number, b: Tensor | number): Tensor { return run(MINIMUM, a, b); }
 /**
  * `dy` where `x > 0`, else 0 (NaN in x gives 0): the gradient of relu at x (or at relu's
@@ -211,18 +237,22 @@ const WHERE = defineOp<object>({
   },
   webgpu(gpu, [c, a, b], _at, out) {
     const n = sizeOf(out.shape);
-    const k = packBroadcast('where', out.shape, [c.shape, a.shape, b.shape]);
+    const packed = packBroadcast(out.shape, [c.shape, a.shape, b.shape]);
+    // Rank beyond MAX_RANK after collapsing: materialise the broadcast operands (contiguous).
+    const fit = packed ? null : fitBroadcast(gpu, 'where', [c, a, b], out.shape);
+    const k = packed ?? { shape: [n], strides: [[1], [1], [1]] };
     gpu.dispatch({
       kernel: WHERE_KERNEL.variant({ types: { T: wgslStorageType(out.dtype) } }),
       bindings: {
-        cond: c.buffer,
-        a: a.buffer,
-        b: b.buffer,
+        cond: fit ? fit.buffers[0] : c.buffer,
+        a: fit ? fit.buffers[1] : a.buffer,
+        b: fit ? fit.buffers[2] : b.buffer,
         out: out.buffer,
         params: { n, rank: k.shape.length, shape: k.shape, c_strides: k.strides[0], a_strides: k.strides[1], b_strides: k.strides[2] },
       },
       workgroups: grid1D(n),
     });
+    if (fit) for (const s of fit.scratch) gpu.freeBuffer(s);
   },
   grad(dy, [c, a, b]) {
     return [null, gradIf(a, () => where(c, dy, 0)), gradIf(b, () => where(c, 0, dy))];

@@ -1,10 +1,12 @@
 import { MATMUL_KERNEL, planMatmul } from '../../kernels/matmul-plan.js';
+import matmulIntWgsl from '../../kernels/matmul_int.wgsl';
+import { kernelFamily } from '../webgpu/kernel-source.js';
+import { type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
 import { allocHost, isFloat, promote } from '../dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../errors.js';
-import { type GpuArg, defineOp } from '../op.js';
+import { type CpuArg, type GpuArg, defineOp } from '../op.js';
 import { broadcastShapes, shapesEqual, sizeOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
-import type { WebGPUBackend } from '../webgpu/webgpu-backend.js';
 import { reluGrad, sumTo } from './binary.js';
 import { sum } from './reduce.js';
 import { broadcastTo } from './shape-ops.js';
@@ -46,7 +48,10 @@ const MATMUL = defineOp<MatmulAttrs>({
     if (a.rank < 2 || b.rank < 2) {
       throw new ShapeError(`matmul: both inputs need rank >= 2, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
     }
-    if (!isFloat(a.dtype) || !isFloat(b.dtype)) throw new DTypeError(`matmul: expected float inputs, got ${a.dtype} and ${b.dtype}`);
+    const ints = a.dtype === 'int32' && b.dtype === 'int32';
+    if (!ints && (!isFloat(a.dtype) || !isFloat(b.dtype))) {
+      throw new DTypeError(`matmul: expected two float inputs or two int32 inputs, got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)} (cast one: PyTorch does not mix them either)`);
+    }
     const { M, Ka, Kb, N } = dims(a.shape, b.shape, at);
     if (Ka !== Kb) {
       throw new ShapeError(`matmul: inner dims differ: ${fmtShape(a.shape)}${at.transA ? 'ᵀ' : ''} @ ${fmtShape(b.shape)}${at.transB ? 'ᵀ' : ''} (K = ${Ka} vs ${Kb})`);
@@ -58,6 +63,7 @@ const MATMUL = defineOp<MatmulAttrs>({
     return { shape: [...batchShape, M, N], dtype: promote(a.dtype, b.dtype) };
   },
   cpu([a, b], at, out) {
+    if (out.dtype === 'int32') return matmulIntCpu(a, b, at);
     const { M, Ka: K, N } = dims(a.shape, b.shape, at);
     const { batch, aBatch, bBatch } = batchInfo(a.shape, b.shape);
     const r = allocHost(out.dtype, batch * M * N);
@@ -67,6 +73,9 @@ const MATMUL = defineOp<MatmulAttrs>({
     const sai = at.transA ? 1 : K, sak = at.transA ? M : 1;
     const sbk = at.transB ? 1 : N, sbj = at.transB ? K : 1;
     const row = new Float64Array(N);
+    // Skipping a zero a(i,k) is exact only when b holds no inf/NaN (0·inf and 0·NaN are NaN).
+    let skipZeros = true;
+    for (let i = 0; i < B.length && skipZeros; i++) skipZeros = Number.isFinite(B[i]);
     for (let t = 0; t < batch; t++) {
       const ao = aBatch === 1 ? 0 : t * M * K;
       const bo = bBatch === 1 ? 0 : t * K * N;
@@ -74,7 +83,7 @@ const MATMUL = defineOp<MatmulAttrs>({
         row.fill(0);
         for (let k = 0; k < K; k++) {
           const av = A[ao + i * sai + k * sak];
-          if (av === 0) continue;
+          if (av === 0 && skipZeros) continue;
           const bb = bo + k * sbk;
           for (let j = 0; j < N; j++) row[j] += av * B[bb + j * sbj];
         }
@@ -83,8 +92,10 @@ const MATMUL = defineOp<MatmulAttrs>({
     }
     return r;
   },
-  webgpu: (gpu, [a, b], at, out) => matmulGpu(gpu, a, b, null, at, out, 0),
+  webgpu: (gpu, [a, b], at, out) => (out.dtype === 'int32' ? matmulIntGpu(gpu, a, b, at, out) : matmulGpu(gpu, a, b, null, at, out, 0)),
+  // Integer products have no gradient (int inputs cannot require one): the rule is for floats.
   grad(dy, [a, b], _out, at) {
+    if (!isFloat(a.dtype)) return [null, null];
     // C = op(A) op(B). dA = dC op(B)ᵀ (or its transpose when A is stored transposed); same for B.
     let da: Tensor;
     let db: Tensor;
@@ -95,6 +106,49 @@ const MATMUL = defineOp<MatmulAttrs>({
     return [sumTo(da, a.shape), sumTo(db, b.shape)];
   },
 });
+
+// ---- int32 matmul: wrapping two's-complement arithmetic on both backends ----
+function matmulIntCpu(a: CpuArg, b: CpuArg, at: MatmulAttrs): Int32Array {
+  const { M, Ka: K, N } = dims(a.shape, b.shape, at);
+  const { batch, aBatch, bBatch } = batchInfo(a.shape, b.shape);
+  const r = new Int32Array(batch * M * N);
+  const A = a.data;
+  const B = b.data;
+  const sai = at.transA ? 1 : K, sak = at.transA ? M : 1;
+  const sbk = at.transB ? 1 : N, sbj = at.transB ? K : 1;
+  for (let t = 0; t < batch; t++) {
+    const ao = aBatch === 1 ? 0 : t * M * K;
+    const bo = bBatch === 1 ? 0 : t * K * N;
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc = (acc + Math.imul(A[ao + i * sai + k * sak], B[bo + k * sbk + j * sbj])) | 0;
+        r[t * M * N + i * N + j] = acc;
+      }
+    }
+  }
+  return r;
+}
+
+const MATMUL_INT = kernelFamily({ name: 'matmul_int', source: matmulIntWgsl, preludes: ['grid'] });
+
+function matmulIntGpu(gpu: WebGPUBackend, a: GpuArg, b: GpuArg, at: MatmulAttrs, out: GpuArg): void {
+  const { M, Ka: K, N } = dims(a.shape, b.shape, at);
+  const { batch, aBatch, bBatch } = batchInfo(a.shape, b.shape);
+  const n = batch * M * N;
+  if (n >= 2 ** 32 || batch * M * K >= 2 ** 32 || batch * K * N >= 2 ** 32) throw new ShapeError(`matmul: int32 operands ${fmtShape(a.shape)} @ ${fmtShape(b.shape)} are too large for u32 indexing`);
+  gpu.dispatch({
+    kernel: MATMUL_INT.variant(),
+    constants: { TRANS_A: at.transA, TRANS_B: at.transB },
+    bindings: {
+      a: a.buffer,
+      b: b.buffer,
+      out: out.buffer,
+      params: { M, N, K, batch, a_batch_stride: aBatch === 1 ? 0 : M * K, b_batch_stride: bBatch === 1 ? 0 : K * N },
+    },
+    workgroups: grid1D(n),
+  });
+}
 
 function matmulGpu(gpu: WebGPUBackend, a: GpuArg, b: GpuArg, bias: GpuArg | null, at: MatmulAttrs, out: GpuArg, act: 0 | 1): void {
   const { M, Ka: K, N } = dims(a.shape, b.shape, at);
@@ -132,7 +186,9 @@ function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tens
 /**
  * Batched matrix product with NumPy broadcasting over leading dims. 1-D operands are promoted
  * as in NumPy (a vector `a` becomes [1, K], a vector `b` becomes [K, 1]; the added dim is
- * removed from the result).
+ * removed from the result). Two float inputs give a float result (differentiable); two int32
+ * inputs give int32 with wrapping two's-complement arithmetic (as PyTorch's int matmul and C's
+ * int32 overflow), on both backends; mixing int and float is a DTypeError.
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return composite(() => {

@@ -36,7 +36,7 @@ interface Geom {
   scaleW: number;
 }
 
-const POOL_KERNEL = kernelFamily({ name: 'pool', source: poolWgsl, preludes: ['grid'] }).variant();
+const POOL_KERNEL = kernelFamily({ name: 'pool', source: poolWgsl, preludes: ['grid', 'ieee'] }).variant();
 
 function poolDispatch(gpu: WebGPUBackend, entry: string, g: Geom, n: number, bindings: Record<string, GPUBuffer>, constants?: Record<string, boolean>): void {
   gpu.dispatch({
@@ -80,7 +80,8 @@ const MAX_ARGMAX = defineOp<Geom>({
               const w = ow * g.sw - g.pw + b * g.dw;
               if (w < 0 || w >= g.W) continue;
               const v = x.data[base + h * g.W + w];
-              if (bi < 0 || v > bv) {
+              // A NaN wins (the first in window order): NaN propagates, as in PyTorch.
+              if (bi < 0 || (!Number.isNaN(bv) && (v > bv || Number.isNaN(v)))) {
                 bv = v;
                 bi = h * g.W + w;
               }
@@ -341,7 +342,8 @@ export interface AvgPool2dOptions {
 
 /**
  * 2-D max pooling over an NCHW tensor, or an unbatched [C, H, W] one (PyTorch `max_pool2d`,
- * including `ceilMode`). Ties go to the first maximum in window order; NaNs are not propagated.
+ * including `ceilMode`). Ties go to the first maximum in window order; a window holding a NaN gives
+ * NaN (the first NaN's index), as PyTorch.
  * Gradient flows to the winning input (deterministic gather on WebGPU); second derivatives work.
  * A window that holds only padding (possible with large dilation) gives 0.
  */

@@ -6,8 +6,9 @@ import { normAxes, normAxis, reducedShape, sizeOf, stridesOf } from '../shape.js
 import { type Tensor, runOp } from '../tensor.js';
 import { REDUCE_OPS, WG_1D } from '../webgpu/kernel-constants.js';
 import { kernelFamily } from '../webgpu/kernel-source.js';
-import { add, cast, div, eq, lt, mul, sub, where } from './binary.js';
+import { add, cast, div, eq, gt, lt, mul, sub, where } from './binary.js';
 import { MAX_KERNEL_RANK, collapseDims, wgslStorageType } from './elementwise-util.js';
+import { stridedCopyAnyRank } from './high-rank.js';
 import { broadcastTo, reshape } from './shape-ops.js';
 import { abs, exp, log } from './unary.js';
 import { composite, detach } from './autograd.js';
@@ -99,12 +100,21 @@ function reduceOp(name: keyof typeof REDUCE_OPS, grad?: OpDef<ReduceAttrs>['grad
       return r;
     },
     webgpu(gpu, [x], a, out) {
-      const { kept, red } = splitAxes(x.shape, a.axes);
-      if (kept.shape.length > MAX_KERNEL_RANK || red.shape.length > MAX_KERNEL_RANK) {
-        throw new ShapeError(`${name}: reducing axes [${a.axes}] of ${fmtShape(x.shape)} needs more than ${MAX_KERNEL_RANK} dims after collapsing`);
-      }
+      let { kept, red } = splitAxes(x.shape, a.axes);
       const nOut = sizeOf(out.shape);
       const nRed = sizeOf(red.shape);
+      let src = x.buffer;
+      let scratch: GPUBuffer | null = null;
+      if (kept.shape.length > MAX_KERNEL_RANK || red.shape.length > MAX_KERNEL_RANK) {
+        // Beyond MAX_RANK: permute x to [kept..., reduced...] (any-rank strided copy); both groups
+        // are then contiguous, one dim each, and the reduced order (argmax indices) is unchanged.
+        scratch = gpu.allocBuffer(Math.max(4, nOut * nRed * 4), name);
+        const c = collapseDims([...kept.shape, ...red.shape], [[...kept.strides, ...red.strides]]);
+        stridedCopyAnyRank(gpu, x.buffer, x.dtype, scratch, c.shape, c.strides[0], 0);
+        src = scratch;
+        kept = { shape: [nOut], strides: [nRed] };
+        red = { shape: [nRed], strides: [1] };
+      }
       const tc = isFloat(x.dtype) ? 'f32' : 'i32';
       const wgMode = nRed >= 256 && nOut < 4096;
       const groups = wgMode ? nOut : Math.ceil(nOut / WG_1D);
@@ -113,7 +123,7 @@ function reduceOp(name: keyof typeof REDUCE_OPS, grad?: OpDef<ReduceAttrs>['grad
         kernel: REDUCE.variant({ types: { TA: wgslStorageType(x.dtype), TC: tc, TO: wgslStorageType(out.dtype) } }),
         constants: { OP: code, WG_MODE: wgMode },
         bindings: {
-          x: x.buffer,
+          x: src,
           out: out.buffer,
           params: {
             n_out: nOut, n_red: nRed, kept_rank: kept.shape.length, red_rank: red.shape.length,
@@ -122,6 +132,7 @@ function reduceOp(name: keyof typeof REDUCE_OPS, grad?: OpDef<ReduceAttrs>['grad
         },
         workgroups: [Math.ceil(groups / gy), gy, 1],
       });
+      if (scratch) gpu.freeBuffer(scratch);
     },
     ...(grad ? { grad } : { notDifferentiable: true as const }), // argmax/argmin: integer results
   });
@@ -167,11 +178,12 @@ export function max(x: Tensor, axes?: Axes, keepDims = false): Tensor {
   return runOp(MAX_OP, [x], { axes: normAxes('max', axes, x.rank), keepDims });
 }
 
+/** Minimum over `axes` (NaN propagates). Gradient goes to the minima, split evenly on ties. */
 export function min(x: Tensor, axes?: Axes, keepDims = false): Tensor {
   return runOp(MIN_OP, [x], { axes: normAxes('min', axes, x.rank), keepDims });
 }
 
-/** Index (int32) of the first maximum along `axis`. */
+/** Index (int32) of the first maximum along `axis`; a NaN counts as the maximum (the first NaN's index, as PyTorch). */
 export function argmax(x: Tensor, axis = -1, keepDims = false): Tensor {
   return runOp(ARGMAX_OP, [x], { axes: [normAxis('argmax', axis, x.rank)], keepDims });
 }
@@ -211,7 +223,10 @@ export function variance(x: Tensor, axes?: Axes, keepDims = false, correction = 
   });
 }
 
-/** softmax along `axis`: exp(x − logsumexp(x)); rows sum to 1 and stay finite for large logits. */
+/**
+ * softmax along `axis`: exp(x − logsumexp(x)); rows sum to 1 and stay finite for large logits.
+ * A row holding +inf or NaN is all NaN (PyTorch); a row of all −inf is NaN too (0/0).
+ */
 export function softmax(x: Tensor, axis = -1): Tensor {
   x.storageFor('softmax');
   normAxis('softmax', axis, x.rank);
@@ -220,13 +235,18 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 
 /**
  * log softmax along `axis`: (x − m) − log Σ exp(x − m) with m the (detached) row max — the
- * shift is subtracted before the log-sum is, so huge logits lose no precision.
+ * shift is subtracted before the log-sum is, so huge logits lose no precision. A row holding +inf
+ * or NaN is all NaN, as PyTorch (+inf − +inf is NaN: there is no finite answer); an all −inf row
+ * is NaN. (`logsumexp` differs on purpose, as PyTorch's: a +inf in the row gives +inf.)
  */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   x.storageFor('logSoftmax');
   const ax = normAxis('logSoftmax', axis, x.rank);
   return composite(() => {
-    const shifted = sub(x, rowShift(x, [ax]));
+    // The row max is kept when it is +inf (x − m is then NaN at the +inf and −inf elsewhere, and
+    // the NaN reaches the whole row through the sum); −inf and NaN maxima shift by 0.
+    const m = detach(max(x, [ax], true));
+    const shifted = sub(x, where(gt(m, -Infinity), m, 0));
     return sub(shifted, log(sum(exp(shifted), ax, true)));
   });
 }

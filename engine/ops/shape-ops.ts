@@ -5,12 +5,14 @@ import { ArgumentError, DTypeError, IndexError, ShapeError, fmtShape } from '../
 import { type CpuArg, type GpuArg, defineOp } from '../op.js';
 import { broadcastShapes, broadcastStrides, normAxes, normAxis, resolveReshape, shapesEqual, sizeOf, stridesOf } from '../shape.js';
 import { type Tensor, runOp } from '../tensor.js';
-import { type DispatchSpec, type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
+import { type DispatchSpec, type GpuStorage, type IndexCheck, WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
+import type { CpuStorage } from '../cpu/cpu-backend.js';
 import { kernelFamily } from '../webgpu/kernel-source.js';
 import { add, sumTo } from './binary.js';
 import { composite } from './autograd.js';
 import { FILL_KERNEL, MAX_KERNEL_RANK, collapseDims, fillBits, forEachStrided, wgslStorageType } from './elementwise-util.js';
 import { type PadOptions, padWithMode } from './padding.js';
+import { stridedCopyAnyRank } from './high-rank.js';
 
 // ---- strided copy: the shared kernel behind permute, broadcastTo and slice ----
 const STRIDED_COPY = kernelFamily({ name: 'strided_copy', source: stridedCopyWgsl, preludes: ['elementwise', 'shape'] });
@@ -48,7 +50,11 @@ export function stridedCopyGpu(gpu: WebGPUBackend, op: string, x: GpuArg, out: G
   const n = sizeOf(shape);
   if (n === 0) return;
   const c = collapseDims(shape, region ? [strides, region.strides] : [strides]);
-  if (c.shape.length > MAX_KERNEL_RANK) throw new ShapeError(`${op}: a copy pattern over ${fmtShape(shape)} needs rank ${c.shape.length} > ${MAX_KERNEL_RANK} on WebGPU`);
+  if (c.shape.length > MAX_KERNEL_RANK) {
+    // Beyond the uniform's rank: the same copy with its geometry in a storage buffer.
+    stridedCopyAnyRank(gpu, x.buffer, x.dtype, out.buffer, c.shape, c.strides[0], offset, region ? { strides: c.strides[1], offset: region.offset } : undefined);
+    return;
+  }
   gpu.dispatch({
     kernel: STRIDED_COPY.variant({ types: { T: wgslStorageType(x.dtype) } }),
     constants: region ? { OUT_STRIDED: true } : undefined,
@@ -347,7 +353,7 @@ export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
 }
 
 // ---- index ops: indexSelect / indexAdd, gather (takeAlongAxis) / scatterAdd, oneHot ----
-const INDEX_OPS = kernelFamily({ name: 'index_ops', source: indexOpsWgsl, preludes: ['grid', 'shape'] });
+const INDEX_OPS = kernelFamily({ name: 'index_ops', source: indexOpsWgsl, preludes: ['grid', 'shape', 'index_check'] });
 
 interface IndexParams {
   n: number;
@@ -356,33 +362,48 @@ interface IndexParams {
   dim?: number;
   kdim?: number;
   inner?: number;
+  ignore?: number;
   s0?: readonly number[];
   s1?: readonly number[];
   s2?: readonly number[];
 }
-function indexDispatch(gpu: WebGPUBackend, entry: string, t: string, x: GPUBuffer | null, idx: GPUBuffer, out: GPUBuffer, p: IndexParams): void {
+/**
+ * One index kernel. With `check`, out-of-range indices the kernel meets set the backend's error
+ * flag, and the next read raises the IndexError that `check` describes (the CPU's message).
+ */
+function indexDispatch(gpu: WebGPUBackend, entry: string, t: string, x: GPUBuffer | null, idx: GPUBuffer, out: GPUBuffer | null, p: IndexParams, check?: IndexCheck): void {
+  const flag = check ? gpu.indexCheck(check) : null;
   const bindings: DispatchSpec['bindings'] = {
     idx,
-    out,
-    params: { n: p.n, rank: p.rank ?? 0, axis: p.axis ?? 0, dim: p.dim ?? 0, kdim: p.kdim ?? 0, inner: p.inner ?? 1, s0: p.s0 ?? [], s1: p.s1 ?? [], s2: p.s2 ?? [] },
+    params: {
+      n: p.n, rank: p.rank ?? 0, axis: p.axis ?? 0, dim: p.dim ?? 0, kdim: p.kdim ?? 0, inner: p.inner ?? 1,
+      check: flag ? flag.id : 0, ignore: p.ignore ?? 0, s0: p.s0 ?? [], s1: p.s1 ?? [], s2: p.s2 ?? [],
+    },
   };
   if (x) bindings.x = x;
+  if (out) bindings.out = out;
+  if (flag) bindings.err_flag = flag.flag;
   gpu.dispatch({ kernel: INDEX_OPS.variant({ types: { T: t } }), entry, bindings, workgroups: grid1D(p.n) });
 }
+
+/** The device-side form of `checkIndex`: the same message, raised at the next read. */
+const deviceCheck = (op: string, size: number, where: (position: number) => string): IndexCheck => ({
+  message: (v, pos) => indexMessage(op, v, size, where(pos)),
+});
 
 function checkIndexDType(op: string, indices: Tensor): void {
   if (indices.dtype !== 'int32') throw new DTypeError(`${op}: indices must be int32, got ${indices.dtype} ${fmtShape(indices.shape)}`);
 }
-function checkIndexRank(op: string, shape: readonly number[]): void {
-  if (shape.length > MAX_KERNEL_RANK) throw new ShapeError(`${op}: rank ${shape.length} of ${fmtShape(shape)} exceeds ${MAX_KERNEL_RANK}`);
-}
-/** CPU: validates an index (WebGPU cannot throw per element; there it reads 0 / is dropped). */
+const indexMessage = (op: string, v: number, n: number, where: string): string => `${op}: index ${v} at ${where} is out of range [0, ${n})`;
+/** CPU: validates an index (WebGPU flags it on the device and raises the same error at the next read). */
 function checkIndex(op: string, v: number, n: number, where: string): void {
-  if (!(v >= 0 && v < n)) throw new IndexError(`${op}: index ${v} at ${where} is out of range [0, ${n})`);
+  if (!(v >= 0 && v < n)) throw new IndexError(indexMessage(op, v, n, where));
 }
 
 interface IndexAttrs {
   axis: number;
+  /** The op named in index errors (default the op's own name; e.g. 'embedding'). */
+  label?: string;
 }
 /** [outer, dim, inner] view of a shape around `axis`. */
 function around(shape: readonly number[], axis: number, span = 1) {
@@ -398,7 +419,7 @@ const INDEX_SELECT = defineOp<IndexAttrs>({
     const { outer, inner } = around(x.shape, a.axis);
     const dim = x.shape[a.axis];
     const K = idx.data.length;
-    for (let k = 0; k < K; k++) checkIndex('indexSelect', idx.data[k], dim, `position ${k} of indices ${fmtShape(idx.shape)} (x ${fmtShape(x.shape)}, axis ${a.axis})`);
+    for (let k = 0; k < K; k++) checkIndex(a.label ?? 'indexSelect', idx.data[k], dim, selectWhere(k, idx.shape, x.shape, a.axis));
     const r = allocHost(out.dtype, sizeOf(out.shape));
     let o = 0;
     for (let p = 0; p < outer; p++) {
@@ -413,15 +434,18 @@ const INDEX_SELECT = defineOp<IndexAttrs>({
     const { inner } = around(x.shape, a.axis);
     indexDispatch(gpu, 'select_fwd', wgslStorageType(x.dtype), x.buffer, idx.buffer, out.buffer, {
       n: sizeOf(out.shape), dim: x.shape[a.axis], kdim: sizeOf(idx.shape), inner,
-    });
+    }, deviceCheck(a.label ?? 'indexSelect', x.shape[a.axis], (k) => selectWhere(k, idx.shape, x.shape, a.axis)));
   },
-  grad: (dy, [x, idx], _o, a) => [isFloat(x.dtype) ? indexScatter(dy, a.axis, idx, x.shape[a.axis]) : null, null],
+  grad: (dy, [x, idx], _o, a) => [isFloat(x.dtype) ? indexScatter(dy, a.axis, idx, x.shape[a.axis], a.label) : null, null],
 });
 
 interface IndexScatterAttrs {
   axis: number;
   dim: number;
+  label?: string;
 }
+const selectWhere = (k: number, idx: readonly number[], x: readonly number[], axis: number): string => `position ${k} of indices ${fmtShape(idx)} (x ${fmtShape(x)}, axis ${axis})`;
+const scatterWhere = (k: number, idx: readonly number[], axis: number, dim: number): string => `position ${k} of indices ${fmtShape(idx)} (axis ${axis} of size ${dim})`;
 const INDEX_SCATTER = defineOp<IndexScatterAttrs>({
   name: 'indexScatterAdd',
   infer([src, idx], a) {
@@ -431,7 +455,7 @@ const INDEX_SCATTER = defineOp<IndexScatterAttrs>({
   cpu([src, idx], a, out) {
     const K = idx.data.length;
     const { outer, inner } = around(src.shape, a.axis, idx.shape.length);
-    for (let k = 0; k < K; k++) checkIndex('indexAdd', idx.data[k], a.dim, `position ${k} of indices ${fmtShape(idx.shape)} (axis ${a.axis} of size ${a.dim})`);
+    for (let k = 0; k < K; k++) checkIndex(a.label ?? 'indexAdd', idx.data[k], a.dim, scatterWhere(k, idx.shape, a.axis, a.dim));
     const r = allocHost(out.dtype, sizeOf(out.shape));
     for (let p = 0; p < outer; p++) {
       for (let k = 0; k < K; k++) {
@@ -446,28 +470,35 @@ const INDEX_SCATTER = defineOp<IndexScatterAttrs>({
     const { inner } = around(src.shape, a.axis, idx.shape.length);
     indexDispatch(gpu, 'select_bwd', wgslStorageType(src.dtype), src.buffer, idx.buffer, out.buffer, {
       n: sizeOf(out.shape), dim: a.dim, kdim: sizeOf(idx.shape), inner,
-    });
+    }, deviceCheck(a.label ?? 'indexAdd', a.dim, (k) => scatterWhere(k, idx.shape, a.axis, a.dim)));
   },
-  grad: (dy, [, idx], _o, a) => [indexSelect(dy, a.axis, idx), null],
+  grad: (dy, [, idx], _o, a) => [runOp(INDEX_SELECT, [dy, idx], { axis: a.axis, label: a.label }), null],
 });
 
 /**
  * Picks slices of `x` along `axis`: out shape = x.shape[:axis] + indices.shape + x.shape[axis+1:].
- * `indices` is an int32 tensor of any shape with values in [0, x.shape[axis]). Out-of-range
- * indices: the CPU backend throws an IndexError; WebGPU cannot raise per element, so there they
- * read 0 (never out of bounds). Gradient: a deterministic scatter-add (see `indexAdd`).
+ * `indices` is an int32 tensor of any shape with values in [0, x.shape[axis]).
+ *
+ * Out-of-range indices throw an IndexError naming the op, the bad index, its position and the
+ * axis size: at once on the CPU backend; on WebGPU the kernel reads 0 for them (never out of
+ * bounds) and sets a device-side error flag, and the error is raised at the next read of any
+ * result of that backend (`data()`, `item()`, `toArray()`, `sync`), with no extra readback. Only
+ * indices the kernel visits are checked: with an empty output nothing is read, so nothing is
+ * flagged. `opts.op` names the op in that error (e.g. 'embedding'). Gradient: a deterministic
+ * scatter-add (see `indexAdd`).
  */
-export function indexSelect(x: Tensor, axis: number, indices: Tensor): Tensor {
-  checkIndexDType('indexSelect', indices);
-  if (x.rank === 0) throw new ShapeError('indexSelect: x must have rank >= 1, got a 0-d tensor');
-  const ax = normAxis('indexSelect', axis, x.rank);
-  if (indices.size > 0 && x.shape[ax] === 0) throw new IndexError(`indexSelect: axis ${ax} of ${fmtShape(x.shape)} is empty; indices ${fmtShape(indices.shape)} cannot select from it`);
-  return runOp(INDEX_SELECT, [x, indices], { axis: ax });
+export function indexSelect(x: Tensor, axis: number, indices: Tensor, opts: { op?: string } = {}): Tensor {
+  const op = opts.op ?? 'indexSelect';
+  checkIndexDType(op, indices);
+  if (x.rank === 0) throw new ShapeError(`${op}: x must have rank >= 1, got a 0-d tensor`);
+  const ax = normAxis(op, axis, x.rank);
+  if (indices.size > 0 && x.shape[ax] === 0) throw new IndexError(`${op}: axis ${ax} of ${fmtShape(x.shape)} is empty; indices ${fmtShape(indices.shape)} cannot select from it`);
+  return runOp(INDEX_SELECT, [x, indices], opts.op ? { axis: ax, label: opts.op } : { axis: ax });
 }
 
 /** Sums `src` (shape pre + indices.shape + post) into zeros of shape pre + [dim] + post. */
-function indexScatter(src: Tensor, axis: number, indices: Tensor, dim: number): Tensor {
-  return runOp(INDEX_SCATTER, [src, indices], { axis, dim });
+function indexScatter(src: Tensor, axis: number, indices: Tensor, dim: number, label?: string): Tensor {
+  return runOp(INDEX_SCATTER, [src, indices], label ? { axis, dim, label } : { axis, dim });
 }
 
 /**
@@ -475,8 +506,9 @@ function indexScatter(src: Tensor, axis: number, indices: Tensor, dim: number): 
  * out[..., indices[k], ...] += source[..., k, ...], with source.shape = x.shape[:axis] +
  * indices.shape + x.shape[axis+1:]. Deterministic on WebGPU (no atomics): each output element
  * loops over the whole index list, so the cost is O(|x| · |indices|). Differentiable in x and
- * source (the gradient w.r.t. source is indexSelect). Out-of-range indices: IndexError on the
- * CPU, dropped on WebGPU.
+ * source (the gradient w.r.t. source is indexSelect). Out-of-range indices: an IndexError, at once
+ * on the CPU, at the next read on WebGPU (the kernel drops them and sets the device error flag;
+ * see `indexSelect`).
  */
 export function indexAdd(x: Tensor, axis: number, indices: Tensor, source: Tensor): Tensor {
   checkIndexDType('indexAdd', indices);
@@ -488,10 +520,13 @@ export function indexAdd(x: Tensor, axis: number, indices: Tensor, source: Tenso
   }
   if (source.dtype !== x.dtype) throw new DTypeError(`indexAdd: source dtype ${source.dtype} differs from x dtype ${x.dtype}`);
   if (x.dtype === 'bool') throw new DTypeError(`indexAdd: bool tensors cannot be summed (x ${fmtShape(x.shape)})`);
+  if (indices.size > 0 && x.shape[ax] === 0) throw new IndexError(`indexAdd: axis ${ax} of ${fmtShape(x.shape)} is empty; indices ${fmtShape(indices.shape)} cannot address it`);
   return composite(() => add(x, indexScatter(source, ax, indices, x.shape[ax])));
 }
 
 // gather (PyTorch semantics): out[c] = x[c with c[axis] := indices[c]], out.shape = indices.shape.
+const gatherWhere = (o: number, idx: readonly number[], x: readonly number[], axis: number): string => `flat position ${o} of indices ${fmtShape(idx)} (x ${fmtShape(x)}, axis ${axis})`;
+const scatterAddWhere = (o: number, idx: readonly number[], axis: number, dim: number): string => `flat position ${o} of indices ${fmtShape(idx)} (axis ${axis} of size ${dim})`;
 const GATHER = defineOp<IndexAttrs>({
   name: 'gather',
   infer: ([x, idx]) => ({ shape: [...idx.shape], dtype: x.dtype }),
@@ -502,7 +537,7 @@ const GATHER = defineOp<IndexAttrs>({
     const dim = x.shape[a.axis];
     forEachStrided(idx.shape, [st], (o, off) => {
       const v = idx.data[o];
-      checkIndex('gather', v, dim, `flat position ${o} of indices ${fmtShape(idx.shape)} (x ${fmtShape(x.shape)}, axis ${a.axis})`);
+      checkIndex('gather', v, dim, gatherWhere(o, idx.shape, x.shape, a.axis));
       r[o] = x.data[off[0] + v * xs[a.axis]];
     });
     return r;
@@ -510,7 +545,7 @@ const GATHER = defineOp<IndexAttrs>({
   webgpu(gpu, [x, idx], a, out) {
     indexDispatch(gpu, 'gather_fwd', wgslStorageType(x.dtype), x.buffer, idx.buffer, out.buffer, {
       n: sizeOf(out.shape), rank: idx.shape.length, axis: a.axis, dim: x.shape[a.axis], s0: idx.shape, s1: stridesOf(x.shape),
-    });
+    }, deviceCheck('gather', x.shape[a.axis], (o) => gatherWhere(o, idx.shape, x.shape, a.axis)));
   },
   grad: (dy, [x, idx], _o, a) => [isFloat(x.dtype) ? gatherScatter(dy, a.axis, idx, x.shape) : null, null],
 });
@@ -529,7 +564,7 @@ const GATHER_SCATTER = defineOp<GatherScatterAttrs>({
     const dim = a.shape[a.axis];
     forEachStrided(idx.shape, [st], (o, off) => {
       const v = idx.data[o];
-      checkIndex('scatterAdd', v, dim, `flat position ${o} of indices ${fmtShape(idx.shape)} (axis ${a.axis} of size ${dim})`);
+      checkIndex('scatterAdd', v, dim, scatterAddWhere(o, idx.shape, a.axis, dim));
       r[off[0] + v * os[a.axis]] += src.data[o];
     });
     return r;
@@ -537,7 +572,7 @@ const GATHER_SCATTER = defineOp<GatherScatterAttrs>({
   webgpu(gpu, [src, idx], a, out) {
     indexDispatch(gpu, 'gather_bwd', wgslStorageType(src.dtype), src.buffer, idx.buffer, out.buffer, {
       n: sizeOf(out.shape), rank: a.shape.length, axis: a.axis, kdim: idx.shape[a.axis], s0: a.shape, s1: stridesOf(idx.shape), s2: idx.shape,
-    });
+    }, deviceCheck('scatterAdd', a.shape[a.axis], (o) => scatterAddWhere(o, idx.shape, a.axis, a.shape[a.axis])));
   },
   grad: (dy, [, idx], _o, a) => [gather(dy, idx, a.axis), null],
 });
@@ -553,7 +588,7 @@ function checkGatherShapes(op: string, x: Tensor, indices: Tensor, axis: number)
   if (indices.rank !== x.rank || indices.shape.some((n, d) => d !== ax && n > x.shape[d])) {
     throw new ShapeError(`${op}: indices ${fmtShape(indices.shape)} must have the rank of x ${fmtShape(x.shape)} and dims no larger than x's except along axis ${ax}`);
   }
-  checkIndexRank(op, x.shape);
+  if (indices.size > 0 && x.shape[ax] === 0) throw new IndexError(`${op}: axis ${ax} of ${fmtShape(x.shape)} is empty; indices ${fmtShape(indices.shape)} cannot address it`);
   return ax;
 }
 
@@ -561,11 +596,41 @@ function checkGatherShapes(op: string, x: Tensor, indices: Tensor, axis: number)
  * PyTorch `gather` / NumPy `take_along_axis`: out[c] = x[c with c[axis] := indices[c]], with
  * out.shape = indices.shape (same rank as x; dims other than `axis` no larger than x's).
  * E.g. `gather(logits, labels.unsqueeze(1), 1)` picks the true-class logits. Out-of-range
- * indices: IndexError on the CPU, read as 0 on WebGPU. Gradient: `scatterAdd` into zeros.
+ * indices: an IndexError, at once on the CPU; on WebGPU they read 0 and the error is raised at the
+ * next read (device error flag, see `indexSelect`). Gradient: `scatterAdd` into zeros.
  */
 export function gather(x: Tensor, indices: Tensor, axis: number): Tensor {
   const ax = checkGatherShapes('gather', x, indices, axis);
-  return runOp(GATHER, [x, indices], { axis: ax });
+  if (x.rank <= MAX_KERNEL_RANK) return runOp(GATHER, [x, indices], { axis: ax });
+  const g = gatherGeometry('gather', x.shape, indices.shape, ax);
+  return composite(() => reshape(runOp(GATHER, [reshape(x, g.x), reshape(indices, g.idx)], { axis: g.axis }), indices.shape));
+}
+
+/**
+ * Merges neighbouring dims (other than `axis`) where indices span all of x, so that a gather /
+ * scatter of rank > MAX_RANK fits the kernel: a dim d joins the previous one when
+ * indices.shape[d] === x.shape[d] (the merged coordinate is then the same for both). Flat
+ * positions in the indices are unchanged, so index errors name the same position.
+ */
+function gatherGeometry(op: string, xs: readonly number[], is: readonly number[], axis: number): { x: number[]; idx: number[]; axis: number } {
+  const x: number[] = [];
+  const idx: number[] = [];
+  let ax = -1;
+  for (let d = 0; d < xs.length; d++) {
+    const last = x.length - 1;
+    if (d !== axis && last >= 0 && last !== ax && is[d] === xs[d]) {
+      x[last] *= xs[d];
+      idx[last] *= is[d];
+      continue;
+    }
+    if (d === axis) ax = x.length;
+    x.push(xs[d]);
+    idx.push(is[d]);
+  }
+  if (x.length > MAX_KERNEL_RANK) {
+    throw new ShapeError(`${op}: x ${fmtShape(xs)} with indices ${fmtShape(is)} along axis ${axis} has rank ${x.length} after merging the dims indices span fully; at most ${MAX_KERNEL_RANK} is supported`);
+  }
+  return { x, idx, axis: ax };
 }
 
 /** Alias of {@link gather} (NumPy name). */
@@ -577,15 +642,17 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number): Tensor 
  * PyTorch `scatter_add`: out = x, then out[c with c[axis] := indices[c]] += src[c] for every c
  * in indices' shape (`src` has indices' shape). Deterministic on WebGPU (each element of x loops
  * over indices.shape[axis] candidates: O(|x| · indices.shape[axis])). Differentiable in x and src
- * (the gradient w.r.t. src is `gather`). Out-of-range indices: IndexError on the CPU, dropped on
- * WebGPU.
+ * (the gradient w.r.t. src is `gather`). Out-of-range indices: an IndexError, at once on the CPU;
+ * on WebGPU they are dropped and the error is raised at the next read (see `indexSelect`).
  */
 export function scatterAdd(x: Tensor, axis: number, indices: Tensor, src: Tensor): Tensor {
   const ax = checkGatherShapes('scatterAdd', x, indices, axis);
   if (!shapesEqual(src.shape, indices.shape)) throw new ShapeError(`scatterAdd: src ${fmtShape(src.shape)} must have the shape of indices ${fmtShape(indices.shape)}`);
   if (src.dtype !== x.dtype) throw new DTypeError(`scatterAdd: src dtype ${src.dtype} differs from x dtype ${x.dtype}`);
   if (x.dtype === 'bool') throw new DTypeError(`scatterAdd: bool tensors cannot be summed (x ${fmtShape(x.shape)})`);
-  return composite(() => add(x, gatherScatter(src, ax, indices, x.shape)));
+  if (x.rank <= MAX_KERNEL_RANK) return composite(() => add(x, gatherScatter(src, ax, indices, x.shape)));
+  const g = gatherGeometry('scatterAdd', x.shape, indices.shape, ax);
+  return composite(() => add(x, reshape(gatherScatter(reshape(src, g.idx), g.axis, reshape(indices, g.idx), g.x), x.shape)));
 }
 
 // ---- oneHot ----
@@ -619,4 +686,42 @@ export function oneHot(indices: Tensor, depth: number, dtype: CpuArg['dtype'] = 
   checkIndexDType('oneHot', indices);
   if (!Number.isInteger(depth) || depth < 0) throw new ArgumentError(`oneHot: depth must be a non-negative integer, got ${depth}`);
   return runOp(ONE_HOT, [indices], { depth, dtype });
+}
+
+// ---- device-checked index validation (labels, embedding indices) ----
+export interface ValidateIndicesOptions {
+  /** A value that is allowed besides [0, size) (e.g. a loss's ignoreIndex). */
+  allowed?: number;
+  /** The error message for the first bad `value` at flat `position` (name the op the user called). */
+  message: (value: number, position: number) => string;
+}
+
+/**
+ * Checks that every value of the int32 tensor `indices` lies in [0, size) (or equals
+ * `opts.allowed`), throwing an IndexError with `opts.message(value, position)` for the first bad
+ * one. On the CPU backend it throws at once. On WebGPU one small kernel scans the indices on the
+ * device and sets the backend's error flag; the IndexError is raised at the next read of that
+ * backend (`data()`, `item()`, `sync`), with no extra readback. Returns nothing and records no
+ * autodiff node. Used by crossEntropy / nllLoss for labels born on the device.
+ */
+export function validateIndices(indices: Tensor, size: number, opts: ValidateIndicesOptions): void {
+  checkIndexDType('validateIndices', indices);
+  if (indices.size === 0) return;
+  const storage = indices.storageFor('validateIndices');
+  const be = storage.backend;
+  const allowed = opts.allowed;
+  if (be instanceof WebGPUBackend) {
+    if (allowed !== undefined && !(Number.isInteger(allowed) && allowed >= -(2 ** 31) && allowed < 2 ** 31)) {
+      throw new ArgumentError(`validateIndices: allowed must be an int32 value, got ${allowed}`);
+    }
+    const buf = (storage as GpuStorage).buffer;
+    // Without an allowed value, `ignore` is 0: a valid index anyway.
+    indexDispatch(be, 'validate', 'f32', null, buf, null, { n: indices.size, dim: size, ignore: allowed ?? 0 }, { message: opts.message });
+    return;
+  }
+  const data = (storage as CpuStorage).data;
+  for (let i = 0; i < indices.size; i++) {
+    const v = data[i];
+    if (!(v >= 0 && v < size) && v !== allowed) throw new IndexError(opts.message(v, i));
+  }
 }

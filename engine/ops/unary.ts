@@ -2,7 +2,7 @@ import unaryWgsl from '../../kernels/unary.wgsl';
 import { type DType, allocHost, isFloat } from '../dtype.js';
 import { ArgumentError } from '../errors.js';
 import { type OpDef, defineOp } from '../op.js';
-import { erf, geluExact, digamma as digamma64, lgamma as lgamma64, trigamma as trigamma64 } from '../special.js';
+import { erf, geluExact, powC99, digamma as digamma64, lgamma as lgamma64, trigamma as trigamma64 } from '../special.js';
 import { type Tensor, runOp } from '../tensor.js';
 import { grid1D } from '../webgpu/webgpu-backend.js';
 import { UNARY_OPS } from '../webgpu/kernel-constants.js';
@@ -55,7 +55,7 @@ function unary(name: Exclude<keyof typeof UNARY_OPS, 'identity'>, f: (v: number,
 const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const sigmoid64 = (v: number) => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v)));
-const powIEEE = (b: number, e: number) => Math.pow(b, e);
+const powIEEE = powC99;
 
 const NEG = unary('neg', (v) => -v, true, (dy) => negT(dy));
 const EXP = unary('exp', (v) => Math.exp(v), false, (dy, _x, out) => mul(dy, out));
@@ -65,7 +65,8 @@ const SQRT = unary('sqrt', (v) => Math.sqrt(v), false, (dy, _x, out) => div(mul(
 const RSQRT = unary('rsqrt', (v) => 1 / Math.sqrt(v), false, (dy, x, out) => mul(dy, div(mul(out, -0.5), x)));
 const ABS = unary('abs', (v) => Math.abs(v), true, (dy, x) => mul(dy, signT(x)));
 const SIGN = unary('sign', (v) => (v > 0 ? 1 : v < 0 ? -1 : 0), true);
-const RELU = unary('relu', (v) => (v > 0 ? v : 0), true, (dy, x) => reluGrad(x, dy));
+// relu(NaN) = NaN (PyTorch): NaN is never swallowed into 0.
+const RELU = unary('relu', (v) => (v > 0 || Number.isNaN(v) ? v : 0), true, (dy, x) => reluGrad(x, dy));
 const LEAKY = unary('leakyRelu', (v, a) => (v > 0 ? v : v * a), true, (dy, x, _o, at) => where(gt(x, 0), dy, mul(dy, at.alpha)));
 const GELU = unary('gelu', geluExact, false, (dy, x) => {
   // d/dx [x Φ(x)] = Φ(x) + x φ(x), written with differentiable ops so gelu has second derivatives.
@@ -117,11 +118,17 @@ export function rsqrt(x: Tensor): Tensor { return runOp(RSQRT, [x], NONE); }
 export function abs(x: Tensor): Tensor { return runOp(ABS, [x], NONE); }
 /** −1, 0 or 1 (gradient 0). */
 export const sign = signT;
-/** max(x, 0). The gradient at 0 is taken as 0. */
+/** max(x, 0); relu(NaN) = NaN (PyTorch). The gradient at 0 (and at NaN) is taken as 0. */
 export function relu(x: Tensor): Tensor { return runOp(RELU, [x], NONE); }
 /** x for x > 0, αx otherwise. */
 export function leakyRelu(x: Tensor, alpha = 0.01): Tensor { return runOp(LEAKY, [x], { alpha: finiteScalar('leakyRelu', 'alpha', alpha) }); }
-/** Exact GELU: x·Φ(x) = ½x(1 + erf(x/√2)) (PyTorch's default, not the tanh approximation). */
+/**
+ * Exact GELU: x·Φ(x) = ½x(1 + erf(x/√2)) (PyTorch's default, not the tanh approximation),
+ * computed as ½x·erfc(−x/√2) so the negative tail keeps its precision. gelu(+inf) = +inf,
+ * gelu(NaN) = NaN. Deliberate difference from PyTorch: gelu(−inf) = −0, the limit of x·Φ(x),
+ * where PyTorch's ½x(1 + erf(x/√2)) evaluates −inf·0 = NaN (an input of −inf is a well-defined
+ * point of the function, not a missing value).
+ */
 export function gelu(x: Tensor): Tensor { return runOp(GELU, [x], NONE); }
 /** 1/(1 + e⁻ˣ), computed without overflow. */
 export const sigmoid = sigmoidT;
@@ -130,13 +137,13 @@ export function tanh(x: Tensor): Tensor { return runOp(TANH, [x], NONE); }
 export function softplus(x: Tensor): Tensor { return runOp(SOFTPLUS, [x], NONE); }
 /** ln Γ(x) for x > 0 (relative error < 1e-5 in float32 on [1e-3, 1e4]). */
 export function lgamma(x: Tensor): Tensor { return runOp(LGAMMA, [x], NONE); }
-/** ψ(x) = d/dx ln Γ(x) for x > 0. */
+/** ψ(x) = d/dx ln Γ(x); ψ(+0) = −inf and ψ(−0) = +inf (PyTorch), NaN at −1, −2, … and −inf. */
 export const digamma = digammaT;
 /** ψ′(x) = d²/dx² ln Γ(x) (not itself differentiable). */
 export const trigamma = trigammaT;
 /** erf(x). */
 export const erfOp = erfT;
-/** x^p for a scalar exponent p (IEEE pow semantics for negative x and integer p). */
+/** x^p for a finite scalar exponent p (C99 pow semantics: negative x with integer p keeps the sign; 1^p = 1, x^0 = 1 also for NaN x). */
 export function powScalar(x: Tensor, p: number): Tensor { return powScalarT(x, finiteScalar('pow', 'exponent', p)); }
 /** x². */
 export function square(x: Tensor): Tensor { return runOp(SQUARE, [x], NONE); }

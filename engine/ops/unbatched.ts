@@ -13,13 +13,8 @@ import { reshape } from './shape-ops.js';
 export function unbatched(x: Tensor, f: (xb: Tensor) => Tensor): Tensor {
   return composite(() => {
     const xb = reshape(x, [1, ...x.shape]);
-    let y: Tensor;
-    try {
-      y = withNote(x, () => f(xb));
-    } catch (e) {
-      xb.dispose(); // composite frees nothing when its body throws
-      throw e;
-    }
+    // If f throws, composite disposes xb (and whatever f created) before rethrowing.
+    const y = withNote(x, () => f(xb));
     return reshape(y, y.shape.slice(1));
   });
 }

@@ -1,6 +1,6 @@
 import type { Backend, MemoryInfo, OutInfo, Storage } from '../backend.js';
 import { type DType, type TypedArray, allocHost } from '../dtype.js';
-import { DTypeError, DeviceError, KernelCompileError } from '../errors.js';
+import { BufferLimitError, DTypeError, DeviceError, IndexError, KernelCompileError } from '../errors.js';
 import type { GpuArg, MultiOpDef, OpDef } from '../op.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool } from './buffer-pool.js';
@@ -23,6 +23,18 @@ export interface DispatchSpec {
   bindings: Record<string, GPUBuffer | UniformValues>;
   workgroups: readonly [number, number, number];
 }
+
+/**
+ * What a device-side index check reports when its kernel flags an index: the IndexError message
+ * for the bad value at the position the kernel gives (name the op the user called, the index,
+ * where it is and the valid range, as the CPU backend's message does).
+ */
+export interface IndexCheck {
+  message: (value: number, position: number) => string;
+}
+
+/** Bytes of the device-side error flag: [check id, bad index, position, unused]. */
+const ERR_FLAG_BYTES = 16;
 
 interface CachedPipeline {
   pipeline: GPUComputePipeline;
@@ -131,11 +143,34 @@ export class WebGPUBackend implements Backend {
   /** A storage buffer of at least `bytes` from the pool (contents undefined). */
   allocBuffer(bytes: number, what = 'alloc'): GPUBuffer {
     this.checkAlive(what);
-    const max = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
-    if (bytes > max) {
-      throw new DeviceError(`${what}: a buffer of ${bytes} bytes exceeds this adapter's limit of ${max} bytes (maxStorageBufferBindingSize)`);
-    }
+    this.checkBufferBytes(what, null, bytes);
     return this.storagePool.acquire(bytes);
+  }
+
+  // ---- allocation limit (one typed error for every buffer this backend allocates) ----
+  /** The largest storage buffer this adapter can bind, in bytes. */
+  get maxBufferBytes(): number {
+    return Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+  }
+
+  /**
+   * Throws a {@link BufferLimitError} (a DeviceError naming the op, the shape, the bytes and the
+   * limit) before an op allocates an output the adapter cannot hold. Every tensor element is 4
+   * bytes on WebGPU (bool included). Called by `runOp` for every output; `allocBuffer` applies
+   * the same limit to scratch buffers. Shapes of more than 2^31 − 1 elements are left to the
+   * callers' own element-count errors (e.g. `arange`'s ArgumentError); `allocBuffer` still
+   * refuses their buffer with this error.
+   */
+  checkAllocation(op: string, shape: readonly number[], _dtype: DType): void {
+    let n = 1;
+    for (const d of shape) n *= d;
+    if (n > 2147483647) return;
+    this.checkBufferBytes(op, shape, n * 4);
+  }
+
+  private checkBufferBytes(op: string, shape: readonly number[] | null, bytes: number): void {
+    const max = this.maxBufferBytes;
+    if (bytes > max) throw new BufferLimitError(op, shape, bytes, max);
   }
 
   /** Returns a buffer obtained from `allocBuffer` (e.g. a kernel's scratch space). */
@@ -320,33 +355,98 @@ export class WebGPUBackend implements Backend {
     const src = (storage as GpuStorage).buffer;
     const bytes = size * 4;
     const out = allocHost(dtype, size);
-    if (bytes === 0) {
+    const checks = this.takeIndexChecks();
+    if (bytes === 0 && !checks) {
       this.flush();
       await this.checkErrors();
       return out;
     }
-    const staging = this.stagingPool.acquire(bytes);
+    // The error flag (when some dispatch since the last read could set it) travels in the same
+    // staging buffer as the data: no extra readback.
+    const total = bytes + (checks ? ERR_FLAG_BYTES : 0);
+    const staging = this.stagingPool.acquire(total);
     this.copyBuffer(src, 0, staging, 0, bytes);
+    if (checks) this.copyErrorFlag(staging, bytes);
     this.flush();
+    if (checks) this.resetErrorFlag();
     try {
-      await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+      await staging.mapAsync(GPUMapMode.READ, 0, total);
     } catch (e) {
       await this.checkErrors();
       throw new DeviceError(`read: mapping the result failed: ${e instanceof Error ? e.message : String(e)}`);
     }
-    const mapped = staging.getMappedRange(0, bytes);
-    if (dtype === 'bool') (out as Uint8Array).set(new Uint32Array(mapped));
-    else new Uint8Array(out.buffer, out.byteOffset, bytes).set(new Uint8Array(mapped));
+    const mapped = staging.getMappedRange(0, total);
+    if (dtype === 'bool') (out as Uint8Array).set(new Uint32Array(mapped, 0, size));
+    else new Uint8Array(out.buffer, out.byteOffset, bytes).set(new Uint8Array(mapped, 0, bytes));
+    const indexError = checks ? flagError(new Uint32Array(mapped, bytes, 4), checks) : null;
     staging.unmap();
     this.stagingPool.release(staging, false);
     await this.checkErrors();
+    if (indexError) throw indexError;
     return out;
   }
 
   async sync(): Promise<void> {
+    const checks = this.takeIndexChecks();
+    if (checks) {
+      const staging = this.stagingPool.acquire(ERR_FLAG_BYTES);
+      this.copyErrorFlag(staging, 0);
+      this.flush();
+      this.resetErrorFlag();
+      await staging.mapAsync(GPUMapMode.READ, 0, ERR_FLAG_BYTES);
+      const indexError = flagError(new Uint32Array(staging.getMappedRange(0, ERR_FLAG_BYTES)), checks);
+      staging.unmap();
+      this.stagingPool.release(staging, false);
+      await this.checkErrors();
+      if (indexError) throw indexError;
+      return;
+    }
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     await this.checkErrors();
+  }
+
+  // ---- device-side index checks: an error flag read with the next readback ----
+  private errFlag: GPUBuffer | null = null;
+  private indexChecks = new Map<number, IndexCheck>();
+  private nextCheckId = 1;
+
+  /**
+   * Registers a device-side index check for one dispatch: returns the flag buffer to bind as
+   * `err_flag` (the `index_check` prelude) and the id to pass to `flag_bad_index`. When the
+   * kernel flags an index, the next `read` (data(), item(), toArray(), ...) or `sync` of this
+   * backend throws an {@link IndexError} with `check.message(value, position)` (the message the
+   * CPU backend throws at once) and a note that WebGPU raised it late. The first flagged dispatch in
+   * submission order wins; when several indices of that dispatch are bad, which one is named may
+   * vary (the CPU names the first). The flag is copied into the staging buffer of the read the user asked
+   * for, so checking costs no extra readback.
+   */
+  indexCheck(check: IndexCheck): { flag: GPUBuffer; id: number } {
+    if (!this.errFlag) {
+      // Zero-initialised by WebGPU: no error.
+      this.errFlag = this.device.createBuffer({ size: ERR_FLAG_BYTES, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: 'dubito error flag' });
+    }
+    const id = this.nextCheckId++;
+    this.indexChecks.set(id, check);
+    return { flag: this.errFlag, id };
+  }
+
+  /** The checks registered since the last read (their ids restart at 1 for later dispatches). */
+  private takeIndexChecks(): Map<number, IndexCheck> | null {
+    if (this.indexChecks.size === 0) return null;
+    const checks = this.indexChecks;
+    this.indexChecks = new Map();
+    this.nextCheckId = 1;
+    return checks;
+  }
+
+  private copyErrorFlag(dst: GPUBuffer, offset: number): void {
+    this.copyBuffer(this.errFlag!, 0, dst, offset, ERR_FLAG_BYTES);
+  }
+
+  /** Clears the flag after the submit that copied it (queue order: later dispatches see 0). */
+  private resetErrorFlag(): void {
+    this.device.queue.writeBuffer(this.errFlag!, 0, new Uint32Array(ERR_FLAG_BYTES / 4));
   }
 
   destroy(): void {
@@ -357,8 +457,20 @@ export class WebGPUBackend implements Backend {
     this.uniformPool.clear();
     this.stagingPool.clear();
     this.pipelines.clear();
+    this.errFlag?.destroy();
+    this.errFlag = null;
     this.device.destroy();
   }
+}
+
+/** The IndexError of a flag read back from the device, or null when no check fired. */
+function flagError(words: Uint32Array, checks: Map<number, IndexCheck>): IndexError | null {
+  const id = words[0];
+  if (id === 0) return null;
+  const check = checks.get(id);
+  const value = words[1] | 0;
+  if (!check) return new IndexError(`an index kernel flagged index ${value} at position ${words[2]} out of range (unknown check ${id})`);
+  return new IndexError(`${check.message(value, words[2])} (detected on WebGPU, raised at the next read)`);
 }
 
 function numericConstants(c: Record<string, number | boolean>): Record<string, number> {

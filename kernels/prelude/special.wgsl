@@ -266,6 +266,10 @@ fn digamma_f32(x: f32) -> f32 {
   if (is_nan_f32(x)) {
     return x;
   }
+  if (x == 0.0) {
+    // ψ(0⁺) = −inf, ψ(0⁻) = +inf (PyTorch, SciPy): the sign opposite to the zero's.
+    return select(-f32_from_bits(0x7f800000u), f32_from_bits(0x7f800000u), (bitcast<u32>(x) >> 31u) == 1u);
+  }
   if (x > 0.0) {
     if (is_inf_f32(x)) {
       return x;

@@ -1,5 +1,5 @@
 import {
-  ArgumentError, DTypeError, ShapeError, type Tensor, cast, composite, detach, eq, fmtShape, fromHost, ge, gt, indexSelect, lt, noGrad, add, tidy, unsqueeze, where,
+  ArgumentError, DTypeError, ShapeError, type Tensor, composite, detach, eq, fmtShape, fromHost, indexSelect, noGrad, tidy, unsqueeze, where,
 } from '../../engine/index.js';
 import { type ParamInitOptions, normalInit } from '../init.js';
 import { checkIndicesOnHost } from '../labels.js';
@@ -28,8 +28,9 @@ function normPadding(op: string, p: number | null | undefined, num: number): num
  *
  * Indices outside [0, numEmbeddings) throw an IndexError naming the first bad index and its
  * position when the values are known on the host (CPU backend, DataLoader batches on any backend).
- * For int32 tensors computed on WebGPU, checking would cost a readback, so the rows of bad
- * indices come out as NaN instead (never silently 0). Not supported: max_norm, scale_grad_by_freq,
+ * For int32 tensors computed on WebGPU the lookup kernel flags bad indices on the device and the
+ * IndexError (naming 'embedding') is raised at the next read of the backend, with no extra
+ * readback. Not supported: max_norm, scale_grad_by_freq,
  * sparse gradients.
  */
 export function embedding(indices: Tensor, weight: Tensor, opts: EmbeddingOptions = {}): Tensor {
@@ -38,16 +39,12 @@ export function embedding(indices: Tensor, weight: Tensor, opts: EmbeddingOption
   if (weight.rank !== 2) throw new ShapeError(`${op}: weight must be [numEmbeddings, embeddingDim], got ${fmtShape(weight.shape)}`);
   const num = weight.shape[0];
   const pad = normPadding(op, opts.paddingIdx, num);
-  const checked = checkIndicesOnHost(op, 'index', indices, num, `weight ${fmtShape(weight.shape)} with ${num} embeddings`);
+  checkIndicesOnHost(op, 'index', indices, num, `weight ${fmtShape(weight.shape)} with ${num} embeddings`);
   return composite(() => {
     const flat = indices.rank === 0 ? unsqueeze(indices, 0) : indices;
-    let out = indexSelect(weight, 0, flat);
+    let out = indexSelect(weight, 0, flat, { op });
     if (indices.rank === 0) out = out.reshape([weight.shape[1]]);
     if (pad !== null) out = where(unsqueeze(eq(indices, pad), -1), detach(out), out);
-    if (!checked) {
-      const bad = gt(add(cast(lt(indices, 0), 'int32'), cast(ge(indices, num), 'int32')), 0);
-      out = where(unsqueeze(bad, -1), NaN, out);
-    }
     return out;
   });
 }
