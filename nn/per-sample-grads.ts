@@ -168,6 +168,27 @@ function withCaptured<T>(caller: string, model: Module, lossFn: PerSampleLoss, x
   }
 }
 
+/** What {@link withLayerGradients} hands over for one selected layer (valid only during the call). */
+export interface LayerGradients {
+  /** The layer's dotted name. */
+  name: string;
+  module: Linear | Conv2d;
+  /** The layer's input a, [B, ...]. */
+  input: Tensor;
+  /** ∂(Σ_b L_b)/∂(layer output) = per-sample output gradients δ_b, [B, ...]. */
+  outputGrad: Tensor;
+}
+
+/**
+ * The building block of the per-sample functions: one forward and one backward of Σ_b L_b with
+ * hooks on the Linear / Conv2d layers owning the selected parameters; `use` receives each layer's
+ * input and output gradient (freed, with the hooks, when `use` returns). Same checks and errors
+ * as {@link perSampleGrads}.
+ */
+export function withLayerGradients<T>(model: Module, lossFn: PerSampleLoss, x: Tensor, y: Tensor | undefined, opts: PerSampleOptions, use: (layers: LayerGradients[]) => T, caller = 'withLayerGradients'): T {
+  return withCaptured(caller, model, lossFn, x, y, opts, (sites) => use(sites.map((s) => ({ name: s.name, module: s.module, input: s.a!, outputGrad: s.dy! }))));
+}
+
 /** Linear: input [B, T, in] and output gradient [B, T, out] (T = 1 for a plain [B, in] input). */
 function linearViews(s: Site, B: number): { A: Tensor; D: Tensor } {
   const m = s.module as Linear;

@@ -16,3 +16,5 @@ export * from './detector.js';
 export * from './detectors.js';
 export * from './evaluate.js';
 export { rowLogsumexp, softmaxRows, classIndexLabels, type LabelProblem, type LabelErrorFactory } from './host.js';
+export * from './stage2.js';
+export * from './gradient-ood.js';
