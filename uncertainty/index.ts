@@ -18,3 +18,4 @@ export * from './evaluate.js';
 export { rowLogsumexp, softmaxRows, classIndexLabels, type LabelProblem, type LabelErrorFactory } from './host.js';
 export * from './stage2.js';
 export * from './gradient-ood.js';
+export * from './attacks.js';
