@@ -19,3 +19,4 @@ export { rowLogsumexp, softmaxRows, classIndexLabels, type LabelProblem, type La
 export * from './stage2.js';
 export * from './gradient-ood.js';
 export * from './attacks.js';
+export * from './introspective.js';
