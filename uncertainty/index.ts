@@ -20,3 +20,4 @@ export * from './stage2.js';
 export * from './gradient-ood.js';
 export * from './attacks.js';
 export * from './introspective.js';
+export * from './confidnet.js';
