@@ -19,3 +19,8 @@ export * from './evaluate.js';
 /** Markdown tables and SVG plots for evaluation reports (see uncertainty/report/index.ts). */
 export * as report from './report/index.js';
 export { rowLogsumexp, softmaxRows, classIndexLabels, type LabelProblem, type LabelErrorFactory } from './host.js';
+export * from './stage2.js';
+export * from './gradient-ood.js';
+export * from './attacks.js';
+export * from './introspective.js';
+export * from './confidnet.js';

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ArgumentError,
+  IntrospectiveClassifier,
+  Linear,
+  NotFittedError,
+  ReLU,
+  Sequential,
+  type Backend,
+  crossEntropy,
+  fromHost,
+  gradients,
+  introspectiveFeatures,
+  memory,
+  parameter,
+  setBackend,
+  tidy,
+} from '../node.js';
+import { cpu, requireWebGPU } from './helpers/backends.js';
+import { Rng } from './helpers/compare.js';
+
+const W1 = [[0.5, -0.3, 0.8], [-0.6, 0.2, 0.4], [0.1, 0.9, -0.5], [0.7, -0.8, 0.3]];
+const b1 = [0.1, -0.2, 0.05, 0.3];
+const W2 = [[0.4, -0.7, 0.2, 0.6], [-0.3, 0.5, 0.8, -0.1], [0.9, 0.1, -0.4, 0.2]];
+const b2 = [0.05, -0.1, 0.2];
+const X = [[1.0, -0.5, 0.3], [-0.2, 0.8, 1.1]];
+
+function net(dtype: 'float32' | 'float64', be: Backend = cpu) {
+  const l1 = new Linear(3, 4);
+  const l2 = new Linear(4, 3);
+  l1.weight = parameter(fromHost(W1.flat(), [4, 3], dtype, be));
+  l1.bias = parameter(fromHost(b1, [4], dtype, be));
+  l2.weight = parameter(fromHost(W2.flat(), [3, 4], dtype, be));
+  l2.bias = parameter(fromHost(b2, [3], dtype, be));
+  return new Sequential(l1, new ReLU(), l2);
+}
+
+function reference(normalize: boolean): number[] {
+  const out: number[] = [];
+  for (const x of X) {
+    const a = W1.map((w, i) => Math.max(0, w.reduce((s, v, j) => s + v * x[j], b1[i])));
+    const z = W2.map((w, i) => w.reduce((s, v, j) => s + v * a[j], b2[i]));
+    const m = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - m));
+    const p = e.map((v) => v / e.reduce((s, u) => s + u, 0));
+    const na = normalize ? Math.hypot(...a) : 1;
+    for (let q = 0; q < 3; q++) {
+      const d = p.map((v, k) => v - (k === q ? 1 : 0));
+      const nd = normalize ? Math.hypot(...d) : 1;
+      for (let k = 0; k < 3; k++) for (let j = 0; j < 4; j++) out.push((d[k] / nd) * (a[j] / na));
+    }
+  }
+  return out;
+}
+
+describe('introspective features (Prabhushankar & AlRegib 2022)', () => {
+  it('exact: (p − e_Q)aᵀ for every Q, normalised; unnormalised = autograd ∂CE(z, Q)/∂W', async () => {
+    setBackend(cpu);
+    const m = net('float64');
+    const x = fromHost(X.flat(), [2, 3], 'float64');
+    const before = memory().liveTensors;
+    const f = introspectiveFeatures(m, x);
+    expect(f.shape).toEqual([2, 36]);
+    const got = await f.data();
+    // 10 digits: the normalisation divides by (‖·‖ + 1e-12), a documented guard against 0/0.
+    reference(true).forEach((v, i) => expect(got[i]).toBeCloseTo(v, 10));
+    f.dispose();
+    expect(memory().liveTensors).toBe(before);
+    const raw = await introspectiveFeatures(m, x, { normalize: false }).data();
+    const l2 = m.children()[2] as Linear;
+    for (let b = 0; b < 2; b++) for (let q = 0; q < 3; q++) {
+      const [g] = tidy(() => gradients(crossEntropy(m.forward(x.slice([b], [1, 3])), fromHost([q], [1], 'int32'), { reduction: 'sum' }), [l2.weight]));
+      const gv = await g.data();
+      for (let i = 0; i < 12; i++) expect(raw[b * 36 + q * 12 + i]).toBeCloseTo(gv[i], 12);
+    }
+    expect(() => introspectiveFeatures(m, x, { layer: '1' })).toThrow(ArgumentError);
+  });
+
+  it('WebGPU matches the CPU reference', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    setBackend(gpu);
+    const got = await introspectiveFeatures(net('float32', gpu), fromHost(X.flat(), [2, 3], 'float32', gpu)).data();
+    reference(true).forEach((v, i) => expect(got[i]).toBeCloseTo(v, 5));
+  });
+
+  it('IntrospectiveClassifier: NotFittedError, then H re-predicts the class of a separable toy', async () => {
+    setBackend(cpu);
+    const m = net('float32');
+    const rng = new Rng(2);
+    const N = 120;
+    const xs: number[] = [];
+    const ys: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const c = i % 2;
+      const base = X[c];
+      base.forEach((v) => xs.push(2 * v + 0.1 * rng.normal()));
+      ys.push(c);
+    }
+    const x = fromHost(xs, [N, 3], 'float32');
+    const clf = new IntrospectiveClassifier(m, { stage2: { epochs: 40, lr: 3e-3, seed: 1 } });
+    expect(() => clf.score(x)).toThrow(NotFittedError);
+    await clf.fit({ x, labels: ys, numClasses: 3, batchSize: 50 });
+    const { prediction, score } = clf.predict(x);
+    const pred = await prediction.data();
+    let ok = 0;
+    for (let i = 0; i < N; i++) ok += pred[i] === ys[i] ? 1 : 0;
+    expect(ok / N).toBeGreaterThan(0.95);
+    expect(score.shape).toEqual([N]);
+  });
+});
