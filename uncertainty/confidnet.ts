@@ -16,7 +16,6 @@
  */
 import {
   ArgumentError,
-  NotFittedError,
   ShapeError,
   Tensor,
   argmax,
@@ -34,6 +33,7 @@ import {
   square,
   tidy,
 } from '../engine/index.js';
+import { NotFittedError } from './errors.js';
 import { Linear } from '../nn/layers/linear.js';
 import { ReLU } from '../nn/layers/activation.js';
 import { Sequential } from '../nn/layers/container.js';

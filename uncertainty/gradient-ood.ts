@@ -26,7 +26,6 @@
  */
 import {
   ArgumentError,
-  NotFittedError,
   ShapeError,
   type Tensor,
   abs,
@@ -47,6 +46,7 @@ import {
   slice,
   sqrt,
 } from '../engine/index.js';
+import { NotFittedError } from './errors.js';
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers/linear.js';
 import { type PerSampleOptions, perSampleGradNorms, withLayerGradients } from '../nn/per-sample-grads.js';

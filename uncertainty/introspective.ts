@@ -18,7 +18,6 @@
  */
 import {
   ArgumentError,
-  NotFittedError,
   ShapeError,
   Tensor,
   argmax,
@@ -35,6 +34,7 @@ import {
   detach,
   keep,
 } from '../engine/index.js';
+import { NotFittedError } from './errors.js';
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers/linear.js';
 import { type Detector, type DetectorInput, type ScoredBatch, forEachBatch } from './detector.js';

@@ -7,7 +7,6 @@
  */
 import {
   ArgumentError,
-  NotFittedError,
   ShapeError,
   Tensor,
   fmtShape,
@@ -20,6 +19,7 @@ import {
   tidy,
   variance,
 } from '../engine/index.js';
+import { NotFittedError } from './errors.js';
 import { Linear } from '../nn/layers/linear.js';
 import { ReLU } from '../nn/layers/activation.js';
 import { Sequential } from '../nn/layers/container.js';
