@@ -1,7 +1,7 @@
 import type { Backend, MemoryInfo, OutInfo, Storage } from '../backend.js';
 import { type DType, type TypedArray, allocHost } from '../dtype.js';
-import { DTypeError, DeviceError, KernelCompileError } from '../errors.js';
-import type { GpuArg, MultiOpDef, OpDef } from '../op.js';
+import { AllocationError, DTypeError, DeviceError, KernelCompileError, fmtShape } from '../errors.js';
+import type { GpuArg, MultiOpDef, OpDef, RowSplit } from '../op.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool } from './buffer-pool.js';
 import { getGpu } from './gpu-provider.js';
@@ -70,6 +70,30 @@ export class WebGPUBackend implements Backend {
   private destroyed = false;
   /** Number of dispatches encoded so far (for tests and profiling). */
   dispatchCount = 0;
+  /**
+   * The largest storage binding an op may use, in bytes: the adapter's
+   * maxStorageBufferBindingSize unless lowered (never raised) with `setBindingLimits`. Ops whose
+   * operands are larger run in chunks of rows (see `executeInRows`).
+   */
+  get maxBindingBytes(): number {
+    return Math.min(this.bindingLimitOverride ?? Infinity, this.limits.maxStorageBufferBindingSize);
+  }
+  /** The alignment of chunk offsets: minStorageBufferOffsetAlignment, or stricter via `setBindingLimits`. */
+  get bindingOffsetAlignment(): number {
+    return Math.max(this.alignmentOverride ?? 0, this.limits.minStorageBufferOffsetAlignment);
+  }
+  private bindingLimitOverride: number | null = null;
+  private alignmentOverride: number | null = null;
+
+  /**
+   * Lowers the binding limit (and/or raises the offset alignment) this backend plans with, so
+   * that the chunked paths can be exercised on small tensors (tests) or memory per dispatch kept
+   * small. `null` restores the adapter's value. Bytes must be a multiple of 4; alignment a power of 2.
+   */
+  setBindingLimits(opts: { maxBindingBytes?: number | null; offsetAlignment?: number | null }): void {
+    if (opts.maxBindingBytes !== undefined) this.bindingLimitOverride = opts.maxBindingBytes;
+    if (opts.offsetAlignment !== undefined) this.alignmentOverride = opts.offsetAlignment;
+  }
   /** Names of the ops this backend has executed (for the op-coverage check in the tests). */
   readonly opsRun = new Set<string>();
   submitCount = 0;
@@ -106,6 +130,9 @@ export class WebGPUBackend implements Backend {
     const want = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY'] as const;
     const requiredLimits: Record<string, number> = {};
     for (const k of want) requiredLimits[k] = adapter.limits[k];
+    // Alignment limits are "lower is better": ask for the adapter's (16 on lavapipe, vs the
+    // default 256) so chunked ops (executeInRows) can bind sub-ranges at finer offsets.
+    requiredLimits.minStorageBufferOffsetAlignment = adapter.limits.minStorageBufferOffsetAlignment;
     const features: GPUFeatureName[] = [];
     for (const f of ['timestamp-query', 'shader-f16'] as GPUFeatureName[]) if (adapter.features.has(f)) features.push(f);
     let device: GPUDevice;
@@ -131,9 +158,11 @@ export class WebGPUBackend implements Backend {
   /** A storage buffer of at least `bytes` from the pool (contents undefined). */
   allocBuffer(bytes: number, what = 'alloc'): GPUBuffer {
     this.checkAlive(what);
-    const max = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+    // Buffers may be as large as maxBufferSize; ops bind sub-ranges of at most
+    // maxStorageBufferBindingSize (see executeInRows).
+    const max = this.limits.maxBufferSize;
     if (bytes > max) {
-      throw new DeviceError(`${what}: a buffer of ${bytes} bytes exceeds this adapter's limit of ${max} bytes (maxStorageBufferBindingSize)`);
+      throw new DeviceError(`${what}: a buffer of ${bytes} bytes exceeds this adapter's limit of ${max} bytes (maxBufferSize)`);
     }
     return this.storagePool.acquire(bytes);
   }
@@ -156,11 +185,17 @@ export class WebGPUBackend implements Backend {
     let n = 1;
     for (const d of out.shape) n *= d;
     const bytes = n * 4;
+    const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
+    const limit = this.maxBindingBytes;
+    const tooBig = n > 0 && (bytes > limit || args.some((a) => a.buffer.size > limit));
     const buf = this.allocBuffer(bytes, op.name);
     this.opsRun.add(op.name);
-    if (n > 0) {
-      const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
-      op.webgpu(this, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
+    try {
+      if (tooBig) this.executeInRows(op, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
+      else if (n > 0) op.webgpu(this, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
+    } catch (e) {
+      this.freeBuffer(buf);
+      throw e;
     }
     return new GpuStorage(this, buf, bytes);
   }
@@ -189,6 +224,115 @@ export class WebGPUBackend implements Backend {
       bytesInUse: this.storagePool.bytesInUse,
       bytesPooled: this.storagePool.bytesPooled + this.uniformPool.bytesPooled + this.stagingPool.bytesPooled,
     };
+  }
+
+  // ---- ops over more than one binding's worth of data ----
+  /**
+   * While `executeInRows` runs one chunk: the sub-range of each big buffer that the chunk's
+   * operands occupy. `dispatch` binds these ranges instead of the whole buffers (and
+   * `copyBuffer` offsets into them), so the op's own `webgpu` runs unchanged on chunk shapes.
+   */
+  private rowRanges: Map<GPUBuffer, { offset: number; size: number }> | null = null;
+  /** Number of ops run in chunks of rows so far (for tests and profiling). */
+  rowSplits = 0;
+
+  /** A storage binding of `buf`: the chunk's range while splitting, else the whole buffer (checked against the limit). */
+  private storageBinding(kernel: string, name: string, buf: GPUBuffer): GPUBufferBinding {
+    const r = this.rowRanges?.get(buf);
+    if (r) return { buffer: buf, offset: r.offset, size: r.size };
+    const limit = this.limits.maxStorageBufferBindingSize;
+    if (buf.size > limit) {
+      throw new DeviceError(`${kernel}: binding '${name}' is a buffer of ${buf.size} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes (this op does not split its work into chunks)`);
+    }
+    return { buffer: buf };
+  }
+
+  /**
+   * Runs `op` in chunks of rows of its leading dim when an operand or the output exceeds
+   * `maxStorageBufferBindingSize` (the buffers themselves may be up to `maxBufferSize`): the op's
+   * `splitRows` says which inputs are chunked with the output and how the chunks combine
+   * ('rows': each chunk writes its rows of the output; 'sum': the chunks' outputs are summed).
+   * Chunk row counts keep every sub-range offset a multiple of minStorageBufferOffsetAlignment.
+   * Throws an AllocationError (op, shape, limit, the batch that fits) when the op cannot split.
+   */
+  private executeInRows(op: OpDef<any>, args: readonly GpuArg[], attrs: any, out: GpuArg): void {
+    const limit = this.maxBindingBytes;
+    const split: RowSplit<any> | null = op.splitRows ? op.splitRows(args, attrs, { shape: [...out.shape], dtype: out.dtype }) : null;
+    const sum = split?.combine === 'sum';
+    const refuse = (detail: string): never => {
+      const big = [...args.map((a) => ({ shape: a.shape, bytes: a.buffer.size })), { shape: out.shape, bytes: 4 * sizeOfShape(out.shape) }].reduce((p, q) => (q.bytes > p.bytes ? q : p));
+      const rows = big.shape.length > 0 ? big.shape[0] : 1;
+      const fit = rows > 0 ? Math.floor(limit / (big.bytes / rows)) : 0;
+      throw new AllocationError(op.name, big.shape, big.bytes, limit,
+        `in one storage binding (maxStorageBufferBindingSize of this adapter): ${detail}; ` +
+          (fit >= 1 ? `a leading dim (batch) of at most ${fit} fits` : 'even one row of the leading dim is too large'));
+    };
+    if (!split) refuse(`${op.name} cannot run in chunks of its leading dim here`);
+    if (sum && out.dtype !== 'float32') refuse(`${op.name} sums chunks only for float32 outputs`);
+    const chunked = args.map((a, i) => split!.inputs[i] === true);
+    const R = sum ? (args.find((_, i) => chunked[i])?.shape[0] ?? 0) : out.shape[0];
+    // Every chunked operand: bytes per row of the leading dim.
+    const parts: { buffer: GPUBuffer; rowBytes: number; rest: readonly number[] }[] = [];
+    for (let i = 0; i < args.length; i++) {
+      if (!chunked[i]) continue;
+      const a = args[i];
+      if (a.shape.length === 0 || a.shape[0] !== R) refuse(`input ${i} ${fmtShape(a.shape)} does not have ${R} rows`);
+      parts.push({ buffer: a.buffer, rowBytes: 4 * sizeOfShape(a.shape.slice(1)), rest: a.shape.slice(1) });
+    }
+    if (!sum) parts.push({ buffer: out.buffer, rowBytes: 4 * sizeOfShape(out.shape.slice(1)), rest: out.shape.slice(1) });
+    for (let i = 0; i < args.length; i++) {
+      if (chunked[i]) continue;
+      if (args[i].buffer.size > limit) refuse(`input ${i} ${fmtShape(args[i].shape)} is bound whole`);
+      if (parts.some((p) => p.buffer === args[i].buffer)) refuse(`input ${i} shares its buffer with a chunked operand`);
+    }
+    if (sum && 4 * sizeOfShape(out.shape) > limit) refuse('the summed output is bound whole');
+    // Rows per chunk: the most that fit, rounded down to keep offsets aligned.
+    const align = this.bindingOffsetAlignment;
+    let step = 1;
+    let maxRowBytes = 0;
+    for (const p of parts) {
+      step = lcm(step, align / gcd(align, p.rowBytes || align));
+      maxRowBytes = Math.max(maxRowBytes, p.rowBytes);
+    }
+    const rows = Math.floor(Math.floor(limit / Math.max(1, maxRowBytes)) / step) * step;
+    if (rows < 1 || R < 2) refuse(`${R} row(s) of the leading dim cannot be split further`);
+    const nChunks = Math.ceil(R / rows);
+    this.rowSplits++;
+    const outBytes = 4 * sizeOfShape(out.shape);
+    const partials = sum ? this.allocBuffer(nChunks * outBytes, op.name) : null;
+    try {
+      for (let c = 0; c < nChunks; c++) {
+        const start = c * rows;
+        const count = Math.min(rows, R - start);
+        const ranges = new Map<GPUBuffer, { offset: number; size: number }>();
+        for (const p of parts) {
+          const r = { offset: start * p.rowBytes, size: Math.max(4, count * p.rowBytes) };
+          const prev = ranges.get(p.buffer);
+          if (prev && (prev.offset !== r.offset || prev.size !== r.size)) refuse('two chunked operands share a buffer with different row sizes');
+          ranges.set(p.buffer, r);
+        }
+        const chunkArgs = args.map((a, i) => (chunked[i] ? { buffer: a.buffer, shape: [count, ...a.shape.slice(1)], dtype: a.dtype } : a));
+        const chunkAttrs = split!.attrs ? split!.attrs(start, count) : attrs;
+        const part = sum ? this.allocBuffer(outBytes, op.name) : null;
+        const chunkOut = part ? { buffer: part, shape: out.shape, dtype: out.dtype } : { buffer: out.buffer, shape: [count, ...out.shape.slice(1)], dtype: out.dtype };
+        this.rowRanges = ranges;
+        try {
+          op.webgpu(this, chunkArgs, chunkAttrs, chunkOut);
+        } finally {
+          this.rowRanges = null;
+        }
+        if (part && partials) {
+          this.copyBuffer(part, 0, partials, c * outBytes, outBytes);
+          this.freeBuffer(part);
+        }
+      }
+      if (partials) {
+        const n = outBytes / 4;
+        this.dispatch({ kernel: SUM_PARTIALS, bindings: { parts: partials, out: out.buffer, params: { n, k: nChunks } }, workgroups: grid1D(n, 64) });
+      }
+    } finally {
+      if (partials) this.freeBuffer(partials);
+    }
   }
 
   // ---- pipelines ----
@@ -266,7 +410,7 @@ export class WebGPUBackend implements Backend {
         this.device.queue.writeBuffer(ub, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
         uniformsToFree.push(ub);
         entries.push({ binding, resource: { buffer: ub } });
-      } else entries.push({ binding, resource: { buffer: b as GPUBuffer } });
+      } else entries.push({ binding, resource: this.storageBinding(kernel.name, name, b as GPUBuffer) });
     }
     const bindGroup = this.device.createBindGroup({ layout: p.layout, entries });
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
@@ -283,6 +427,10 @@ export class WebGPUBackend implements Backend {
   copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.checkAlive('copyBuffer');
     if (bytes === 0) return;
+    const rs = this.rowRanges?.get(src);
+    const rd = this.rowRanges?.get(dst);
+    if (rs) srcOffset += rs.offset;
+    if (rd) dstOffset += rd.offset;
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (this.pass) {
       this.pass.end();
@@ -360,6 +508,40 @@ export class WebGPUBackend implements Backend {
     this.device.destroy();
   }
 }
+
+function sizeOfShape(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+function lcm(a: number, b: number): number {
+  return (a / gcd(a, b)) * b;
+}
+
+/** out[i] = Σ_j parts[j·n + i]: the sum of the per-chunk outputs of a 'sum'-split op (executeInRows). */
+const SUM_PARTIALS: KernelSource = {
+  name: 'sum_partials',
+  code: /* wgsl */ `
+struct Params { n: u32, k: u32 }
+@group(0) @binding(0) var<storage, read> parts: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= params.n) { return; }
+  var s = 0.0;
+  for (var j = 0u; j < params.k; j++) { s += parts[j * params.n + i]; }
+  out[i] = s;
+}
+`,
+};
 
 function numericConstants(c: Record<string, number | boolean>): Record<string, number> {
   const out: Record<string, number> = {};
