@@ -369,8 +369,7 @@ export class EnsembleTrainer {
     if (this.disposed) return;
     this.disposed = true;
     this.optimizer.zeroGrad();
-    for (const st of this.optimizer.state.values()) for (const v of Object.values(st)) if (typeof v !== 'number') v.dispose();
-    this.optimizer.state.clear();
+    this.optimizer.dispose();
     for (const t of this.parameters()) t.dispose();
   }
 }
