@@ -223,7 +223,13 @@ export class WebGPUBackend implements Backend {
     return {
       bytesInUse: this.storagePool.bytesInUse,
       bytesPooled: this.storagePool.bytesPooled + this.uniformPool.bytesPooled + this.stagingPool.bytesPooled,
+      peakBytesInUse: this.storagePool.peakBytesInUse,
     };
+  }
+
+  /** Starts a new peak-memory measurement (`memoryInfo().peakBytesInUse`) at the bytes in use now. */
+  resetPeakMemory(): void {
+    this.storagePool.resetPeak();
   }
 
   // ---- ops over more than one binding's worth of data ----
