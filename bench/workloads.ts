@@ -95,6 +95,28 @@ const elementwiseChain: Workload = {
   check: { rtol: 1e-4 },
 };
 
+function chainDubito(x0: Tensor): Tensor {
+  let x = x0;
+  for (let k = 0; k < CHAIN_OPS; k++) x = k % 3 === 0 ? x.mul(1.0001) : k % 3 === 1 ? x.add(0.001) : x.relu();
+  return x;
+}
+
+/**
+ * The same chain recorded once with `recordReplay` and replayed: the recorded dispatches are
+ * re-encoded with their pipelines and bind groups, the JS op graph does not run again.
+ */
+const elementwiseChainReplayed: Workload<{ x: Tensor; rec: D.Replayable }> = {
+  ...elementwiseChain,
+  name: `chain ${CHAIN_OPS} ops [64] replayed (recordReplay)`,
+  cpuRef: false,
+  setupDubito: (x, be) => {
+    const t = toDubito(x.x, be);
+    return { x: t, rec: D.recordReplay(chainDubito, [t]) };
+  },
+  runDubito: (s) => s.rec.run(s.x),
+  teardownDubito: (s) => s.rec.dispose(),
+};
+
 const REDUCE_ITERS = 50;
 
 /** 50 × (mean, max, logsumexp over a [64] tensor, then x = 0.5·x + 0.1·(mean + max − lse)). */
@@ -712,6 +734,7 @@ export const workloads: Entry[] = [
   matmulWorkload(2048, 64, 2048, { modes: QUICK }),
   matmulWorkload(64, 64, 64, { batch: 8, modes: ALL, cpuRef: true }),
   elementwiseChain,
+  elementwiseChainReplayed,
   reductionChain,
   softmaxCrossEntropy,
   lenetConvFwd,

@@ -11,3 +11,4 @@ export { WebGPUBackend, type KernelSource, type DispatchSpec } from './webgpu/we
 export { CpuBackend } from './cpu/cpu-backend.js';
 export { setGpuProvider, type GpuProvider } from './webgpu/gpu-provider.js';
 export { defineOp, registeredOps, type OpDef, type CpuArg, type GpuArg } from './op.js';
+export { recordReplay, type Replayable } from './capture.js';

@@ -27,6 +27,16 @@ export function manualSeed(seed: number): void {
   generator.offset = 0;
 }
 
+/** The global generator's current seed and next free block offset (for capture/replay). */
+export function generatorState(): { seed: number; offset: number } {
+  return { seed: generator.seed, offset: generator.offset };
+}
+
+/** Advances the global generator by `blocks` Philox blocks (a replayed capture consumed them). */
+export function advanceGenerator(blocks: number): void {
+  generator.offset += blocks;
+}
+
 /** Reserves a stream for `n` elements from the global generator. */
 export function nextStream(n: number): { seed: number; offset: number } {
   const s = { seed: generator.seed, offset: generator.offset };

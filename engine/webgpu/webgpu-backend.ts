@@ -24,6 +24,25 @@ export interface DispatchSpec {
   workgroups: readonly [number, number, number];
 }
 
+type RecordedCommand =
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; wg: [number, number, number] }
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; bytes: number };
+
+/** What `WebGPUBackend.beginRecording` … `endRecording` captured (see engine/capture.ts). */
+export interface Recording {
+  commands: RecordedCommand[];
+  /** Storage buffers released while recording: kept out of the pool until `releaseRecording`. */
+  pinned: GPUBuffer[];
+  /** Uniform buffers of the recorded dispatches. */
+  uniforms: GPUBuffer[];
+  /** Uniform buffers holding a Philox stream, with their recorded values. */
+  philox: { kernel: Kernel; name: string; values: UniformValues; buffer: GPUBuffer }[];
+  /** Storages from before the recording that recorded ops read (one reference each). */
+  held: GpuStorage[];
+  /** Storages created while recording. */
+  created: Set<GpuStorage>;
+}
+
 interface CachedPipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
@@ -169,7 +188,8 @@ export class WebGPUBackend implements Backend {
 
   /** Returns a buffer obtained from `allocBuffer` (e.g. a kernel's scratch space). */
   freeBuffer(buf: GPUBuffer): void {
-    this.storagePool.release(buf, this.encoder !== null);
+    if (this.recording) this.recording.pinned.push(buf);
+    else this.storagePool.release(buf, this.encoder !== null);
   }
 
   upload(data: TypedArray, dtype: DType): Storage {
@@ -178,10 +198,11 @@ export class WebGPUBackend implements Backend {
     const bytes = src.byteLength;
     const buf = this.allocBuffer(bytes, 'upload');
     if (bytes > 0) this.device.queue.writeBuffer(buf, 0, src.buffer, src.byteOffset, bytes);
-    return new GpuStorage(this, buf, bytes);
+    return this.noteCreated(new GpuStorage(this, buf, bytes));
   }
 
   execute(op: OpDef<any>, inputs: readonly Tensor[], attrs: any, out: OutInfo): Storage {
+    if (this.recording) this.holdExternal(inputs);
     let n = 1;
     for (const d of out.shape) n *= d;
     const bytes = n * 4;
@@ -197,10 +218,11 @@ export class WebGPUBackend implements Backend {
       this.freeBuffer(buf);
       throw e;
     }
-    return new GpuStorage(this, buf, bytes);
+    return this.noteCreated(new GpuStorage(this, buf, bytes));
   }
 
   executeMulti(op: MultiOpDef<any>, inputs: readonly Tensor[], attrs: any, outs: readonly OutInfo[]): Storage[] {
+    if (this.recording) this.holdExternal(inputs);
     const res = outs.map((o) => {
       let n = 1;
       for (const d of o.shape) n *= d;
@@ -211,12 +233,13 @@ export class WebGPUBackend implements Backend {
       const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
       op.webgpu(this, args, attrs, res.map((r) => ({ buffer: r.buf, shape: r.o.shape, dtype: r.o.dtype })));
     }
-    return res.map((r) => new GpuStorage(this, r.buf, r.n * 4));
+    return res.map((r) => this.noteCreated(new GpuStorage(this, r.buf, r.n * 4)));
   }
 
   release(storage: Storage): void {
     if (this.destroyed) return;
-    this.storagePool.release((storage as GpuStorage).buffer, this.encoder !== null);
+    if (this.recording) this.recording.pinned.push((storage as GpuStorage).buffer);
+    else this.storagePool.release((storage as GpuStorage).buffer, this.encoder !== null);
   }
 
   memoryInfo(): MemoryInfo {
@@ -341,6 +364,106 @@ export class WebGPUBackend implements Backend {
     }
   }
 
+  // ---- capture / replay (engine/capture.ts) ----
+  private recording: Recording | null = null;
+
+  /**
+   * Starts recording every dispatch and copy (with its pipeline and bind group) until
+   * `endRecording`. While recording, no buffer goes back to the pool (the bind groups keep
+   * pointing at them), and storages made before the recording that an op reads are held.
+   */
+  beginRecording(): void {
+    if (this.recording) throw new DeviceError('capture: a recording is already in progress on this backend');
+    this.recording = { commands: [], pinned: [], uniforms: [], philox: [], held: [], created: new Set() };
+  }
+
+  /** Ends the recording and returns it (replay with `replayRecording`, free with `releaseRecording`). */
+  endRecording(): Recording {
+    const r = this.recording;
+    if (!r) throw new DeviceError('capture: no recording in progress');
+    this.recording = null;
+    return r;
+  }
+
+  /** Storage created now (by execute/upload) belongs to the recording being made. */
+  private noteCreated(s: GpuStorage): GpuStorage {
+    this.recording?.created.add(s);
+    return s;
+  }
+
+  private holdExternal(inputs: readonly Tensor[]): void {
+    const r = this.recording!;
+    for (const t of inputs) {
+      const s = t.storageFor('capture') as GpuStorage;
+      if (!r.created.has(s) && !r.held.includes(s)) {
+        s.refs++;
+        r.held.push(s);
+      }
+    }
+  }
+
+  private recordDispatch(kernel: Kernel, p: CachedPipeline, bindGroup: GPUBindGroup, wg: [number, number, number], spec: DispatchSpec, uniforms: GPUBuffer[]): void {
+    const r = this.recording!;
+    r.commands.push({ kind: 'dispatch', pipeline: p.pipeline, bindGroup, wg });
+    r.uniforms.push(...uniforms);
+    // Philox streams (uniform fields offset_lo/offset_hi): re-packed with an advanced offset per replay.
+    let u = 0;
+    for (const { name, uniform } of p.bindingNames) {
+      if (!uniform) continue;
+      const values = spec.bindings[name] as UniformValues;
+      const ub = uniforms[u++];
+      if (typeof values.offset_lo === 'number' && typeof values.offset_hi === 'number') r.philox.push({ kernel, name, values: { ...values }, buffer: ub });
+    }
+  }
+
+  /**
+   * Encodes a recording again: the same pipelines and bind groups (so the same buffers), with
+   * every Philox stream's block offset advanced by `philoxShift` from its recorded value.
+   */
+  replayRecording(r: Recording, philoxShift: number): void {
+    this.checkAlive('replay');
+    if (philoxShift !== 0 && r.philox.length) {
+      // Uniform writes are queue operations: submit what is encoded first so they land after it.
+      this.flush();
+      for (const p of r.philox) {
+        const off = (p.values.offset_lo as number) + (p.values.offset_hi as number) * 2 ** 32 + philoxShift;
+        const bytes = packUniforms(p.kernel, p.name, { ...p.values, offset_lo: off % 2 ** 32, offset_hi: Math.floor(off / 2 ** 32) });
+        this.device.queue.writeBuffer(p.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      }
+    }
+    for (const c of r.commands) {
+      if (c.kind === 'copy') {
+        if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+        if (this.pass) {
+          this.pass.end();
+          this.pass = null;
+        }
+        this.encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+        continue;
+      }
+      if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+      if (!this.pass) this.pass = this.encoder.beginComputePass();
+      this.pass.setPipeline(c.pipeline);
+      this.pass.setBindGroup(0, c.bindGroup);
+      this.pass.dispatchWorkgroups(c.wg[0], c.wg[1], c.wg[2]);
+      this.dispatchCount++;
+      if (++this.queued >= this.maxQueued) this.flush();
+    }
+  }
+
+  /** Returns a recording's buffers to the pools and drops the storages it held. */
+  releaseRecording(r: Recording): void {
+    if (this.destroyed) return;
+    const pending = this.encoder !== null;
+    for (const b of r.pinned) this.storagePool.release(b, pending);
+    for (const b of r.uniforms) this.uniformPool.release(b, pending);
+    for (const s of r.held) if (--s.refs === 0) this.release(s);
+    r.pinned = [];
+    r.uniforms = [];
+    r.held = [];
+    r.commands = [];
+  }
+
   // ---- pipelines ----
   private pipelineFor(kernel: Kernel, entry: string, constants: Record<string, number | boolean> | undefined): CachedPipeline {
     const key = constants ? `${kernel.id}|${entry}|${JSON.stringify(constants)}` : `${kernel.id}|${entry}`;
@@ -424,7 +547,8 @@ export class WebGPUBackend implements Backend {
     this.pass.setPipeline(p.pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
-    for (const ub of uniformsToFree) this.uniformPool.release(ub, true);
+    if (this.recording) this.recordDispatch(kernel, p, bindGroup, [x, y, z], spec, uniformsToFree);
+    else for (const ub of uniformsToFree) this.uniformPool.release(ub, true);
     this.dispatchCount++;
     if (++this.queued >= this.maxQueued) this.flush();
   }
@@ -443,6 +567,7 @@ export class WebGPUBackend implements Backend {
       this.pass = null;
     }
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.recording?.commands.push({ kind: 'copy', src, srcOffset, dst, dstOffset, bytes });
   }
 
   /** Submits everything encoded so far. */
