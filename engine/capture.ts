@@ -62,9 +62,12 @@ export function recordReplay(fn: (...inputs: Tensor[]) => Tensor | Tensor[], exa
   let rec: Recording;
   try {
     outs = call(ins).map((t) => keep(t));
-  } finally {
-    rec = be.endRecording();
+  } catch (e) {
+    be.releaseRecording(be.endRecording());
+    for (const t of ins) t.dispose();
+    throw e;
   }
+  rec = be.endRecording();
   const dispatches = be.dispatchCount - d0;
   const delta = generatorState().offset - g0;
   let runs = 0;
