@@ -238,7 +238,7 @@ interface Row {
   speedup?: number;
   /** TF.js fastest rep / dubito fastest rep (less sensitive to a busy machine). */
   speedupOfMin?: number;
-  memory?: { dubitoLeakedTensors: number; tfjsLeakedTensors: number };
+  memory?: { dubitoLeakedTensors: number; tfjsLeakedTensors: number; dubitoPeakGpuBytes?: number };
 }
 
 async function runRow(w: Workload, tf: TF, gpuBe: Backend, opts: Options): Promise<Row> {
@@ -247,6 +247,10 @@ async function runRow(w: Workload, tf: TF, gpuBe: Backend, opts: Options): Promi
   const sides: Side[] = [];
   const dubitoLiveBefore = D.memory().liveTensors;
   const tfLiveBefore = tf.memory().numTensors;
+  // Peak GPU bytes of dubito's storage pool over the row (setup, checks and timed reps).
+  const gpuPool = gpuBe instanceof D.WebGPUBackend ? gpuBe : null;
+  const poolBefore = gpuPool?.memoryInfo().bytesInUse ?? 0;
+  gpuPool?.resetPeakMemory();
   try {
     const dub = dubitoSide(w, x, gpuBe, 'dubito');
     sides.push(dub);
@@ -298,7 +302,8 @@ async function runRow(w: Workload, tf: TF, gpuBe: Backend, opts: Options): Promi
       }
     }
     row.dubito = stats(dt, w);
-    row.tfjs = stats(tt, w);
+    row.tfjs = stats(w.tfExtrapolate ? tt.map((t) => t * w.tfExtrapolate!.factor) : tt, w);
+    if (w.tfExtrapolate) row.note = [row.note, `TF.js EXTRAPOLATED: ${w.tfExtrapolate.label}`].filter(Boolean).join('; ');
     row.speedup = row.tfjs.medianMs / row.dubito.medianMs;
     row.speedupOfMin = row.tfjs.minMs / row.dubito.minMs;
     if (dt.length < opts.minReps) row.note = `only ${dt.length} rep(s): time cap ${((4 * opts.budgetMs) / 1000).toFixed(0)} s`;
@@ -330,6 +335,7 @@ async function runRow(w: Workload, tf: TF, gpuBe: Backend, opts: Options): Promi
   row.memory = {
     dubitoLeakedTensors: D.memory().liveTensors - dubitoLiveBefore,
     tfjsLeakedTensors: tf.memory().numTensors - tfLiveBefore,
+    dubitoPeakGpuBytes: gpuPool ? (gpuPool.memoryInfo().peakBytesInUse ?? 0) - poolBefore : undefined,
   };
   if (row.memory.dubitoLeakedTensors !== 0 || row.memory.tfjsLeakedTensors !== 0) {
     row.note = [row.note, `leak: dubito ${row.memory.dubitoLeakedTensors}, tfjs ${row.memory.tfjsLeakedTensors} tensors`].filter(Boolean).join('; ');
@@ -338,6 +344,10 @@ async function runRow(w: Workload, tf: TF, gpuBe: Backend, opts: Options): Promi
 }
 
 // ---------------------------------------------------------------- output
+
+function fmtMiB(bytes: number): string {
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(0)} KiB`;
+}
 
 function fmtMs(ms: number): string {
   if (ms >= 1000) return `${(ms / 1000).toFixed(2)}s`;
@@ -366,6 +376,7 @@ function printTable(rows: Row[]): void {
     if (r.check?.metric) notes.push(`check = ${r.check.metric}`);
     for (const v of r.check?.verify ?? []) notes.push(`${v.name} ${v.pass ? '✓' : '✗'} ${v.relErr === 0 ? '0' : v.relErr.toExponential(0)}`);
     if (r.check?.cpuRelErr != null && r.check.cpuRelErr > r.check.rtol) notes.push(`cpu ref disagrees (${r.check.cpuRelErr.toExponential(0)})`);
+    if (r.memory?.dubitoPeakGpuBytes != null) notes.push(`peak GPU ${fmtMiB(r.memory.dubitoPeakGpuBytes)}`);
     if (r.note) notes.push(r.note);
     return [
       r.name,

@@ -33,6 +33,11 @@ export interface Workload<D = any, T = any> {
   ops?: number;
   /** Which runs include this row. */
   modes: readonly RunMode[];
+  /**
+   * TF.js runs on a subset of the inputs (too slow on the full size): its times are multiplied
+   * by `factor` (linear extrapolation) before the speed-up is computed, and the row says so.
+   */
+  tfExtrapolate?: { factor: number; label: string };
   /** Also time dubito's CPU reference backend (keep to small sizes: it is plain JS). */
   cpuRef?: boolean;
   inputs(): Inputs;

@@ -95,6 +95,28 @@ const elementwiseChain: Workload = {
   check: { rtol: 1e-4 },
 };
 
+function chainDubito(x0: Tensor): Tensor {
+  let x = x0;
+  for (let k = 0; k < CHAIN_OPS; k++) x = k % 3 === 0 ? x.mul(1.0001) : k % 3 === 1 ? x.add(0.001) : x.relu();
+  return x;
+}
+
+/**
+ * The same chain recorded once with `recordReplay` and replayed: the recorded dispatches are
+ * re-encoded with their pipelines and bind groups, the JS op graph does not run again.
+ */
+const elementwiseChainReplayed: Workload<{ x: Tensor; rec: D.Replayable }> = {
+  ...elementwiseChain,
+  name: `chain ${CHAIN_OPS} ops [64] replayed (recordReplay)`,
+  cpuRef: false,
+  setupDubito: (x, be) => {
+    const t = toDubito(x.x, be);
+    return { x: t, rec: D.recordReplay(chainDubito, [t]) };
+  },
+  runDubito: (s) => s.rec.run(s.x),
+  teardownDubito: (s) => s.rec.dispose(),
+};
+
 const REDUCE_ITERS = 50;
 
 /** 50 × (mean, max, logsumexp over a [64] tensor, then x = 0.5·x + 0.1·(mean + max − lse)). */
@@ -462,6 +484,145 @@ const lenetTrainStep: Workload<LenetTrainDubito, LenetTrainTf> = {
   ],
 };
 
+// Ensemble training: M = 5 LeNet-5 members, each its own weights and its own batch of 64, one
+// Adam step each. Three ways: dubito's stacked trainer (ONE forward/backward/optimiser pass for
+// all members: grouped convs, batched matmuls, one fused Adam kernel per stacked parameter),
+// dubito's 5 sequential steps, and TF.js's 5 sequential steps (the TF.js side is the same in both
+// rows). Output: the 5 members' losses of the step.
+const ENS_M = 5;
+
+function ensembleInputs(): Inputs {
+  const x: Inputs = {};
+  for (let m = 0; m < ENS_M; m++) {
+    const r = rng(152 + m);
+    const labels = new Int32Array(TRAIN_B);
+    const onehot = new Float32Array(TRAIN_B * 10);
+    for (let i = 0; i < TRAIN_B; i++) {
+      labels[i] = Math.floor(r() * 10);
+      onehot[i * 10 + labels[i]] = 1;
+    }
+    for (const [k, v] of Object.entries(lenetWeights(160 + 20 * m))) x[`m${m}.${k}`] = v;
+    x[`m${m}.x`] = randHost([TRAIN_B, 1, 28, 28], 151 + m, 0, 1);
+    x[`m${m}.labels`] = { data: labels, shape: [TRAIN_B], dtype: 'int32' };
+    x[`m${m}.onehot`] = { data: onehot, shape: [TRAIN_B, 10], dtype: 'float32' };
+  }
+  return x;
+}
+
+/** Member m's entries of the ensemble inputs, without the prefix. */
+function memberInputs(x: Inputs, m: number): Inputs {
+  const out: Inputs = {};
+  const pre = `m${m}.`;
+  for (const [k, v] of Object.entries(x)) if (k.startsWith(pre)) out[k.slice(pre.length)] = v;
+  return out;
+}
+
+function concatHost(parts: HostTensor[], shape: number[]): HostTensor {
+  const n = parts.reduce((a, p) => a + p.data.length, 0);
+  const data = parts[0].dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+  let o = 0;
+  for (const p of parts) {
+    data.set(p.data, o);
+    o += p.data.length;
+  }
+  return { data, shape, dtype: parts[0].dtype };
+}
+
+/** `data` holds the inputs, targets and variables, so that the setup's tf.tidy keeps them and the teardown frees them. */
+interface EnsTf { steps: (() => TfTensor)[]; data: TfTensor[]; disposeOpt: () => void }
+
+function ensembleTf(tf: TF, x: Inputs): EnsTf {
+  const steps: (() => TfTensor)[] = [];
+  const data: TfTensor[] = [];
+  const opts: { dispose: () => void }[] = [];
+  for (let m = 0; m < ENS_M; m++) {
+    const xm = memberInputs(x, m);
+    const net = tfLenet(tf, xm);
+    const input = nhwc(tf, xm.x);
+    const y = toTf(tf, xm.onehot);
+    data.push(input, y, ...net.vars);
+    const opt = tf.train.adam(TRAIN_LR, 0.9, 0.999, 1e-8);
+    opts.push(opt);
+    const loss = () => tf.losses.softmaxCrossEntropy(y, net.forward(input, 0));
+    steps.push(() => opt.minimize(loss as never, true, net.vars as never) as TfTensor);
+  }
+  return { steps, data, disposeOpt: () => opts.forEach((o) => o.dispose()) };
+}
+
+const ensembleTfSide = {
+  setupTf: (tf: TF, x: Inputs) => ensembleTf(tf, x),
+  runTf: (tf: TF, s: EnsTf) => tf.stack(s.steps.map((st) => st())),
+  teardownTf: (_tf: TF, s: EnsTf) => s.disposeOpt(),
+};
+
+interface EnsStackedDubito { members: D.LeNet5[]; trainer: D.EnsembleTrainer; x: Tensor; y: Tensor }
+
+const ensembleStacked: Workload<EnsStackedDubito, EnsTf> = {
+  name: `ensemble M=${ENS_M} LeNet training step b64 (stacked)`,
+  group: 'training',
+  modes: ALL,
+  inputs: ensembleInputs,
+  setupDubito: (x, be) => {
+    const members = Array.from({ length: ENS_M }, (_, m) => {
+      const model = new D.LeNet5({ dropout: 0 });
+      loadLenetDubito(model, memberInputs(x, m), be);
+      return model.train();
+    });
+    const trainer = new D.DeepEnsemble(members).trainer({ optimizer: (p) => new D.Adam(p, { lr: TRAIN_LR, betas: [0.9, 0.999], eps: 1e-8 }) });
+    const xs = concatHost(members.map((_, m) => x[`m${m}.x`]), [ENS_M, TRAIN_B, 1, 28, 28]);
+    const ys = concatHost(members.map((_, m) => x[`m${m}.labels`]), [ENS_M, TRAIN_B]);
+    return { members, trainer, x: toDubito(xs, be), y: toDubito(ys, be) };
+  },
+  runDubito: (s) => s.trainer.step(s.x, s.y),
+  teardownDubito: (s) => {
+    s.trainer.dispose();
+    for (const m of s.members) m.dispose();
+  },
+  ...ensembleTfSide,
+  check: { rtol: 1e-4 },
+};
+
+interface EnsSeqDubito { models: D.LeNet5[]; opts: D.Adam[]; xs: Tensor[]; ys: Tensor[] }
+
+const ensembleSequential: Workload<EnsSeqDubito, EnsTf> = {
+  name: `ensemble M=${ENS_M} LeNet training step b64 (${ENS_M} sequential steps)`,
+  group: 'training',
+  modes: ALL,
+  inputs: ensembleInputs,
+  setupDubito: (x, be) => {
+    const models = Array.from({ length: ENS_M }, (_, m) => {
+      const model = new D.LeNet5({ dropout: 0 });
+      loadLenetDubito(model, memberInputs(x, m), be);
+      return model;
+    });
+    return {
+      models,
+      opts: models.map((model) => new D.Adam(model.parameters(), { lr: TRAIN_LR, betas: [0.9, 0.999], eps: 1e-8 })),
+      xs: models.map((_, m) => toDubito(x[`m${m}.x`], be)),
+      ys: models.map((_, m) => toDubito(x[`m${m}.labels`], be)),
+    };
+  },
+  runDubito: (s) => {
+    const losses = s.models.map((model, m) => {
+      s.opts[m].zeroGrad();
+      const loss = D.crossEntropy(model.forward(s.xs[m]), s.ys[m]);
+      loss.backward();
+      s.opts[m].step();
+      return loss.detach();
+    });
+    return D.stack(losses, 0);
+  },
+  teardownDubito: (s) => {
+    s.opts.forEach((o) => {
+      o.zeroGrad();
+      o.dispose();
+    });
+    for (const m of s.models) m.dispose();
+  },
+  ...ensembleTfSide,
+  check: { rtol: 1e-4 },
+};
+
 // MC dropout: T stochastic forwards of a LeNet-5 (dropout 0.5 before the last layer) over B
 // inputs, reduced to the predictive mean and per-class variance. TF.js: a loop of T forwards
 // with tf.dropout (training-mode dropout); dubito: mcDropout (one batched (T·B)-row forward,
@@ -493,12 +654,18 @@ function mcZScore(d: HostArray[], t: HostArray[]): number {
   return worst;
 }
 
-function mcWorkload(B: number, modes: readonly RunMode[]): Workload<McDubito, McTf> {
-  const DET = Math.min(B, 256);
+/**
+ * `tfSubset`: TF.js runs its loop on the first `tfSubset` inputs only and its time is
+ * extrapolated linearly to B (labelled in the row); the check compares those inputs.
+ */
+function mcWorkload(B: number, modes: readonly RunMode[], tfSubset?: number): Workload<McDubito, McTf> {
+  const DET = Math.min(B, 256, tfSubset ?? B);
+  const sub = tfSubset ?? B;
   return {
     name: `MC dropout T=${MC_T} × ${B} MNIST`,
     group: 'uncertainty',
     modes,
+    ...(tfSubset ? { tfExtrapolate: { factor: B / tfSubset, label: `measured on ${tfSubset} of ${B} inputs, ×${B / tfSubset}` } } : {}),
     inputs: () => ({ ...lenetWeights(70), x: randHost([B, 1, 28, 28], 71, 0, 1) }),
     setupDubito: (x, be) => {
       const model = new D.LeNet5({ dropout: 0.5 });
@@ -514,7 +681,8 @@ function mcWorkload(B: number, modes: readonly RunMode[]): Workload<McDubito, Mc
     teardownDubito: (s) => s.model.dispose(),
     setupTf: (tf, x) => {
       const net = tfLenet(tf, x);
-      return { vars: net.vars, x: nhwc(tf, x.x), forward: net.forward };
+      const all = nhwc(tf, x.x);
+      return { vars: net.vars, x: sub < B ? tf.slice(all, [0, 0, 0, 0], [sub, 28, 28, 1]) : all, forward: net.forward };
     },
     runTf: (tf, s) => {
       let sum: TfTensor | null = null;
@@ -527,7 +695,12 @@ function mcWorkload(B: number, modes: readonly RunMode[]): Workload<McDubito, Mc
       const mean = tf.div(sum!, MC_T);
       return [mean, tf.relu(tf.sub(tf.div(sumSq!, MC_T), tf.square(mean)))];
     },
-    check: { rtol: 6, metric: mcZScore, metricName: 'max z of the predictive-mean difference (≤ 6)' },
+    check: {
+      rtol: 6,
+      // With a TF.js subset: dubito's first `sub` rows (10 classes each) against TF.js's.
+      metric: (d, t) => mcZScore(sub < B ? d.map((a) => a.subarray(0, sub * 10)) : d, t),
+      metricName: `max z of the predictive-mean difference (≤ 6)${sub < B ? `, first ${sub} inputs` : ''}`,
+    },
     verify: [
       {
         name: `deterministic fwd (p=0, ${DET} inputs)`,
@@ -561,6 +734,7 @@ export const workloads: Entry[] = [
   matmulWorkload(2048, 64, 2048, { modes: QUICK }),
   matmulWorkload(64, 64, 64, { batch: 8, modes: ALL, cpuRef: true }),
   elementwiseChain,
+  elementwiseChainReplayed,
   reductionChain,
   softmaxCrossEntropy,
   lenetConvFwd,
@@ -568,10 +742,12 @@ export const workloads: Entry[] = [
   resBlockFwd,
   resBlockBwd,
   lenetTrainStep,
+  ensembleStacked,
+  ensembleSequential,
   mcWorkload(100, FULL),
   mcWorkload(32, QUICK),
   // TF.js's loop of T=50 forwards took 150 s for 250 inputs on lavapipe (load average ~13), so
-  // 2000 inputs would take tens of minutes per run: too slow for the bench.
-  { name: 'MC dropout T=50 × 2000 MNIST', group: 'uncertainty', modes: FULL, todo: 'TF.js side too slow on lavapipe (tens of minutes per run); see the 100-input row' },
+  // 2000 inputs would take tens of minutes per run: TF.js runs 100 of them, extrapolated ×20.
+  mcWorkload(2000, FULL, 100),
   { name: 'per-sample gradient norms', group: 'uncertainty', modes: ALL, todo: 'needs a per-sample gradient API (uncertainty/ or explain/)' },
 ];

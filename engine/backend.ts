@@ -15,6 +15,8 @@ export interface MemoryInfo {
   bytesInUse: number;
   /** Bytes kept in the buffer pool for reuse (not owned by any tensor). */
   bytesPooled: number;
+  /** WebGPU: the largest `bytesInUse` since the backend was created or `resetPeakMemory()` was called. */
+  peakBytesInUse?: number;
 }
 
 /** What an op's output will be, decided by its `infer` before any kernel runs. */

@@ -43,6 +43,44 @@ export interface OpDef<A = Record<string, never>> {
   readonly notDifferentiable?: true;
   /** Ops that only reinterpret the shape share the input's storage (no kernel runs). */
   readonly view?: boolean;
+  /**
+   * How the op runs in chunks of its leading (batch-like) dim when an operand or the output is
+   * larger than one storage binding may be (`maxStorageBufferBindingSize`, 128 MiB on many
+   * adapters): the WebGPU backend then runs `webgpu` once per chunk of rows, binding sub-ranges
+   * of the big buffers. Return null when this call cannot be split (the backend then throws an
+   * AllocationError naming the op, the shape, the limit and the batch that fits).
+   */
+  splitRows?(inputs: readonly SplitOperand[], attrs: A, out: OutInfo): RowSplit<A> | null;
+}
+
+/** An operand as {@link OpDef.splitRows} sees it. */
+export interface SplitOperand {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+}
+
+/** The answer of {@link OpDef.splitRows}. */
+export interface RowSplit<A> {
+  /** Per input: split along dim 0 together with the chunk (true), or bound whole (false). */
+  readonly inputs: readonly boolean[];
+  /**
+   * `'rows'` (default): dim 0 of the output is the chunked dim (row r of the split inputs makes
+   * row r of the output). `'sum'`: every chunk yields a whole output and the result is their sum
+   * (a reduction over the split dim, e.g. a weight gradient); float32 outputs only.
+   */
+  readonly combine?: 'rows' | 'sum';
+  /** The attrs for the chunk of rows [start, start + count), when they depend on the rows. */
+  attrs?(start: number, count: number): A;
+}
+
+/**
+ * `splitRows` of ops whose output rows follow their inputs' rows one to one (elementwise with
+ * broadcasting, pooling, conv forward over the batch): inputs whose dim 0 equals the output's
+ * (and whose rank equals it) are chunked with the output, the others are bound whole.
+ */
+export function splitMatchingRows(inputs: readonly SplitOperand[], _attrs: unknown, out: OutInfo): RowSplit<never> | null {
+  if (out.shape.length === 0 || out.shape[0] < 2) return null;
+  return { inputs: inputs.map((t) => t.shape.length === out.shape.length && t.shape[0] === out.shape[0]) };
 }
 
 /**

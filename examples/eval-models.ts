@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import {
   type Backend, type ImageSet, LeNet5, loadSafetensors, manualSeed, safetensorsToTensors, saveSafetensors, tidy,
 } from '../node.js';
-import { MNIST_SPLIT, gatherBatch, permutation, trainLeNet } from './mnist-training.js';
+import { MNIST_SPLIT, gatherBatch, permutation, trainLeNet, trainLeNetEnsemble } from './mnist-training.js';
 
 /** Everything that determines a trained model (bump `version` when the training code changes meaningfully). */
 export interface Recipe {
@@ -34,6 +34,21 @@ export interface Recipe {
   initSeed: number;
   /** Shuffling (permutation stream `dataSeed`) and shift augmentation (stream `dataSeed + 1`). */
   dataSeed: number;
+  /**
+   * 'stacked': trained with the other ensemble members in one stacked step per batch
+   * (`trainLeNetEnsemble`; same data order and augmentation as alone, dropout rows from the
+   * global generator). Absent: trained alone by `trainLeNet`.
+   */
+  trainer?: 'stacked';
+}
+
+/** The recipe of an ensemble member trained stacked (its own code fingerprint). */
+export function stackedMemberRecipe(epochs: number, seed: number): Recipe {
+  return {
+    ...baseRecipe(epochs, seed),
+    trainer: 'stacked',
+    code: createHash('sha256').update([trainLeNetEnsemble, gatherBatch, permutation].map((f) => f.toString()).join('\n')).digest('hex').slice(0, 12),
+  };
 }
 
 export function baseRecipe(epochs: number, seed: number): Recipe {
@@ -86,6 +101,65 @@ export interface TrainedModel {
  * Loads the checkpoint for `recipe` or trains it (and saves it) with `trainLeNet`, the demo's
  * training loop. `retrain` ignores an existing checkpoint.
  */
+async function loadCached(recipe: Recipe, backend: Backend, log: (s: string) => void): Promise<TrainedModel | null> {
+  const path = join(checkpointDir(), `lenet5-${recipeHash(recipe)}.safetensors`);
+  if (!existsSync(path)) return null;
+  manualSeed(recipe.initSeed);
+  const model = new LeNet5({ dropout: recipe.dropout });
+  try {
+    const file = await loadSafetensors(path);
+    if (file.metadata.recipe !== stableJson(recipe)) throw new Error('recipe in the metadata does not match');
+    tidy(() => {
+      model.loadStateDict(safetensorsToTensors(file, backend));
+    });
+    model.eval();
+    const meta = JSON.parse(file.metadata.training ?? '{}') as { seconds?: number; history?: TrainedModel['history'] };
+    return { model, recipe, path, cached: true, trainSeconds: meta.seconds ?? NaN, history: meta.history ?? [] };
+  } catch (e) {
+    log(`  checkpoint ${path} unusable (${e instanceof Error ? e.message : String(e)}); retraining`);
+    model.dispose();
+    return null;
+  }
+}
+
+/**
+ * Loads the ensemble members' checkpoints (recipes from {@link stackedMemberRecipe}), or trains
+ * ALL members together with `trainLeNetEnsemble` (one stacked step per batch) when any is
+ * missing, and saves each. `trainSeconds` of each member is the shared stacked training time.
+ */
+export async function obtainEnsemble(
+  recipes: Recipe[], train: ImageSet, val: ImageSet, backend: Backend, opts: { retrain: boolean; log: (s: string) => void },
+): Promise<TrainedModel[]> {
+  if (!opts.retrain) {
+    const cached = await Promise.all(recipes.map((r) => loadCached(r, backend, opts.log)));
+    if (cached.every((c) => c !== null)) return cached as TrainedModel[];
+    for (const c of cached) c?.model.dispose();
+  }
+  const r0 = recipes[0];
+  if (recipes.some((r) => r.epochs !== r0.epochs || r.batchSize !== r0.batchSize || r.lr !== r0.lr || r.dropout !== r0.dropout)) {
+    throw new Error('obtainEnsemble: members must share epochs, batch size, lr and dropout to train stacked');
+  }
+  const models = recipes.map((r) => {
+    manualSeed(r.initSeed);
+    return new LeNet5({ dropout: r.dropout });
+  });
+  const t0 = performance.now();
+  const { histories } = await trainLeNetEnsemble(models, train, val, {
+    epochs: r0.epochs, batchSize: r0.batchSize, lr: r0.lr, seeds: recipes.map((r) => r.dataSeed), augment: r0.augment, backend, log: opts.log,
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const out: TrainedModel[] = [];
+  for (let m = 0; m < models.length; m++) {
+    const model = models[m].eval();
+    const path = join(checkpointDir(), `lenet5-${recipeHash(recipes[m])}.safetensors`);
+    const sd = model.stateDict();
+    await saveSafetensors(path, sd, { recipe: stableJson(recipes[m]), training: JSON.stringify({ seconds, history: histories[m], stackedWith: recipes.length }) });
+    for (const t of Object.values(sd)) t.dispose();
+    out.push({ model, recipe: recipes[m], path, cached: false, trainSeconds: seconds, history: histories[m] });
+  }
+  return out;
+}
+
 export async function obtainModel(
   recipe: Recipe, train: ImageSet, val: ImageSet, backend: Backend, opts: { retrain: boolean; log: (s: string) => void },
 ): Promise<TrainedModel> {

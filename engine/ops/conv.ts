@@ -390,6 +390,7 @@ function convBwdWeightGpu(gpu: WebGPUBackend, x: GpuArg, dy: GpuArg, a: BwdWeigh
 
 const CONV2D = defineOp<FwdAttrs>({
   name: 'conv2d',
+  splitRows: (inputs) => ({ inputs: inputs.map((_, i) => i === 0) }),
   infer(inputs, a) {
     const [x, w, b] = inputs;
     checkChannels('conv2d', x.shape, w.shape, a.groups);
@@ -417,6 +418,7 @@ const CONV2D = defineOp<FwdAttrs>({
 
 const CONV2D_BWD_INPUT = defineOp<BwdInputAttrs>({
   name: 'conv2dBackwardInput',
+  splitRows: (_inputs, a) => ({ inputs: [true, false], attrs: (_start, count) => ({ ...a, inputShape: [count, ...a.inputShape.slice(1)] }) }),
   infer([dy, w], a) {
     const op = 'conv2dBackwardInput';
     checkChannels(op, a.inputShape, w.shape, a.groups);
@@ -440,6 +442,8 @@ const CONV2D_BWD_INPUT = defineOp<BwdInputAttrs>({
 
 const CONV2D_BWD_WEIGHT = defineOp<BwdWeightAttrs>({
   name: 'conv2dBackwardWeight',
+  // dW sums over the batch: each chunk of images yields a partial dW.
+  splitRows: () => ({ inputs: [true, true], combine: 'sum' }),
   infer([x, dy], a) {
     const op = 'conv2dBackwardWeight';
     checkChannels(op, x.shape, a.weightShape, a.groups);

@@ -44,6 +44,19 @@ function batchInfo(a: readonly number[], b: readonly number[]) {
 
 const MATMUL = defineOp<MatmulAttrs>({
   name: 'matmul',
+  splitRows: ([a, b], at, out) => {
+    const r = out.shape.length;
+    if (r >= 3) {
+      // Batched: chunk the leading batch dim of the operands that carry the full batch.
+      const full = (t: { shape: readonly number[] }) => t.shape.length === r && t.shape[0] === out.shape[0] && sizeOf(t.shape.slice(0, -2)) === sizeOf(out.shape.slice(0, -2));
+      return { inputs: [full(a), full(b)] };
+    }
+    // 2-D: rows of A make rows of the output; with Aᵀ (and B not transposed) dim 0 is the
+    // contraction dim, so chunks are partial products that add up.
+    if (!at.transA) return { inputs: [true, false] };
+    if (!at.transB) return { inputs: [true, true], combine: 'sum' };
+    return null;
+  },
   infer([a, b], at) {
     if (a.rank < 2 || b.rank < 2) {
       throw new ShapeError(`matmul: both inputs need rank >= 2, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
@@ -209,6 +222,7 @@ interface LinearAttrs {
 
 const LINEAR = defineOp<LinearAttrs>({
   name: 'linear',
+  splitRows: () => ({ inputs: [true, false, false] }),
   infer([x, w, bias], at) {
     if (x.rank !== 2 || w.rank !== 2 || bias.rank !== 1) {
       throw new ShapeError(`linear: expected x [M,K], weight [N,K], bias [N]; got ${fmtShape(x.shape)}, ${fmtShape(w.shape)}, ${fmtShape(bias.shape)}`);

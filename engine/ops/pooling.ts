@@ -2,6 +2,9 @@ import poolWgsl from '../../kernels/pool.wgsl';
 import { type DType, allocHost, isFloat } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { type CpuArg, type OpDef, defineOp } from '../op.js';
+
+/** Every pooling operand is [N, C, ...]: all are chunked along N with the output. */
+const splitAllRows = (inputs: readonly unknown[]) => ({ inputs: inputs.map(() => true) });
 import { sizeOf } from '../shape.js';
 import { type Tensor, fromHost, runOp } from '../tensor.js';
 import { type WebGPUBackend, grid1D } from '../webgpu/webgpu-backend.js';
@@ -61,6 +64,7 @@ const inShapeOf = (dy: { shape: readonly number[] }, g: Geom) => [dy.shape[0], d
 // ---- max pooling ----
 const MAX_ARGMAX = defineOp<Geom>({
   name: 'maxPool2dIndices',
+  splitRows: splitAllRows,
   notDifferentiable: true, // integer argmax positions (maxPool2dGather carries the gradient)
   infer: ([x], g) => ({ shape: outShapeOf(x, g), dtype: 'int32' }),
   cpu([x], g, out) {
@@ -98,6 +102,7 @@ const MAX_ARGMAX = defineOp<Geom>({
 
 const MAX_GATHER: OpDef<Geom> = defineOp<Geom>({
   name: 'maxPool2dGather',
+  splitRows: splitAllRows,
   infer: ([x], g) => ({ shape: outShapeOf(x, g), dtype: x.dtype }),
   cpu([x, idx], g, out) {
     const r = allocHost(out.dtype, sizeOf(out.shape));
@@ -114,6 +119,7 @@ const MAX_GATHER: OpDef<Geom> = defineOp<Geom>({
 
 const MAX_BACKWARD: OpDef<Geom> = defineOp<Geom>({
   name: 'maxPool2dBackward',
+  splitRows: splitAllRows,
   infer: ([dy], g) => ({ shape: inShapeOf(dy, g), dtype: dy.dtype }),
   cpu([dy, idx], g, out) {
     const r = allocHost(out.dtype, sizeOf(out.shape));
@@ -178,6 +184,7 @@ function avgCpu(src: CpuArg, g: Geom, outDType: DType, forward: boolean) {
 function avgOps(name: string) {
   const fwd: OpDef<Geom> = defineOp<Geom>({
     name,
+    splitRows: splitAllRows,
     infer: ([x], g) => ({ shape: outShapeOf(x, g), dtype: x.dtype }),
     cpu: ([x], g, out) => avgCpu(x, g, out.dtype, true),
     webgpu: (gpu, [x], g, out) => poolDispatch(gpu, 'avg_fwd', g, sizeOf(out.shape), { x: x.buffer, out: out.buffer }),
@@ -185,6 +192,7 @@ function avgOps(name: string) {
   });
   const bwd: OpDef<Geom> = defineOp<Geom>({
     name: `${name}Backward`,
+    splitRows: splitAllRows,
     infer: ([dy], g) => ({ shape: inShapeOf(dy, g), dtype: dy.dtype }),
     cpu: ([dy], g, out) => avgCpu(dy, g, out.dtype, false),
     webgpu: (gpu, [dy], g, out) => poolDispatch(gpu, 'avg_bwd', g, sizeOf(out.shape), { x: dy.buffer, out: out.buffer }),
@@ -242,6 +250,7 @@ function bilinearCpu(src: CpuArg, g: Geom, outDType: DType, forward: boolean) {
 
 const UPSAMPLE: OpDef<Geom> = defineOp<Geom>({
   name: 'upsampleBilinear2d',
+  splitRows: splitAllRows,
   infer: ([x], g) => ({ shape: outShapeOf(x, g), dtype: x.dtype }),
   cpu: ([x], g, out) => bilinearCpu(x, g, out.dtype, true),
   webgpu: (gpu, [x], g, out) => poolDispatch(gpu, 'bilinear_fwd', g, sizeOf(out.shape), { x: x.buffer, out: out.buffer }),
@@ -249,6 +258,7 @@ const UPSAMPLE: OpDef<Geom> = defineOp<Geom>({
 });
 const UPSAMPLE_BACKWARD: OpDef<Geom> = defineOp<Geom>({
   name: 'upsampleBilinear2dBackward',
+  splitRows: splitAllRows,
   infer: ([dy], g) => ({ shape: inShapeOf(dy, g), dtype: dy.dtype }),
   cpu: ([dy], g, out) => bilinearCpu(dy, g, out.dtype, false),
   webgpu: (gpu, [dy], g, out) => poolDispatch(gpu, 'bilinear_bwd', g, sizeOf(out.shape), { x: dy.buffer, out: out.buffer }),

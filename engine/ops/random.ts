@@ -27,6 +27,16 @@ export function manualSeed(seed: number): void {
   generator.offset = 0;
 }
 
+/** The global generator's current seed and next free block offset (for capture/replay). */
+export function generatorState(): { seed: number; offset: number } {
+  return { seed: generator.seed, offset: generator.offset };
+}
+
+/** Advances the global generator by `blocks` Philox blocks (a replayed capture consumed them). */
+export function advanceGenerator(blocks: number): void {
+  generator.offset += blocks;
+}
+
 /** Reserves a stream for `n` elements from the global generator. */
 export function nextStream(n: number): { seed: number; offset: number } {
   const s = { seed: generator.seed, offset: generator.offset };
@@ -128,6 +138,11 @@ const DROPOUT_KERNEL = kernelFamily({ name: 'dropout', source: dropoutWgsl, prel
 
 const DROPOUT: OpDef<DropoutAttrs> = defineOp<DropoutAttrs>({
   name: 'dropout',
+  // Row-aligned mask: the chunk starting at row `start` continues the stream at that row.
+  splitRows: ([x], a, out) =>
+    out.shape.length >= 2 && out.shape[0] > 1 && a.rowLen * out.shape[0] === sizeOf(x.shape)
+      ? { inputs: [true], attrs: (start) => ({ ...a, offset: a.offset + start * Math.ceil(a.rowLen / 4) }) }
+      : null,
   infer([x]) {
     if (x.dtype !== 'float32' && x.dtype !== 'float64') throw new DTypeError(`dropout: expected a float tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
     return { shape: [...x.shape], dtype: x.dtype };

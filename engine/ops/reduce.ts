@@ -48,6 +48,12 @@ function reduceOp(name: keyof typeof REDUCE_OPS, grad?: OpDef<ReduceAttrs>['grad
   const isArg = code >= ARGMAX;
   return defineOp<ReduceAttrs>({
     name,
+    // Reductions that keep dim 0 chunk it; a float sum over dim 0 sums the chunks' partial sums.
+    splitRows: ([x], a, out) => {
+      if (x.shape.length === 0) return null;
+      if (!a.axes.includes(0)) return { inputs: [true] };
+      return code === SUM && out.dtype === 'float32' ? { inputs: [true], combine: 'sum' } : null;
+    },
     infer([x], a) {
       if (code !== SUM) {
         for (const ax of a.axes) {

@@ -117,6 +117,10 @@ interface ShapeAttrs {
 }
 const BROADCAST = defineOp<ShapeAttrs>({
   name: 'broadcastTo',
+  splitRows: ([x], a) => {
+    const chunk = x.shape.length === a.shape.length && x.shape[0] === a.shape[0];
+    return { inputs: [chunk], attrs: (_s, count) => ({ ...a, shape: [count, ...a.shape.slice(1)] }) };
+  },
   infer([x], a) {
     const s = broadcastShapes('broadcastTo', x.shape, a.shape);
     if (!shapesEqual(s, a.shape)) throw new ShapeError(`broadcastTo: cannot broadcast ${fmtShape(x.shape)} to ${fmtShape(a.shape)}`);
@@ -139,6 +143,7 @@ interface PermAttrs {
 }
 const PERMUTE = defineOp<PermAttrs>({
   name: 'permute',
+  splitRows: (_x, a) => (a.perm[0] === 0 ? { inputs: [true] } : null),
   infer: ([x], a) => ({ shape: a.perm.map((p) => x.shape[p]), dtype: x.dtype }),
   cpu([x], a, out) {
     const st = stridesOf(x.shape);
@@ -182,6 +187,8 @@ interface SliceAttrs {
 }
 const SLICE = defineOp<SliceAttrs>({
   name: 'slice',
+  splitRows: ([x], a) =>
+    a.begin[0] === 0 && a.size[0] === x.shape[0] ? { inputs: [true], attrs: (_s, count) => ({ ...a, size: [count, ...a.size.slice(1)] }) } : null,
   infer: ([x], a) => ({ shape: [...a.size], dtype: x.dtype }),
   cpu([x], a, out) {
     const st = stridesOf(x.shape);
@@ -234,6 +241,7 @@ function padRegion(outShape: readonly number[], pads: readonly [number, number][
 }
 const PAD = defineOp<PadAttrs>({
   name: 'pad',
+  splitRows: (_x, a) => (a.pads[0][0] === 0 && a.pads[0][1] === 0 ? { inputs: [true] } : null),
   infer: ([x], a) => ({ shape: x.shape.map((n, d) => n + a.pads[d][0] + a.pads[d][1]), dtype: x.dtype }),
   cpu([x], a, out) {
     const r = allocHost(out.dtype, sizeOf(out.shape));
@@ -292,6 +300,7 @@ interface AxisAttrs {
 }
 const CONCAT = defineOp<AxisAttrs>({
   name: 'concat',
+  splitRows: (xs, a) => (a.axis !== 0 ? { inputs: xs.map(() => true) } : null),
   infer(xs, a) {
     const shape = [...xs[0].shape];
     shape[a.axis] = xs.reduce((p, t) => p + t.shape[a.axis], 0);

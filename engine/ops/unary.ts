@@ -1,7 +1,7 @@
 import unaryWgsl from '../../kernels/unary.wgsl';
 import { type DType, allocHost, isFloat } from '../dtype.js';
 import { ArgumentError } from '../errors.js';
-import { type OpDef, defineOp } from '../op.js';
+import { type OpDef, defineOp, splitMatchingRows } from '../op.js';
 import { erf, geluExact, powC99, digamma as digamma64, lgamma as lgamma64, trigamma as trigamma64 } from '../special.js';
 import { type Tensor, runOp } from '../tensor.js';
 import { grid1D } from '../webgpu/webgpu-backend.js';
@@ -26,6 +26,7 @@ function unary(name: Exclude<keyof typeof UNARY_OPS, 'identity'>, f: (v: number,
   const code = UNARY_OPS[name];
   return defineOp<UnaryAttrs>({
     name,
+    splitRows: splitMatchingRows,
     infer([x]) {
       const dtype: DType = isFloat(x.dtype) ? x.dtype : intOk ? 'int32' : 'float32';
       return { shape: [...x.shape], dtype };

@@ -9,6 +9,8 @@ export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private pending: GPUBuffer[] = [];
   bytesInUse = 0;
+  /** The largest `bytesInUse` since creation or the last `resetPeak()`. */
+  peakBytesInUse = 0;
   bytesPooled = 0;
   /** Pooled bytes above this are destroyed instead of kept. */
   maxPooledBytes = 512 * 1024 * 1024;
@@ -33,6 +35,7 @@ export class BufferPool {
     if (buf) this.bytesPooled -= size;
     else buf = this.device.createBuffer({ size, usage: this.usage });
     this.bytesInUse += size;
+    if (this.bytesInUse > this.peakBytesInUse) this.peakBytesInUse = this.bytesInUse;
     return buf;
   }
 
@@ -67,6 +70,11 @@ export class BufferPool {
       this.bytesPooled -= buf.size;
       this.putFree(buf);
     }
+  }
+
+  /** Starts a new peak measurement at the current `bytesInUse`. */
+  resetPeak(): void {
+    this.peakBytesInUse = this.bytesInUse;
   }
 
   /** Destroys every pooled buffer. */

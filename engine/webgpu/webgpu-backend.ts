@@ -1,7 +1,7 @@
 import type { Backend, MemoryInfo, OutInfo, Storage } from '../backend.js';
 import { type DType, type TypedArray, allocHost } from '../dtype.js';
-import { BufferLimitError, DTypeError, DeviceError, IndexError, KernelCompileError } from '../errors.js';
-import type { GpuArg, MultiOpDef, OpDef } from '../op.js';
+import { AllocationError, BufferLimitError, DTypeError, DeviceError, IndexError, KernelCompileError, fmtShape } from '../errors.js';
+import type { GpuArg, MultiOpDef, OpDef, RowSplit } from '../op.js';
 import type { Tensor } from '../tensor.js';
 import { BufferPool } from './buffer-pool.js';
 import { getGpu } from './gpu-provider.js';
@@ -35,6 +35,25 @@ export interface IndexCheck {
 
 /** Bytes of the device-side error flag: [check id, bad index, position, unused]. */
 const ERR_FLAG_BYTES = 16;
+
+type RecordedCommand =
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; wg: [number, number, number] }
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; bytes: number };
+
+/** What `WebGPUBackend.beginRecording` … `endRecording` captured (see engine/capture.ts). */
+export interface Recording {
+  commands: RecordedCommand[];
+  /** Storage buffers released while recording: kept out of the pool until `releaseRecording`. */
+  pinned: GPUBuffer[];
+  /** Uniform buffers of the recorded dispatches. */
+  uniforms: GPUBuffer[];
+  /** Uniform buffers holding a Philox stream, with their recorded values. */
+  philox: { kernel: Kernel; name: string; values: UniformValues; buffer: GPUBuffer }[];
+  /** Storages from before the recording that recorded ops read (one reference each). */
+  held: GpuStorage[];
+  /** Storages created while recording. */
+  created: Set<GpuStorage>;
+}
 
 interface CachedPipeline {
   pipeline: GPUComputePipeline;
@@ -82,6 +101,30 @@ export class WebGPUBackend implements Backend {
   private destroyed = false;
   /** Number of dispatches encoded so far (for tests and profiling). */
   dispatchCount = 0;
+  /**
+   * The largest storage binding an op may use, in bytes: the adapter's
+   * maxStorageBufferBindingSize unless lowered (never raised) with `setBindingLimits`. Ops whose
+   * operands are larger run in chunks of rows (see `executeInRows`).
+   */
+  get maxBindingBytes(): number {
+    return Math.min(this.bindingLimitOverride ?? Infinity, this.limits.maxStorageBufferBindingSize);
+  }
+  /** The alignment of chunk offsets: minStorageBufferOffsetAlignment, or stricter via `setBindingLimits`. */
+  get bindingOffsetAlignment(): number {
+    return Math.max(this.alignmentOverride ?? 0, this.limits.minStorageBufferOffsetAlignment);
+  }
+  private bindingLimitOverride: number | null = null;
+  private alignmentOverride: number | null = null;
+
+  /**
+   * Lowers the binding limit (and/or raises the offset alignment) this backend plans with, so
+   * that the chunked paths can be exercised on small tensors (tests) or memory per dispatch kept
+   * small. `null` restores the adapter's value. Bytes must be a multiple of 4; alignment a power of 2.
+   */
+  setBindingLimits(opts: { maxBindingBytes?: number | null; offsetAlignment?: number | null }): void {
+    if (opts.maxBindingBytes !== undefined) this.bindingLimitOverride = opts.maxBindingBytes;
+    if (opts.offsetAlignment !== undefined) this.alignmentOverride = opts.offsetAlignment;
+  }
   /** Names of the ops this backend has executed (for the op-coverage check in the tests). */
   readonly opsRun = new Set<string>();
   submitCount = 0;
@@ -118,6 +161,9 @@ export class WebGPUBackend implements Backend {
     const want = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY'] as const;
     const requiredLimits: Record<string, number> = {};
     for (const k of want) requiredLimits[k] = adapter.limits[k];
+    // Alignment limits are "lower is better": ask for the adapter's (16 on lavapipe, vs the
+    // default 256) so chunked ops (executeInRows) can bind sub-ranges at finer offsets.
+    requiredLimits.minStorageBufferOffsetAlignment = adapter.limits.minStorageBufferOffsetAlignment;
     const features: GPUFeatureName[] = [];
     for (const f of ['timestamp-query', 'shader-f16'] as GPUFeatureName[]) if (adapter.features.has(f)) features.push(f);
     let device: GPUDevice;
@@ -143,14 +189,20 @@ export class WebGPUBackend implements Backend {
   /** A storage buffer of at least `bytes` from the pool (contents undefined). */
   allocBuffer(bytes: number, what = 'alloc'): GPUBuffer {
     this.checkAlive(what);
+    // Buffers may be as large as maxBufferSize; ops bind sub-ranges of at most
+    // maxStorageBufferBindingSize (see executeInRows).
     this.checkBufferBytes(what, null, bytes);
     return this.storagePool.acquire(bytes);
   }
 
   // ---- allocation limit (one typed error for every buffer this backend allocates) ----
-  /** The largest storage buffer this adapter can bind, in bytes. */
+  /**
+   * The largest buffer this adapter can allocate, in bytes (`maxBufferSize`). Ops bind at most
+   * `maxStorageBufferBindingSize` of it at a time and split larger work into row chunks
+   * (`executeInRows`).
+   */
   get maxBufferBytes(): number {
-    return Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+    return this.limits.maxBufferSize;
   }
 
   /**
@@ -175,7 +227,8 @@ export class WebGPUBackend implements Backend {
 
   /** Returns a buffer obtained from `allocBuffer` (e.g. a kernel's scratch space). */
   freeBuffer(buf: GPUBuffer): void {
-    this.storagePool.release(buf, this.encoder !== null);
+    if (this.recording) this.recording.pinned.push(buf);
+    else this.storagePool.release(buf, this.encoder !== null);
   }
 
   upload(data: TypedArray, dtype: DType): Storage {
@@ -184,23 +237,31 @@ export class WebGPUBackend implements Backend {
     const bytes = src.byteLength;
     const buf = this.allocBuffer(bytes, 'upload');
     if (bytes > 0) this.device.queue.writeBuffer(buf, 0, src.buffer, src.byteOffset, bytes);
-    return new GpuStorage(this, buf, bytes);
+    return this.noteCreated(new GpuStorage(this, buf, bytes));
   }
 
   execute(op: OpDef<any>, inputs: readonly Tensor[], attrs: any, out: OutInfo): Storage {
+    if (this.recording) this.holdExternal(inputs);
     let n = 1;
     for (const d of out.shape) n *= d;
     const bytes = n * 4;
+    const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
+    const limit = this.maxBindingBytes;
+    const tooBig = n > 0 && (bytes > limit || args.some((a) => a.buffer.size > limit));
     const buf = this.allocBuffer(bytes, op.name);
     this.opsRun.add(op.name);
-    if (n > 0) {
-      const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
-      op.webgpu(this, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
+    try {
+      if (tooBig) this.executeInRows(op, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
+      else if (n > 0) op.webgpu(this, args, attrs, { buffer: buf, shape: out.shape, dtype: out.dtype });
+    } catch (e) {
+      this.freeBuffer(buf);
+      throw e;
     }
-    return new GpuStorage(this, buf, bytes);
+    return this.noteCreated(new GpuStorage(this, buf, bytes));
   }
 
   executeMulti(op: MultiOpDef<any>, inputs: readonly Tensor[], attrs: any, outs: readonly OutInfo[]): Storage[] {
+    if (this.recording) this.holdExternal(inputs);
     const res = outs.map((o) => {
       let n = 1;
       for (const d of o.shape) n *= d;
@@ -211,19 +272,235 @@ export class WebGPUBackend implements Backend {
       const args: GpuArg[] = inputs.map((t) => ({ buffer: (t.storageFor(op.name) as GpuStorage).buffer, shape: t.shape, dtype: t.dtype }));
       op.webgpu(this, args, attrs, res.map((r) => ({ buffer: r.buf, shape: r.o.shape, dtype: r.o.dtype })));
     }
-    return res.map((r) => new GpuStorage(this, r.buf, r.n * 4));
+    return res.map((r) => this.noteCreated(new GpuStorage(this, r.buf, r.n * 4)));
   }
 
   release(storage: Storage): void {
     if (this.destroyed) return;
-    this.storagePool.release((storage as GpuStorage).buffer, this.encoder !== null);
+    if (this.recording) this.recording.pinned.push((storage as GpuStorage).buffer);
+    else this.storagePool.release((storage as GpuStorage).buffer, this.encoder !== null);
   }
 
   memoryInfo(): MemoryInfo {
     return {
       bytesInUse: this.storagePool.bytesInUse,
       bytesPooled: this.storagePool.bytesPooled + this.uniformPool.bytesPooled + this.stagingPool.bytesPooled,
+      peakBytesInUse: this.storagePool.peakBytesInUse,
     };
+  }
+
+  /** Starts a new peak-memory measurement (`memoryInfo().peakBytesInUse`) at the bytes in use now. */
+  resetPeakMemory(): void {
+    this.storagePool.resetPeak();
+  }
+
+  // ---- ops over more than one binding's worth of data ----
+  /**
+   * While `executeInRows` runs one chunk: the sub-range of each big buffer that the chunk's
+   * operands occupy. `dispatch` binds these ranges instead of the whole buffers (and
+   * `copyBuffer` offsets into them), so the op's own `webgpu` runs unchanged on chunk shapes.
+   */
+  private rowRanges: Map<GPUBuffer, { offset: number; size: number }> | null = null;
+  /** Number of ops run in chunks of rows so far (for tests and profiling). */
+  rowSplits = 0;
+
+  /** A storage binding of `buf`: the chunk's range while splitting, else the whole buffer (checked against the limit). */
+  private storageBinding(kernel: string, name: string, buf: GPUBuffer): GPUBufferBinding {
+    const r = this.rowRanges?.get(buf);
+    if (r) return { buffer: buf, offset: r.offset, size: r.size };
+    const limit = this.limits.maxStorageBufferBindingSize;
+    if (buf.size > limit) {
+      throw new DeviceError(`${kernel}: binding '${name}' is a buffer of ${buf.size} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes (this op does not split its work into chunks)`);
+    }
+    return { buffer: buf };
+  }
+
+  /**
+   * Runs `op` in chunks of rows of its leading dim when an operand or the output exceeds
+   * `maxStorageBufferBindingSize` (the buffers themselves may be up to `maxBufferSize`): the op's
+   * `splitRows` says which inputs are chunked with the output and how the chunks combine
+   * ('rows': each chunk writes its rows of the output; 'sum': the chunks' outputs are summed).
+   * Chunk row counts keep every sub-range offset a multiple of minStorageBufferOffsetAlignment.
+   * Throws an AllocationError (op, shape, limit, the batch that fits) when the op cannot split.
+   */
+  private executeInRows(op: OpDef<any>, args: readonly GpuArg[], attrs: any, out: GpuArg): void {
+    const limit = this.maxBindingBytes;
+    const split: RowSplit<any> | null = op.splitRows ? op.splitRows(args, attrs, { shape: [...out.shape], dtype: out.dtype }) : null;
+    const sum = split?.combine === 'sum';
+    const refuse = (detail: string): never => {
+      const big = [...args.map((a) => ({ shape: a.shape, bytes: a.buffer.size })), { shape: out.shape, bytes: 4 * sizeOfShape(out.shape) }].reduce((p, q) => (q.bytes > p.bytes ? q : p));
+      const rows = big.shape.length > 0 ? big.shape[0] : 1;
+      const fit = rows > 0 ? Math.floor(limit / (big.bytes / rows)) : 0;
+      throw new AllocationError(op.name, big.shape, big.bytes, limit,
+        `in one storage binding (maxStorageBufferBindingSize of this adapter): ${detail}; ` +
+          (fit >= 1 ? `a leading dim (batch) of at most ${fit} fits` : 'even one row of the leading dim is too large'));
+    };
+    if (!split) refuse(`${op.name} cannot run in chunks of its leading dim here`);
+    if (sum && out.dtype !== 'float32') refuse(`${op.name} sums chunks only for float32 outputs`);
+    const chunked = args.map((a, i) => split!.inputs[i] === true);
+    const R = sum ? (args.find((_, i) => chunked[i])?.shape[0] ?? 0) : out.shape[0];
+    // Every chunked operand: bytes per row of the leading dim.
+    const parts: { buffer: GPUBuffer; rowBytes: number; rest: readonly number[] }[] = [];
+    for (let i = 0; i < args.length; i++) {
+      if (!chunked[i]) continue;
+      const a = args[i];
+      if (a.shape.length === 0 || a.shape[0] !== R) refuse(`input ${i} ${fmtShape(a.shape)} does not have ${R} rows`);
+      parts.push({ buffer: a.buffer, rowBytes: 4 * sizeOfShape(a.shape.slice(1)), rest: a.shape.slice(1) });
+    }
+    if (!sum) parts.push({ buffer: out.buffer, rowBytes: 4 * sizeOfShape(out.shape.slice(1)), rest: out.shape.slice(1) });
+    for (let i = 0; i < args.length; i++) {
+      if (chunked[i]) continue;
+      if (args[i].buffer.size > limit) refuse(`input ${i} ${fmtShape(args[i].shape)} is bound whole`);
+      if (parts.some((p) => p.buffer === args[i].buffer)) refuse(`input ${i} shares its buffer with a chunked operand`);
+    }
+    if (sum && 4 * sizeOfShape(out.shape) > limit) refuse('the summed output is bound whole');
+    // Rows per chunk: the most that fit, rounded down to keep offsets aligned.
+    const align = this.bindingOffsetAlignment;
+    let step = 1;
+    let maxRowBytes = 0;
+    for (const p of parts) {
+      step = lcm(step, align / gcd(align, p.rowBytes || align));
+      maxRowBytes = Math.max(maxRowBytes, p.rowBytes);
+    }
+    const rows = Math.floor(Math.floor(limit / Math.max(1, maxRowBytes)) / step) * step;
+    if (rows < 1 || R < 2) refuse(`${R} row(s) of the leading dim cannot be split further`);
+    const nChunks = Math.ceil(R / rows);
+    this.rowSplits++;
+    const outBytes = 4 * sizeOfShape(out.shape);
+    const partials = sum ? this.allocBuffer(nChunks * outBytes, op.name) : null;
+    try {
+      for (let c = 0; c < nChunks; c++) {
+        const start = c * rows;
+        const count = Math.min(rows, R - start);
+        const ranges = new Map<GPUBuffer, { offset: number; size: number }>();
+        for (const p of parts) {
+          const r = { offset: start * p.rowBytes, size: Math.max(4, count * p.rowBytes) };
+          const prev = ranges.get(p.buffer);
+          if (prev && (prev.offset !== r.offset || prev.size !== r.size)) refuse('two chunked operands share a buffer with different row sizes');
+          ranges.set(p.buffer, r);
+        }
+        const chunkArgs = args.map((a, i) => (chunked[i] ? { buffer: a.buffer, shape: [count, ...a.shape.slice(1)], dtype: a.dtype } : a));
+        const chunkAttrs = split!.attrs ? split!.attrs(start, count) : attrs;
+        const part = sum ? this.allocBuffer(outBytes, op.name) : null;
+        const chunkOut = part ? { buffer: part, shape: out.shape, dtype: out.dtype } : { buffer: out.buffer, shape: [count, ...out.shape.slice(1)], dtype: out.dtype };
+        this.rowRanges = ranges;
+        try {
+          op.webgpu(this, chunkArgs, chunkAttrs, chunkOut);
+        } finally {
+          this.rowRanges = null;
+        }
+        if (part && partials) {
+          this.copyBuffer(part, 0, partials, c * outBytes, outBytes);
+          this.freeBuffer(part);
+        }
+      }
+      if (partials) {
+        const n = outBytes / 4;
+        this.dispatch({ kernel: SUM_PARTIALS, bindings: { parts: partials, out: out.buffer, params: { n, k: nChunks } }, workgroups: grid1D(n, 64) });
+      }
+    } finally {
+      if (partials) this.freeBuffer(partials);
+    }
+  }
+
+  // ---- capture / replay (engine/capture.ts) ----
+  private recording: Recording | null = null;
+
+  /**
+   * Starts recording every dispatch and copy (with its pipeline and bind group) until
+   * `endRecording`. While recording, no buffer goes back to the pool (the bind groups keep
+   * pointing at them), and storages made before the recording that an op reads are held.
+   */
+  beginRecording(): void {
+    if (this.recording) throw new DeviceError('capture: a recording is already in progress on this backend');
+    this.recording = { commands: [], pinned: [], uniforms: [], philox: [], held: [], created: new Set() };
+  }
+
+  /** Ends the recording and returns it (replay with `replayRecording`, free with `releaseRecording`). */
+  endRecording(): Recording {
+    const r = this.recording;
+    if (!r) throw new DeviceError('capture: no recording in progress');
+    this.recording = null;
+    return r;
+  }
+
+  /** Storage created now (by execute/upload) belongs to the recording being made. */
+  private noteCreated(s: GpuStorage): GpuStorage {
+    this.recording?.created.add(s);
+    return s;
+  }
+
+  private holdExternal(inputs: readonly Tensor[]): void {
+    const r = this.recording!;
+    for (const t of inputs) {
+      const s = t.storageFor('capture') as GpuStorage;
+      if (!r.created.has(s) && !r.held.includes(s)) {
+        s.refs++;
+        r.held.push(s);
+      }
+    }
+  }
+
+  private recordDispatch(kernel: Kernel, p: CachedPipeline, bindGroup: GPUBindGroup, wg: [number, number, number], spec: DispatchSpec, uniforms: GPUBuffer[]): void {
+    const r = this.recording!;
+    r.commands.push({ kind: 'dispatch', pipeline: p.pipeline, bindGroup, wg });
+    r.uniforms.push(...uniforms);
+    // Philox streams (uniform fields offset_lo/offset_hi): re-packed with an advanced offset per replay.
+    let u = 0;
+    for (const { name, uniform } of p.bindingNames) {
+      if (!uniform) continue;
+      const values = spec.bindings[name] as UniformValues;
+      const ub = uniforms[u++];
+      if (typeof values.offset_lo === 'number' && typeof values.offset_hi === 'number') r.philox.push({ kernel, name, values: { ...values }, buffer: ub });
+    }
+  }
+
+  /**
+   * Encodes a recording again: the same pipelines and bind groups (so the same buffers), with
+   * every Philox stream's block offset advanced by `philoxShift` from its recorded value.
+   */
+  replayRecording(r: Recording, philoxShift: number): void {
+    this.checkAlive('replay');
+    if (philoxShift !== 0 && r.philox.length) {
+      // Uniform writes are queue operations: submit what is encoded first so they land after it.
+      this.flush();
+      for (const p of r.philox) {
+        const off = (p.values.offset_lo as number) + (p.values.offset_hi as number) * 2 ** 32 + philoxShift;
+        const bytes = packUniforms(p.kernel, p.name, { ...p.values, offset_lo: off % 2 ** 32, offset_hi: Math.floor(off / 2 ** 32) });
+        this.device.queue.writeBuffer(p.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      }
+    }
+    for (const c of r.commands) {
+      if (c.kind === 'copy') {
+        if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+        if (this.pass) {
+          this.pass.end();
+          this.pass = null;
+        }
+        this.encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+        continue;
+      }
+      if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+      if (!this.pass) this.pass = this.encoder.beginComputePass();
+      this.pass.setPipeline(c.pipeline);
+      this.pass.setBindGroup(0, c.bindGroup);
+      this.pass.dispatchWorkgroups(c.wg[0], c.wg[1], c.wg[2]);
+      this.dispatchCount++;
+      if (++this.queued >= this.maxQueued) this.flush();
+    }
+  }
+
+  /** Returns a recording's buffers to the pools and drops the storages it held. */
+  releaseRecording(r: Recording): void {
+    if (this.destroyed) return;
+    const pending = this.encoder !== null;
+    for (const b of r.pinned) this.storagePool.release(b, pending);
+    for (const b of r.uniforms) this.uniformPool.release(b, pending);
+    for (const s of r.held) if (--s.refs === 0) this.release(s);
+    r.pinned = [];
+    r.uniforms = [];
+    r.held = [];
+    r.commands = [];
   }
 
   // ---- pipelines ----
@@ -301,7 +578,7 @@ export class WebGPUBackend implements Backend {
         this.device.queue.writeBuffer(ub, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
         uniformsToFree.push(ub);
         entries.push({ binding, resource: { buffer: ub } });
-      } else entries.push({ binding, resource: { buffer: b as GPUBuffer } });
+      } else entries.push({ binding, resource: this.storageBinding(kernel.name, name, b as GPUBuffer) });
     }
     const bindGroup = this.device.createBindGroup({ layout: p.layout, entries });
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
@@ -309,7 +586,8 @@ export class WebGPUBackend implements Backend {
     this.pass.setPipeline(p.pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
-    for (const ub of uniformsToFree) this.uniformPool.release(ub, true);
+    if (this.recording) this.recordDispatch(kernel, p, bindGroup, [x, y, z], spec, uniformsToFree);
+    else for (const ub of uniformsToFree) this.uniformPool.release(ub, true);
     this.dispatchCount++;
     if (++this.queued >= this.maxQueued) this.flush();
   }
@@ -318,12 +596,17 @@ export class WebGPUBackend implements Backend {
   copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.checkAlive('copyBuffer');
     if (bytes === 0) return;
+    const rs = this.rowRanges?.get(src);
+    const rd = this.rowRanges?.get(dst);
+    if (rs) srcOffset += rs.offset;
+    if (rd) dstOffset += rd.offset;
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (this.pass) {
       this.pass.end();
       this.pass = null;
     }
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.recording?.commands.push({ kind: 'copy', src, srcOffset, dst, dstOffset, bytes });
   }
 
   /** Submits everything encoded so far. */
@@ -472,6 +755,40 @@ function flagError(words: Uint32Array, checks: Map<number, IndexCheck>): IndexEr
   if (!check) return new IndexError(`an index kernel flagged index ${value} at position ${words[2]} out of range (unknown check ${id})`);
   return new IndexError(`${check.message(value, words[2])} (detected on WebGPU, raised at the next read)`);
 }
+
+function sizeOfShape(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+function lcm(a: number, b: number): number {
+  return (a / gcd(a, b)) * b;
+}
+
+/** out[i] = Σ_j parts[j·n + i]: the sum of the per-chunk outputs of a 'sum'-split op (executeInRows). */
+const SUM_PARTIALS: KernelSource = {
+  name: 'sum_partials',
+  code: /* wgsl */ `
+struct Params { n: u32, k: u32 }
+@group(0) @binding(0) var<storage, read> parts: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= params.n) { return; }
+  var s = 0.0;
+  for (var j = 0u; j < params.k; j++) { s += parts[j * params.n + i]; }
+  out[i] = s;
+}
+`,
+};
 
 function numericConstants(c: Record<string, number | boolean>): Record<string, number> {
   const out: Record<string, number> = {};

@@ -1,7 +1,7 @@
 import { ArgumentError, ShapeError, type Tensor, concat, conv2d, conv2dBiasAct, convTranspose2d, fmtShape } from '../../engine/index.js';
 import { type ParamInitOptions, fanInAndFanOut, kaimingUniform, uniformInit } from '../init.js';
 import { Module, parameter } from '../module.js';
-import type { StackContext, StackedStep } from '../stacking.js';
+import { type StackContext, type StackedStep, stackedParamOf } from '../stacking.js';
 import type { FusableLayer, FusedActivation } from './container.js';
 
 export type Pair = number | [number, number];
@@ -91,14 +91,21 @@ export class Conv2d extends Module<[Tensor], Tensor> implements FusableLayer {
    * activations [B, M·in, H, W] the groups are M·groups, so member m only sees its own channels.
    */
   stackMembers(layers: readonly Module[], ctx: StackContext): StackedStep {
-    const convs = layers as readonly Conv2d[];
     const M = ctx.members;
-    const w = ctx.keep(concat(convs.map((c) => c.weight), 0));
-    const b = this.bias ? ctx.keep(concat(convs.map((c) => c.bias!), 0)) : null;
+    // [M, out, in/groups, kh, kw] viewed as [M·out, ...]: the members' weights along the output channels.
+    const w = ctx.keep(stackedParamOf(ctx, layers, 'weight').reshape([M * this.outChannels, ...this.weight.shape.slice(1)]));
+    const b = this.bias ? ctx.keep(stackedParamOf(ctx, layers, 'bias').reshape([M * this.outChannels])) : null;
     const opts = { stride: this.stride, padding: this.padding, dilation: this.dilation };
     const groups = this.groups;
     return ({ h, layout }) => {
-      if (layout === 'members') throw new ShapeError('DeepEnsemble: Conv2d after a flattening layer is not supported');
+      if (layout === 'members') {
+        // Per-member images [M, B, C, H, W] (stacked training, each member its own batch):
+        // members side by side in the channel dim.
+        if (h.rank !== 5) throw new ShapeError('DeepEnsemble: Conv2d after a flattening layer is not supported');
+        const [, B, C, H, W] = h.shape;
+        h = h.permute([1, 0, 2, 3, 4]).reshape([B, M * C, H, W]);
+        layout = 'channels';
+      }
       return { h: conv2d(h, w, b, { ...opts, groups: layout === 'input' ? groups : groups * M }), layout: 'channels' };
     };
   }

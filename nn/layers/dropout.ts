@@ -1,6 +1,6 @@
 import { ArgumentError, type Tensor, dropout } from '../../engine/index.js';
 import { Module } from '../module.js';
-import { type StackedStep, identityStep } from '../stacking.js';
+import { type StackContext, type StackedStep, identityStep } from '../stacking.js';
 
 /** A fixed Philox stream for dropout masks: key `seed`, starting block `offset`, starting row `rowStart`. */
 export interface DropoutStream {
@@ -69,9 +69,37 @@ export class Dropout extends Module<[Tensor], Tensor> {
     return s ? dropout(x, this.p, s) : dropout(x, this.p);
   }
 
-  /** Eval-mode dropout is the identity, so a DeepEnsemble passes stacked activations through unchanged. */
-  stackMembers(): StackedStep {
-    return identityStep;
+  /**
+   * DeepEnsemble stacking. Inference: eval-mode dropout is the identity, so stacked activations
+   * pass through unchanged. Stacked training (`ctx.training`, layer in training mode): ONE
+   * dropout over the members' rows [M·B, ...] of a 'members' activation [M, B, ...], so member m
+   * gets rows m·B … m·B + B − 1 of one stream — exactly the masks it would get alone with the
+   * stream started at those rows. Members with fixed mask streams must share seed and offset and
+   * have consecutive row blocks (rowStart_m = rowStart_0 + m·B), which is what
+   * {@link DeepEnsemble} trainers set; without fixed streams the rows come from the global
+   * generator. On 'channels' activations [B, M·C, ...] every element still gets its own draw,
+   * but fixed streams are refused there (their rows would not match a member trained alone).
+   */
+  stackMembers(layers: readonly Module[], ctx: StackContext): StackedStep {
+    if (!ctx.training || !(this.p > 0 && this.training)) return identityStep;
+    const drops = layers as readonly Dropout[];
+    const M = ctx.members;
+    return ({ h, layout }) => {
+      const streams = drops.map((d) => d.maskStream);
+      const fixed = streams[0] !== null;
+      if (streams.some((s) => (s !== null) !== fixed)) throw new ArgumentError('DeepEnsemble: either every member Dropout has a fixed mask stream or none has');
+      if (layout !== 'members') {
+        if (fixed) throw new ArgumentError(`DeepEnsemble: Dropout with fixed mask streams needs 'members' activations [M, B, ...] (after a Linear), got '${layout}'`);
+        return { h: dropout(h, this.p), layout };
+      }
+      const B = h.shape[1];
+      const rows = h.reshape([M * B, ...h.shape.slice(2)]);
+      if (!fixed) return { h: dropout(rows, this.p).reshape(h.shape), layout };
+      const s0 = streams[0]!;
+      const ok = streams.every((s, m) => s!.seed === s0.seed && (s!.offset ?? 0) === (s0.offset ?? 0) && (s!.rowStart ?? 0) === (s0.rowStart ?? 0) + m * B);
+      if (!ok) throw new ArgumentError('DeepEnsemble: member Dropout mask streams must share seed and offset and start at consecutive row blocks (rowStart_m = rowStart_0 + m·B)');
+      return { h: dropout(rows, this.p, s0).reshape(h.shape), layout };
+    };
   }
 
   override extraRepr(): string {

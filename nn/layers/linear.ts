@@ -1,7 +1,7 @@
-import { ShapeError, type Tensor, concat, fmtShape, linear, matmul, stack } from '../../engine/index.js';
+import { ShapeError, type Tensor, fmtShape, linear, matmul } from '../../engine/index.js';
 import { type ParamInitOptions, kaimingUniform, uniformInit } from '../init.js';
 import { Module, parameter } from '../module.js';
-import type { StackContext, StackedStep } from '../stacking.js';
+import { type StackContext, type StackedStep, stackedParamOf } from '../stacking.js';
 import type { FusableLayer, FusedActivation } from './container.js';
 
 export interface LinearOptions extends ParamInitOptions {
@@ -49,13 +49,13 @@ export class Linear extends Module<[Tensor], Tensor> implements FusableLayer {
    * matmul with the weights stacked as [M, out, in]. A 4-D ('channels') input needs a Flatten first.
    */
   stackMembers(layers: readonly Module[], ctx: StackContext): StackedStep {
-    const lins = layers as readonly Linear[];
     const M = ctx.members;
-    const wCat = ctx.keep(concat(lins.map((m) => m.weight), 0)); // [M·out, in]
-    const bCat = this.bias ? ctx.keep(concat(lins.map((m) => m.bias!), 0)) : null;
-    const wStack = ctx.keep(stack(lins.map((m) => m.weight), 0)); // [M, out, in]
-    const bStack = this.bias ? ctx.keep(stack(lins.map((m) => m.bias!.reshape([1, -1])), 0)) : null; // [M, 1, out]
     const out = this.outFeatures;
+    const wStack = ctx.keep(stackedParamOf(ctx, layers, 'weight')); // [M, out, in]
+    const wCat = ctx.keep(wStack.reshape([M * out, this.inFeatures])); // [M·out, in]
+    const bRows = this.bias ? stackedParamOf(ctx, layers, 'bias') : null; // [M, out]
+    const bCat = bRows ? ctx.keep(bRows.reshape([M * out])) : null;
+    const bStack = bRows ? ctx.keep(bRows.reshape([M, 1, out])) : null; // [M, 1, out]
     return ({ h, layout }) => {
       if (layout === 'channels') throw new ShapeError('DeepEnsemble: Linear on 4-D activations needs a Flatten first');
       if (layout === 'input') {
