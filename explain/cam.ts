@@ -16,7 +16,7 @@
  * off), which is what makes one backward over all rows equal to separate backwards.
  */
 import {
-  ArgumentError, ShapeError, type Tensor, add, cast, detach, div, fmtShape, fromHost, ge, gradients, gt, indexSelect, mean,
+  ArgumentError, ShapeError, type Tensor, add, cast, detach, div, eq, fmtShape, fromHost, ge, gradients, gt, indexSelect, mean,
   mul, neg, noGrad, relu, reshape, slice, sqrt, sub, sum, tidy, unsqueeze, upsampleBilinear2d, variance, where, withGrad,
   zerosLike,
 } from '../engine/index.js';
@@ -185,19 +185,29 @@ export async function counterfactualCam(model: Module, x: Tensor, opts: GradCamO
  */
 export async function contrastCam(model: Module, x: Tensor, opts: ContrastCamOptions): Promise<Tensor> {
   const q = await explicitClasses('contrastCam', 'contrast class', opts.contrast, x, model);
-  if (q) {
-    const pT = tidy(() => noGrad(() => predicted(checkLogits('contrastCam', model.forward(x), x.shape[0]))));
-    const p = await pT.data();
-    pT.dispose();
-    for (let b = 0; b < q.length; b++) {
-      if (q[b] === p[b]) throw new ArgumentError(`contrastCam: contrast class Q = ${q[b]} equals the prediction P for input ${b}; "why P rather than P" has no answer (choose Q ≠ P)`);
+  const { map, same } = tidy(() => {
+    const cls = q ? classTensor(q, x) : null;
+    let same: Tensor | null = null;
+    const { cams } = camRows('contrastCam', model, x, opts.layer, {
+      repeat: null,
+      objective: (l) => {
+        // Q = P is checked on the device in the same pass (no extra forward), read below.
+        if (cls) same = eq(predicted(l), cls);
+        return rowObjective(l, cls ?? runnerUp(l), -1, 1);
+      },
+    });
+    return { map: finish('contrastCam', cams, x, opts), same: same as Tensor | null };
+  });
+  if (same) {
+    const s = await same.data();
+    same.dispose();
+    const b = Array.from(s).findIndex((v) => v !== 0);
+    if (b >= 0) {
+      map.dispose();
+      throw new ArgumentError(`contrastCam: contrast class Q = ${q![b]} equals the prediction P for input ${b}; "why P rather than P" has no answer (choose Q ≠ P)`);
     }
   }
-  return tidy(() => {
-    const cls = q ? classTensor(q, x) : null;
-    const { cams } = camRows('contrastCam', model, x, opts.layer, { repeat: null, objective: (l) => rowObjective(l, cls ?? runnerUp(l), -1, 1) });
-    return finish('contrastCam', cams, x, opts);
-  });
+  return map;
 }
 
 /**
