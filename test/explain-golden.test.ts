@@ -7,9 +7,10 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   type Backend, type Tensor, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, contrastCam, counterfactualCam,
-  dispose, fromHost, gradCam, memory, saliency, setBackend, voice,
+  dispose, fromHost, gradCam, memory, saliency, setBackend, tidy, voice,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
+import { settleGarbage } from './helpers/settle-garbage.js';
 
 setBackend(cpu);
 
@@ -37,11 +38,15 @@ const G = JSON.parse(readFileSync(new URL('./fixtures/explain/golden.json', impo
 const flat = (v: unknown): number[] => (Array.isArray(v) ? v.flatMap(flat) : [v as number]);
 
 async function build(backend: Backend, dtype: 'float32' | 'float64'): Promise<{ net: Sequential; x: Tensor }> {
-  const net = new Sequential(
+  // Built on the target backend inside tidy (parameters are kept; any temporaries of the
+  // initialisers are freed now rather than by the garbage-collection safety net, which would make
+  // the leak count below drift when it runs mid-test).
+  setBackend(backend);
+  const net = tidy(() => new Sequential(
     new Conv2d(1, 3, 3, { padding: 1 }), new ReLU(), new MaxPool2d(2), new Conv2d(3, 4, 3, { padding: 1 }), new ReLU(), new Flatten(),
     new Linear(64, 10), new ReLU(), new Linear(10, 5),
-  );
-  await net.to(backend);
+  ));
+  setBackend(cpu);
   if (dtype === 'float64') await net.to('float64');
   const sd = Object.fromEntries(Object.entries(G.state_dict).map(([k, v]) => [k, fromHost(v.data, v.shape, dtype, backend)]));
   net.loadStateDict(sd);
@@ -66,6 +71,7 @@ function close(got: ArrayLike<number>, want: readonly number[], atol: number, rt
 
 async function checkAll(backend: Backend, dtype: 'float32' | 'float64', atol: number, rtol: number): Promise<void> {
   const { net, x } = await build(backend, dtype);
+  await settleGarbage();
   const before = memory().liveTensors;
   const layer = G.layer;
   const run = async (label: string, p: Promise<Tensor>, want: unknown) => {

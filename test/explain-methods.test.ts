@@ -13,6 +13,7 @@ import {
   manualSeed, memory, mul, normal, saliency, setBackend, slice, tidy, voice,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
+import { settleGarbage } from './helpers/settle-garbage.js';
 
 setBackend(cpu);
 
@@ -191,6 +192,7 @@ describe('VOICE', () => {
     const net = await smallLeNet(3, 'float64');
     manualSeed(4);
     const x = tidy(() => cast(normal([3, 1, 12, 12]), 'float64'));
+    await settleGarbage();
     const before = memory().liveTensors;
     const v = await voice(net, x, { layer: '4' });
     const K = 4;
@@ -395,6 +397,7 @@ describe('saliency', () => {
     const x = tidy(() => cast(normal([2, 1, 12, 12]), 'float64'));
     const n = 5;
     const std = 0.3;
+    await settleGarbage();
     const before = memory().liveTensors;
     const sg = await saliency(net, x, { method: 'smoothGrad', samples: n, noiseStd: std, seed: 42 });
     expect(memory().liveTensors - before).toBe(1);
@@ -431,6 +434,7 @@ describe('deletion and insertion curves', () => {
     const maps = [[0.1, 0.9, 0.5, 0.5], [1, 0, 0.3, 0.6]]; // ties (0.5, 0.5) keep pixel order
     const x = f64(xs.flat(), [2, 1, 2, 2]);
     const m = f64(maps.flat(), [2, 2, 2]);
+    await settleGarbage();
     const before = memory().liveTensors;
     const del = await deletionCurve(net, x, m, { steps: 4 });
     const ins = await insertionCurve(net, x, m, { steps: 4, baseline: 0.5 });
