@@ -10,5 +10,6 @@
  */
 export * from './engine/index.js';
 export * from './uncertainty/index.js';
+export * from './explain/index.js';
 export * from './nn/index.js';
 export * from './nn/serialize/safetensors.js';
