@@ -16,3 +16,4 @@ export * from './detector.js';
 export * from './detectors.js';
 export * from './evaluate.js';
 export { rowLogsumexp, softmaxRows, classIndexLabels, type LabelProblem, type LabelErrorFactory } from './host.js';
+export * from './dirichlet.js';
