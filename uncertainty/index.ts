@@ -17,3 +17,4 @@ export * from './detectors.js';
 export * from './evaluate.js';
 export { rowLogsumexp, softmaxRows, classIndexLabels, type LabelProblem, type LabelErrorFactory } from './host.js';
 export * from './dirichlet.js';
+export * from './gradcon.js';
