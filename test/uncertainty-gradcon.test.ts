@@ -18,7 +18,7 @@ import {
 } from '../node.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { Rng } from './helpers/compare.js';
-import { cpu } from './helpers/backends.js';
+import { cpu, requireWebGPU } from './helpers/backends.js';
 
 setBackend(cpu);
 
@@ -313,5 +313,43 @@ describe('bad input', () => {
     expect(() => gradconLoss(odd, x)).toThrow(/refGrad tracks 4/);
     expect(() => gradconLoss(m, x, { beta: -1 })).toThrow(/beta/);
     x.dispose(); m.dispose();
+  });
+});
+
+describe('WebGPU', () => {
+  it('a training step (double backward) and the batched scores agree with the CPU reference (float32, paper-size CAE)', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    manualSeed(21);
+    const mc = new GradConCAE();
+    const mg = new GradConCAE();
+    await mg.to(gpu);
+    const onGpu: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(mc.stateDict())) onGpu[k] = await t.to(gpu);
+    mg.loadStateDict(onGpu);
+    for (const t of Object.values(onGpu)) t.dispose();
+    expect(mg.refGrad.hostCount, 'count loaded on a device is unknown on the host').toBe(null);
+    expect(await mg.refGrad.syncCount()).toBe(0);
+    const rng = new Rng(70);
+    const data = Array.from({ length: 3 * 784 }, () => rng.uniform(0, 1));
+    const xc = tensor(data, [3, 1, 28, 28], { backend: cpu });
+    const xg = tensor(data, [3, 1, 28, 28], { backend: gpu });
+    const oc = new SGD(mc.parameters(), { lr: 0.5 });
+    const og = new SGD(mg.parameters(), { lr: 0.5 });
+    const losses: number[][] = [[], []];
+    for (let s = 0; s < 2; s++) {
+      for (const [j, [m, o, x]] of ([[mc, oc, xc], [mg, og, xg]] as const).entries()) {
+        const r = gradconStep(m, o, x);
+        losses[j]!.push((await host(r.loss))[0]!, (await host(r.gradLoss))[0]!);
+        r.loss.dispose(); r.mse.dispose(); r.gradLoss.dispose();
+      }
+    }
+    losses[1]!.forEach((v, i) => expect(Math.abs(v - losses[0]![i]!), `loss/L_g #${i}`).toBeLessThan(1e-4 + 1e-4 * Math.abs(losses[0]![i]!)));
+    const rc = tidy(() => gradconScores(mc, xc));
+    const rg = tidy(() => gradconScores(mg, xg));
+    const [sc, sg] = [await host(rc.score), await host(rg.score)];
+    // float32 on two backends: summation orders differ; scores are O(0.1), cosines O(1).
+    sg.forEach((v, b) => expect(Math.abs(v - sc[b]!), `score ${b}`).toBeLessThan(2e-4));
+    for (const t of [rc.score, rc.mse, rc.cos, rg.score, rg.mse, rg.cos, xc, xg]) t.dispose();
+    mc.dispose(); mg.dispose();
   });
 });
