@@ -309,7 +309,9 @@ describe('bad input', () => {
     const odd = { down: m.down, up: new Sequential(new ConvTranspose2d(2, 1, 4), new Sigmoid(), new Conv2d(1, 1, 1)), refGrad: m.refGrad, forward: (x: Tensor) => x };
     m.refGrad.hostCount = 1;
     const x = images(61, 1);
-    expect(() => gradconScores(odd, x)).toThrow(/decoder layer 2 is a Conv2d/);
+    expect(() => gradconScores(odd, x)).toThrow(/decoder has 1 ConvTranspose2d weights but refGrad tracks 4/);
+    const odd4 = { ...odd, up: new Sequential(new ConvTranspose2d(2, 2, 4), new ConvTranspose2d(2, 2, 4), new ConvTranspose2d(2, 2, 4), new ConvTranspose2d(2, 1, 4), new Conv2d(1, 1, 1)) };
+    expect(() => gradconScores(odd4, x)).toThrow(/decoder layer 4 is a Conv2d/);
     expect(() => gradconLoss(odd, x)).toThrow(/refGrad tracks 4/);
     expect(() => gradconLoss(m, x, { beta: -1 })).toThrow(/beta/);
     x.dispose(); m.dispose();

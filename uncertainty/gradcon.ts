@@ -271,7 +271,8 @@ export function gradconScores(model: GradConModel, x: Tensor, opts: { gamma?: nu
   const what = 'gradconScores';
   const gamma = opts.gamma ?? 0.12;
   if (!Number.isFinite(gamma)) throw new ArgumentError(`${what}: gamma must be finite, got ${gamma}`);
-  decoderWeights(model);
+  const nw = decoderWeights(model).length;
+  if (nw !== model.refGrad.size) throw new ArgumentError(`${what}: the decoder has ${nw} ConvTranspose2d weights but refGrad tracks ${model.refGrad.size}`);
   requireTrained(what, model);
   const layers = decoderPlan(what, model.up);
   if (x.rank !== 4) throw new ArgumentError(`${what}: expected images [B, C, H, W], got ${fmtShape(x.shape)}`);
