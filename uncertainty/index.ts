@@ -24,3 +24,5 @@ export * from './gradient-ood.js';
 export * from './attacks.js';
 export * from './introspective.js';
 export * from './confidnet.js';
+export * from './dirichlet.js';
+export * from './gradcon.js';

@@ -13,7 +13,7 @@
  * - `reliabilityBars({ bins, ... })`: a reliability diagram from `reliabilityDiagram`'s bins
  *   (accuracy per confidence bin, the gap to the diagonal shaded);
  * - `panelGrid(svgs, { columns })`: several plots side by side in one SVG; `svgSize` reads a
- *   plot's size; `niceTicks`, `formatTick`, `escapeXml`, `PALETTE` are the building blocks.
+ *   plot's size; `simplexDensitySvg` shades a 3-class Dirichlet density on the simplex; `niceTicks`, `formatTick`, `escapeXml`, `PALETTE` are the building blocks.
  *
  * Tables and numbers: `markdownTable(headers, rows, align?)` (GitHub Markdown),
  * `textTable(...)` (fixed-width, for a terminal), `fmt(v, digits)`, `pct(v, digits)`,
@@ -21,3 +21,4 @@
  */
 export * from './svg.js';
 export * from './markdown.js';
+export * from './simplex.js';
