@@ -5,12 +5,24 @@
  * of training, and changing any recipe field (e.g. `--epochs`) trains a fresh model.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Backend, type ImageSet, LeNet5, loadSafetensors, manualSeed, safetensorsToTensors, saveSafetensors, tidy,
 } from '../node.js';
 import { MNIST_SPLIT, gatherBatch, permutation, trainLeNet, trainLeNetEnsemble } from './mnist-training.js';
+
+/**
+ * Fingerprint of the training code: a hash of examples/mnist-training.ts's source text when it
+ * is reachable from the working directory (the same in every entry point's bundle, so the eval
+ * groups and the explain/gradients scripts share checkpoints), else of the bundled functions'
+ * text (which esbuild may rename per bundle).
+ */
+function codeFingerprint(kind: string, fns: ((...a: never[]) => unknown)[]): string {
+  const file = resolve('examples', 'mnist-training.ts');
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : fns.map((f) => f.toString()).join('\n');
+  return createHash('sha256').update(`${kind}\n${text}`).digest('hex').slice(0, 12);
+}
 
 /** Everything that determines a trained model (bump `version` when the training code changes meaningfully). */
 export interface Recipe {
@@ -47,7 +59,7 @@ export function stackedMemberRecipe(epochs: number, seed: number): Recipe {
   return {
     ...baseRecipe(epochs, seed),
     trainer: 'stacked',
-    code: createHash('sha256').update([trainLeNetEnsemble, gatherBatch, permutation].map((f) => f.toString()).join('\n')).digest('hex').slice(0, 12),
+    code: codeFingerprint('stacked', [trainLeNetEnsemble, gatherBatch, permutation]),
   };
 }
 
@@ -63,7 +75,7 @@ export function baseRecipe(epochs: number, seed: number): Recipe {
     lr: 2e-3,
     schedule: 'cosine',
     augment: { maxShift: 2, maxRotate: 12, maxScale: 0.1 },
-    code: createHash('sha256').update([trainLeNet, gatherBatch, permutation].map((f) => f.toString()).join('\n')).digest('hex').slice(0, 12),
+    code: codeFingerprint('single', [trainLeNet, gatherBatch, permutation]),
     initSeed: seed,
     dataSeed: seed,
   };
