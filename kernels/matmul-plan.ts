@@ -15,7 +15,7 @@ export const MATMUL_TILE_M = 64;
 export const MATMUL_TILE_N = 64;
 
 /** kernels/matmul.wgsl as the engine dispatches it (composed by the kernel-source builder). */
-export const MATMUL_KERNEL = kernelFamily({ name: 'matmul', source: matmulWgsl }).variant();
+export const MATMUL_KERNEL = kernelFamily({ name: 'matmul', source: matmulWgsl, preludes: ['matmul'] }).variant();
 
 export interface MatmulPlan {
   /** Kernel file under kernels/. */

@@ -16,14 +16,7 @@
 // one barrier pair per 32-deep slab keeps barrier cost small.
 // On discrete GPUs this is the classic shared-memory tiled GEMM.
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  batch: u32,
-  a_batch_stride: u32, // elements; 0 = broadcast A over the batch
-  b_batch_stride: u32, // elements; 0 = broadcast B over the batch
-}
+// Params, TRANS_A and TRANS_B come from the `matmul` prelude.
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
@@ -31,8 +24,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-override TRANS_A: bool = false; // A stored [K, M]
-override TRANS_B: bool = false; // B stored [N, K]
 override HAS_BIAS: bool = false; // bias[n] added before the activation
 override ACT: u32 = 0u;          // 0 = identity, 1 = relu
 

@@ -1,22 +1,13 @@
 // Batched int32 matmul: out[z] = A[z] x B[z] with wrapping two's-complement arithmetic (WGSL i32
 // `*` and `+` wrap, as Math.imul and `| 0` do on the CPU reference). One invocation per output
 // element, looping over K: integer products are rare and small next to the float GEMM path.
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  batch: u32,
-  a_batch_stride: u32, // elements; 0 = broadcast A over the batch
-  b_batch_stride: u32, // elements; 0 = broadcast B over the batch
-}
+// Params, TRANS_A and TRANS_B come from the `matmul` prelude.
 
 @group(0) @binding(0) var<storage, read> a: array<i32>;
 @group(0) @binding(1) var<storage, read> b: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<i32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-override TRANS_A: bool = false; // A stored [K, M]
-override TRANS_B: bool = false; // B stored [N, K]
 
 @compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -2,15 +2,14 @@
 // Reference: float64 CPU loop. Tolerance per output element:
 //   |gpu - ref| <= 1e-4 * sum_k |a_mk * b_kn| + 1e-30
 // (f32 accumulation error grows like eps*sqrt(K)*sum|a||b|; 1e-4 covers K up to ~1e5 comfortably).
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create, globals } from 'webgpu';
-import { matmulParams, planMatmul } from '../kernels/matmul-plan';
+import { MATMUL_KERNEL, matmulParams, planMatmul } from '../kernels/matmul-plan';
 
 Object.assign(globalThis, globals);
 
-const code = readFileSync(fileURLToPath(new URL('../kernels/matmul.wgsl', import.meta.url)), 'utf8');
+// The kernel as the engine composes it (generated header + the `matmul` prelude + matmul.wgsl).
+const code = MATMUL_KERNEL.code;
 
 let gpu: ReturnType<typeof create> | null = null;
 let device: GPUDevice | null = null;

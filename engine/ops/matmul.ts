@@ -143,7 +143,7 @@ function matmulIntCpu(a: CpuArg, b: CpuArg, at: MatmulAttrs): Int32Array {
   return r;
 }
 
-const MATMUL_INT = kernelFamily({ name: 'matmul_int', source: matmulIntWgsl, preludes: ['grid'] });
+const MATMUL_INT = kernelFamily({ name: 'matmul_int', source: matmulIntWgsl, preludes: ['grid', 'matmul'] });
 
 function matmulIntGpu(gpu: WebGPUBackend, a: GpuArg, b: GpuArg, at: MatmulAttrs, out: GpuArg): void {
   const { M, Ka: K, N } = dims(a.shape, b.shape, at);

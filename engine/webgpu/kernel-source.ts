@@ -10,6 +10,7 @@ import elementwiseWgsl from '../../kernels/prelude/elementwise.wgsl';
 import gridWgsl from '../../kernels/prelude/grid.wgsl';
 import ieeeWgsl from '../../kernels/prelude/ieee.wgsl';
 import indexCheckWgsl from '../../kernels/prelude/index-check.wgsl';
+import matmulPreludeWgsl from '../../kernels/prelude/matmul.wgsl';
 import philoxWgsl from '../../kernels/prelude/philox.wgsl';
 import shapeWgsl from '../../kernels/prelude/shape.wgsl';
 import specialWgsl from '../../kernels/prelude/special.wgsl';
@@ -32,10 +33,11 @@ export interface KernelSource {
  * - `ieee`: `f32_from_bits`, `is_nan_f32`, `pow_f32` (JS Math.pow semantics).
  * - `special`: lgamma/digamma/trigamma/erf/erfc in f32 (needs `ieee`).
  * - `philox`: Philox-4x32-10 counter-based random bits and their uniform/normal transforms.
+ * - `matmul`: the batched-GEMM `Params` struct and the TRANS_A / TRANS_B overrides.
  * - `index_check`: the `err_flag` binding and `flag_bad_index(check, value, position)`, the
  *   device-side IndexError record (see `WebGPUBackend.indexCheck`).
  */
-export type PreludeName = 'grid' | 'elementwise' | 'shape' | 'ieee' | 'special' | 'philox' | 'index_check';
+export type PreludeName = 'grid' | 'elementwise' | 'shape' | 'ieee' | 'special' | 'philox' | 'matmul' | 'index_check';
 
 const PRELUDES: Record<PreludeName, { code: string; needs: PreludeName[] }> = {
   grid: { code: gridWgsl, needs: [] },
@@ -44,9 +46,10 @@ const PRELUDES: Record<PreludeName, { code: string; needs: PreludeName[] }> = {
   ieee: { code: ieeeWgsl, needs: [] },
   special: { code: specialWgsl, needs: ['ieee'] },
   philox: { code: philoxWgsl, needs: [] },
+  matmul: { code: matmulPreludeWgsl, needs: [] },
   index_check: { code: indexCheckWgsl, needs: [] },
 };
-const PRELUDE_ORDER: PreludeName[] = ['grid', 'elementwise', 'shape', 'ieee', 'special', 'philox', 'index_check'];
+const PRELUDE_ORDER: PreludeName[] = ['grid', 'elementwise', 'shape', 'ieee', 'special', 'philox', 'matmul', 'index_check'];
 
 /** A uniform struct field declared in TS: `[name, wgslType]` (4-byte scalars, or `Shape`). */
 export type StructField = readonly [string, 'u32' | 'i32' | 'f32' | 'Shape'];
