@@ -13,25 +13,15 @@ import {
   type Tensor, WebGPUBackend, crossEntropy, matmul, intTensor, memory, setBackend, tensor, tidy,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
+import { values } from './helpers/compare.js';
 
 const M = 3;
 const B = 6;
 const STEPS = 3;
 const SEED = 1234;
 
-function rnd(n: number, seed: number): Float32Array {
-  const r = new Float32Array(n);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    r[i] = s / 4294967296;
-  }
-  return r;
-}
+/** Deterministic float32 values in [0, 1) (the shared seeded generator of test/helpers/compare.ts). */
+const rnd = (n: number, seed: number): Float32Array => Float32Array.from(values(n, seed, 0, 1));
 
 /** Member m's batch at step k (its own data order): images and labels. */
 function batch(k: number, m: number): { x: Float32Array; y: Int32Array } {

@@ -21,20 +21,10 @@ import {
   grads, gt, linear, matmul, max, maxPool2d, mean, memory, mul, pad, permute, relu, safetensorsToTensors, setBackend, sum, tensor, tidy, where,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
+import { values } from './helpers/compare.js';
 
-function rnd(n: number, seed: number): Float32Array {
-  const r = new Float32Array(n);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    r[i] = (s / 4294967296) * 2 - 1;
-  }
-  return r;
-}
+/** Deterministic float32 values in [-1, 1) (the shared seeded generator of test/helpers/compare.ts). */
+const rnd = (n: number, seed: number): Float32Array => Float32Array.from(values(n, seed, -1, 1));
 
 const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
 
