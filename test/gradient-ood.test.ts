@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   Linear,
   NotFittedError,
-  ReLU,
   Sequential,
   ArgumentError,
   type Backend,
@@ -21,30 +20,14 @@ import {
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 import { Rng } from './helpers/compare.js';
+import { W1, W2, b1, b2, tinyMlp, tinyMlpForward } from './helpers/tiny-mlp.js';
 
 // A fixed-weight 3 → 4 → 3 MLP with hand-checkable gradients.
-const W1 = [[0.5, -0.3, 0.8], [-0.6, 0.2, 0.4], [0.1, 0.9, -0.5], [0.7, -0.8, 0.3]];
-const b1 = [0.1, -0.2, 0.05, 0.3];
-const W2 = [[0.4, -0.7, 0.2, 0.6], [-0.3, 0.5, 0.8, -0.1], [0.9, 0.1, -0.4, 0.2]];
-const b2 = [0.05, -0.1, 0.2];
 const X = [[1.0, -0.5, 0.3], [-0.2, 0.8, 1.1], [0.4, 0.4, -0.9]];
 
-function net(dtype: 'float32' | 'float64', be: Backend = cpu) {
-  const l1 = new Linear(3, 4);
-  const l2 = new Linear(4, 3);
-  l1.weight = parameter(fromHost(W1.flat(), [4, 3], dtype, be));
-  l1.bias = parameter(fromHost(b1, [4], dtype, be));
-  l2.weight = parameter(fromHost(W2.flat(), [3, 4], dtype, be));
-  l2.bias = parameter(fromHost(b2, [3], dtype, be));
-  return new Sequential(l1, new ReLU(), l2);
-}
+const net = tinyMlp;
 
-function forward(x: number[]) {
-  const pre = W1.map((w, i) => w.reduce((s, v, j) => s + v * x[j], b1[i]));
-  const h = pre.map((v) => Math.max(v, 0));
-  const z = W2.map((w, i) => w.reduce((s, v, j) => s + v * h[j], b2[i]));
-  return { pre, h, z };
-}
+const forward = tinyMlpForward;
 const softmax = (z: number[], T = 1) => {
   const m = Math.max(...z.map((v) => v / T));
   const e = z.map((v) => Math.exp(v / T - m));
