@@ -11,6 +11,7 @@ import * as D from '../node.js';
 import type { Backend, Tensor, WebGPUBackend } from '../node.js';
 import { type Entry, type Inputs, type RunMode, type TF, type TfTensor, type Workload, isPending } from './types.js';
 import { workloads } from './workloads.js';
+import { progress } from '../cli/progress.js';
 
 // ---------------------------------------------------------------- options
 
@@ -482,14 +483,18 @@ async function main(): Promise<number> {
   if (selected.length === 0) console.log('(no workload matches)');
   const rows: Row[] = [];
   const t0 = performance.now();
+  const bar = progress('bench rows', selected.length, { plain: 'each' });
   for (const e of selected) {
     if (isPending(e)) {
       rows.push({ name: e.name, group: e.group, status: 'todo', note: e.todo });
+      bar.tick();
       continue;
     }
-    process.stderr.write(`  running ${e.name} …\n`);
+    bar.tick({ row: e.name }, 0);
     rows.push(await runRow(e, tf, dubitoBe, opts));
+    bar.tick();
   }
+  bar.done();
   const totalS = (performance.now() - t0) / 1000;
   machine.loadAvgEnd = Math.round(os.loadavg()[0] * 100) / 100;
 

@@ -6,6 +6,7 @@ import {
   type Backend, type Tensor, Adam, CosineAnnealingLR, DeepEnsemble, LeNet5, crossEntropy, keep, loadFashionMnist, loadMnist, noGrad,
   randomBits, softmax, tensor, tidy, type ImageSet,
 } from '../node.js';
+import { progress } from '../cli/progress.js';
 
 export const MNIST_SPLIT = { train: 8000, val: 1000, test: 1000 };
 
@@ -112,8 +113,8 @@ export async function trainLeNet(model: LeNet5, train: ImageSet, val: ImageSet |
   const steps = Math.floor(train.count / o.batchSize);
   let trainMs = 0;
   const history: { epoch: number; loss: number; valAcc: number | null; seconds: number }[] = [];
-  const tty = typeof process !== 'undefined' && process.stdout.isTTY;
   for (let e = 0; e < o.epochs; e++) {
+    const bar = o.log ? progress(`epoch ${e + 1}/${o.epochs}`, steps) : null;
     model.train();
     const t0 = performance.now();
     const perm = permutation(train.count, o.seed, e * 1_000_000);
@@ -134,9 +135,10 @@ export async function trainLeNet(model: LeNet5, train: ImageSet, val: ImageSet |
       losses.push(keep(loss));
       if (s % 25 === 24 || s === steps - 1) {
         // Reading a loss back bounds the queue of submitted work and gives honest step times.
-        await loss.data();
-        if (tty) process.stdout.write(`\r  epoch ${e + 1}/${o.epochs}  step ${s + 1}/${steps}`);
+        const l = await loss.data();
+        bar?.tick({ loss: l[0].toFixed(4) }, 0);
       }
+      bar?.tick();
     }
     const lossVals = await Promise.all(losses.map((l) => l.item()));
     losses.forEach((l) => l.dispose());
@@ -146,7 +148,7 @@ export async function trainLeNet(model: LeNet5, train: ImageSet, val: ImageSet |
     const valAcc = val ? (await evaluateAccuracy(model, val, 500, o.backend)).accuracy : null;
     const seconds = (performance.now() - t0) / 1000;
     history.push({ epoch: e + 1, loss: meanLoss, valAcc, seconds });
-    if (tty) process.stdout.write('\r');
+    bar?.done(null);
     o.log?.(`  epoch ${String(e + 1).padStart(2)}/${o.epochs}  loss ${meanLoss.toFixed(4)}${valAcc !== null ? `  val acc ${(valAcc * 100).toFixed(2)}%` : ''}  (${seconds.toFixed(1)} s)`);
   }
   // Wall time of the training steps (GPU work included: losses are read back), per step.
@@ -171,13 +173,13 @@ export async function trainLeNetEnsemble(models: LeNet5[], train: ImageSet, val:
   const steps = Math.floor(train.count / B);
   let trainMs = 0;
   const histories = models.map(() => [] as { epoch: number; loss: number; valAcc: number | null; seconds: number }[]);
-  const tty = typeof process !== 'undefined' && process.stdout.isTTY;
   const xs = new Float32Array(M * B * 784);
   const ys = new Int32Array(M * B);
   for (let e = 0; e < o.epochs; e++) {
     const t0 = performance.now();
     const perms = o.seeds.map((seed) => permutation(train.count, seed, e * 1_000_000));
     const losses: Tensor[] = [];
+    const bar = o.log ? progress(`epoch ${e + 1}/${o.epochs} (${M} members stacked)`, steps) : null;
     for (let s = 0; s < steps; s++) {
       for (let m = 0; m < M; m++) {
         const idx = perms[m].subarray(s * B, (s + 1) * B);
@@ -189,8 +191,8 @@ export async function trainLeNetEnsemble(models: LeNet5[], train: ImageSet, val:
       losses.push(keep(loss));
       if (s % 25 === 24 || s === steps - 1) {
         await loss.data();
-        if (tty) process.stdout.write(`\r  epoch ${e + 1}/${o.epochs}  step ${s + 1}/${steps} (${M} members stacked)`);
       }
+      bar?.tick();
     }
     const lossVals = await Promise.all(losses.map((l) => l.data()));
     losses.forEach((l) => l.dispose());
@@ -203,7 +205,7 @@ export async function trainLeNetEnsemble(models: LeNet5[], train: ImageSet, val:
       models[m].train();
       histories[m].push({ epoch: e + 1, loss: meanLoss, valAcc, seconds: (performance.now() - t0) / 1000 });
     }
-    if (tty) process.stdout.write('\r');
+    bar?.done(null);
     o.log?.(`  epoch ${String(e + 1).padStart(2)}/${o.epochs}  loss ${histories.map((h) => h[e].loss.toFixed(4)).join(' / ')}${val ? `  val acc ${histories.map((h) => ((h[e].valAcc ?? 0) * 100).toFixed(2)).join(' / ')}%` : ''}  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
   trainer.dispose();

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Checks the import boundaries of the source tree (CONTRIBUTING.md, "Layout"):
 //   1. nn/, uncertainty/ and explain/ reach the engine only through engine/index.ts (its public API);
-//   2. examples/ and bench/ use only the package's entry points (index.ts, node.ts) and their own files;
+//   2. examples/ and bench/ use only the package's entry points (index.ts, node.ts), their own files
+//      and cli/ (terminal plumbing they share: the progress display); cli/ itself imports no
+//      repository file but the entry points;
 //   3. engine/ never imports nn/, uncertainty/, explain/, platform/ or the package entry points;
 //   4. nn/ never imports uncertainty/ or explain/ (the toolkit builds on nn, not the other way round);
 //   5. platform/ (Node-only code) is imported only by node.ts and by platform/ itself, so nothing
@@ -20,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 
 const rootArg = process.argv.indexOf('--root');
 const root = rootArg > 0 ? resolve(process.argv[rootArg + 1]) : resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SOURCE_DIRS = ['engine', 'nn', 'uncertainty', 'explain', 'platform', 'examples', 'bench'];
+const SOURCE_DIRS = ['engine', 'nn', 'uncertainty', 'explain', 'platform', 'examples', 'bench', 'cli'];
 const ENTRY_POINTS = ['index.ts', 'node.ts'];
 
 const rel = (abs) => relative(root, abs).split(sep).join('/');
@@ -83,8 +85,11 @@ function violation(file, target) {
   if (['nn', 'uncertainty', 'explain'].includes(from) && to === 'engine' && target !== 'engine/index.ts') {
     return 'deep import into the engine (import from engine/index.ts, exporting what is needed there)';
   }
-  if ((from === 'examples' || from === 'bench') && to !== from && !ENTRY_POINTS.includes(target)) {
-    return `${from}/ uses only the package entry points (../index.js, ../node.js)`;
+  if ((from === 'examples' || from === 'bench') && to !== from && to !== 'cli' && !ENTRY_POINTS.includes(target)) {
+    return `${from}/ uses only the package entry points (../index.js, ../node.js) and cli/`;
+  }
+  if (from === 'cli' && to !== 'cli' && !ENTRY_POINTS.includes(target)) {
+    return 'cli/ imports only the package entry points';
   }
   if (from === 'engine' && (['nn', 'uncertainty', 'explain', 'platform'].includes(to) || ENTRY_POINTS.includes(target))) {
     return `the engine must not depend on ${to === target ? target : to + '/'}`;
