@@ -1,5 +1,7 @@
 // Per-dispatch GPU time of one LeNet-5 training step (timestamp queries; one compute pass per
-// dispatch while profiling). Usage: node scripts/run-ts.mjs bench/profile-kernels.ts
+// dispatch while profiling). Usage: node scripts/run-ts.mjs bench/profile-kernels.ts [reps]
+// [--ensemble M] — with --ensemble, one stacked step of an M-member DeepEnsemble.trainer
+// (grouped convolutions, batched matmuls) instead, to compare kernel by kernel with M x one step.
 import * as D from '../node.js';
 import type { DispatchSpec, WebGPUBackend } from '../node.js';
 import { randHost, rng } from './workloads.js';
@@ -8,23 +10,30 @@ async function main() {
   const be = (await D.init({ backend: 'webgpu' })) as WebGPUBackend;
   if (!be.device.features.has('timestamp-query')) throw new Error('no timestamp-query');
   D.manualSeed(1);
-  const model = new D.LeNet5({ dropout: 0 });
-  const opt = new D.Adam(model.parameters(), { lr: 1e-3 });
-  const xh = randHost([64, 1, 28, 28], 5, 0, 1);
+  const ei = process.argv.indexOf('--ensemble');
+  const M = ei > 0 ? Number(process.argv[ei + 1]) : 0;
+  const lead = M > 0 ? [M, 64] : [64];
+  const xh = randHost([...lead, 1, 28, 28], 5, 0, 1);
   const r = rng(6);
-  const yh = Int32Array.from({ length: 64 }, () => Math.floor(r() * 10));
-  const x = D.keep(D.tensor(xh.data, [64, 1, 28, 28], { backend: be }));
-  const y = D.keep(D.tensor(yh, [64], { dtype: 'int32', backend: be }));
-  const step = () => {
-    const l = D.tidy(() => {
+  const yh = Int32Array.from({ length: lead.reduce((a, b) => a * b, 1) }, () => Math.floor(r() * 10));
+  const x = D.keep(D.tensor(xh.data, [...lead, 1, 28, 28], { backend: be }));
+  const y = D.keep(D.tensor(yh, lead, { dtype: 'int32', backend: be }));
+  let step: () => D.Tensor;
+  if (M > 0) {
+    const members = Array.from({ length: M }, () => new D.LeNet5({ dropout: 0 }).train());
+    const trainer = new D.DeepEnsemble(members).trainer({ optimizer: (p) => new D.Adam(p, { lr: 1e-3 }) });
+    step = () => D.tidy(() => trainer.step(x, y));
+  } else {
+    const model = new D.LeNet5({ dropout: 0 });
+    const opt = new D.Adam(model.parameters(), { lr: 1e-3 });
+    step = () => D.tidy(() => {
       opt.zeroGrad();
       const loss = D.crossEntropy(model.forward(x), y);
       loss.backward();
       opt.step();
       return loss.detach();
     });
-    return l;
-  };
+  }
   for (let i = 0; i < 3; i++) { const l = step(); await l.data(); l.dispose(); }
   const dev = be.device;
   const N = 4096;
@@ -44,7 +53,7 @@ async function main() {
     orig(spec);
     if (internals.pass === pass) { pass.end(); internals.pass = null; }
   };
-  const reps = Number(process.argv[2] ?? 8);
+  const reps = process.argv[2] && !process.argv[2].startsWith('--') ? Number(process.argv[2]) : 8;
   for (let k = 0; k < reps; k++) { const l = step(); await l.data(); l.dispose(); }
   be.dispatch = orig;
   await be.sync();
