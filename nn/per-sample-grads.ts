@@ -15,19 +15,32 @@
  *                                          the groups (input [1, B·Cin, H, W], output gradient
  *                                          [1, B·Cout, Ho, Wo], groups B·g) — exact, no unfold copy
  *                                  ∇b_b = Σ_{h,w} δ_b[:, h, w]
+ *   ConvTranspose2d  y = Wᵀ ⊛ a + b  (the adjoint of the conv2d with weight W mapping y's shape to
+ *                                  a's): ⟨δ, convT(a, W)⟩ = ⟨conv2d(δ, W), a⟩, so ∇W_b is the
+ *                                  backward-weight convolution of that conv2d with δ_b as its
+ *                                  input and a_b as its output gradient — the same grouped kernel,
+ *                                  batch folded into the groups; ∇b_b = Σ_{h,w} δ_b[:, h, w]
+ *   BatchNorm1d/2d in eval mode (running statistics; samples do not interact):
+ *                  y = γ·x̂ + β, x̂ = (a − μ_run)/√(σ²_run + ε)
+ *                                  ∇γ_b = Σ_{positions} δ_b ⊙ x̂_b,  ∇β_b = Σ_{positions} δ_b
  *
  * Squared norms ({@link perSampleGradNorms}) avoid materialising [B, ...paramShape] where cheaper
  * ("ghost" norms, Goodfellow 2015; Li et al. 2022):
  *   Linear, one position:  ‖∇W_b‖² = ‖δ_b‖²·‖a_b‖²        (always; nothing of size out·in is built)
  *   Linear, T positions:   ‖∇W_b‖² = Σ_{p,q} (δ_bp·δ_bq)(a_bp·a_bq)  from two [B, T, T] Gram
  *                          matrices when 2·T² ≤ in·out, else materialise [B, out, in] and reduce
- *   Conv2d:                materialise [B, Cout, Cin/g, kH, kW] with the grouped kernel and reduce.
+ *   Conv2d, ConvTranspose2d: materialise [B, ...weightShape] with the grouped kernel and reduce.
  *                          (The conv ghost norm needs the Gram matrix of the unfolded patches,
  *                          i.e. an unfold; the materialised gradient is B·|W| numbers, small for
  *                          the convolutions this library targets.)
  *
- * Supported parameter owners: Linear and Conv2d (weight and bias). Any other layer owning a
- * selected parameter raises an ArgumentError naming it.
+ *   BatchNorm:             [B, C] per-sample gradients are as small as the norms: materialised.
+ *
+ * Supported parameter owners: Linear, Conv2d, ConvTranspose2d (weight and bias) and BatchNorm1d /
+ * BatchNorm2d in eval mode with running statistics (affine weight and bias). Any other layer
+ * owning a selected parameter (LayerNorm, GroupNorm, Embedding, ...) raises an ArgumentError
+ * naming it, and BatchNorm in training mode (or without running statistics, where it always
+ * normalises with batch statistics) raises one saying why.
  */
 import {
   ArgumentError,
@@ -39,8 +52,11 @@ import {
   keep,
   detach,
   matmul,
+  add,
   mul,
+  rsqrt,
   square,
+  sub,
   stack,
   sum,
   tidy,
@@ -48,8 +64,13 @@ import {
 } from '../engine/index.js';
 import { Module } from './module.js';
 import { Linear } from './layers/linear.js';
-import { Conv2d } from './layers/conv.js';
+import { Conv2d, ConvTranspose2d } from './layers/conv.js';
 import { BatchNorm1d, BatchNorm2d } from './layers/batchnorm.js';
+
+/** The layers with a per-sample gradient rule. */
+type SupportedLayer = Linear | Conv2d | ConvTranspose2d | BatchNorm1d | BatchNorm2d;
+const isSupported = (m: Module | undefined): m is SupportedLayer =>
+  m instanceof Linear || m instanceof Conv2d || m instanceof ConvTranspose2d || m instanceof BatchNorm1d || m instanceof BatchNorm2d;
 
 /** A per-sample loss: maps the model output (and optional targets) to a loss per row, shape [B]. */
 export type PerSampleLoss = (output: Tensor, target?: Tensor) => Tensor;
@@ -65,7 +86,7 @@ export interface PerSampleOptions {
 /** One selected layer with what the passes captured. */
 interface Site {
   name: string;
-  module: Linear | Conv2d;
+  module: SupportedLayer;
   wanted: { weight?: string; bias?: string };
   a: Tensor | null;
   dy: Tensor | null;
@@ -95,9 +116,12 @@ function selectSites(caller: string, model: Module, opts: PerSampleOptions): Sit
     const prefix = dot < 0 ? '' : n.slice(0, dot);
     const leaf = n.slice(dot + 1);
     const owner = modules.find(([p]) => p === prefix)?.[1];
-    if (!(owner instanceof Linear) && !(owner instanceof Conv2d)) {
+    if (!isSupported(owner)) {
       const kind = owner ? owner.constructor.name : 'unknown';
-      throw new ArgumentError(`${caller}: parameter '${n}' belongs to ${kind} '${prefix}', which has no per-sample gradient rule (supported: Linear, Conv2d); select other parameters with { params }`);
+      throw new ArgumentError(`${caller}: parameter '${n}' belongs to ${kind} '${prefix}', which has no per-sample gradient rule (supported: Linear, Conv2d, ConvTranspose2d, BatchNorm1d/2d in eval mode); select other parameters with { params }`);
+    }
+    if ((owner instanceof BatchNorm1d || owner instanceof BatchNorm2d) && (!owner.runningMean || !owner.runningVar)) {
+      throw new ArgumentError(`${caller}: ${owner.constructor.name} '${prefix}' has no running statistics (trackRunningStats: false), so it normalises every batch with the batch's own statistics and the samples interact; per-sample gradients are not defined for it`);
     }
     if (leaf !== 'weight' && leaf !== 'bias') throw new ArgumentError(`${caller}: parameter '${n}' of ${owner.constructor.name} '${prefix}' is neither its weight nor its bias`);
     let s = sites.get(owner);
@@ -172,7 +196,7 @@ function withCaptured<T>(caller: string, model: Module, lossFn: PerSampleLoss, x
 export interface LayerGradients {
   /** The layer's dotted name. */
   name: string;
-  module: Linear | Conv2d;
+  module: SupportedLayer;
   /** The layer's input a, [B, ...]. */
   input: Tensor;
   /** ∂(Σ_b L_b)/∂(layer output) = per-sample output gradients δ_b, [B, ...]. */
@@ -181,7 +205,7 @@ export interface LayerGradients {
 
 /**
  * The building block of the per-sample functions: one forward and one backward of Σ_b L_b with
- * hooks on the Linear / Conv2d layers owning the selected parameters; `use` receives each layer's
+ * hooks on the layers owning the selected parameters; `use` receives each layer's
  * input and output gradient (freed, with the hooks, when `use` returns). Same checks and errors
  * as {@link perSampleGrads}.
  */
@@ -209,9 +233,56 @@ function convWeightGrads(s: Site, B: number): Tensor {
   return g.reshape([B, ...ws]);
 }
 
+/** ConvTranspose2d: ∇W_b = backward-weight of the adjoint conv2d (δ_b as input, a_b as its output gradient). */
+function convTransposeWeightGrads(s: Site, B: number): Tensor {
+  const m = s.module as ConvTranspose2d;
+  const a = s.a!;
+  const dy = s.dy!;
+  if (a.rank !== 4) throw new ShapeError(`perSampleGrads: ConvTranspose2d '${s.name}' needs a batched input [B, C, H, W], got ${fmtShape(a.shape)}`);
+  const [, Cin, H, W] = a.shape;
+  const [, Cout, Ho, Wo] = dy.shape;
+  const ws = m.weight.shape; // [Cin, Cout/g, kH, kW]
+  const g = conv2dBackwardWeight(dy.reshape([1, B * Cout, Ho, Wo]), a.reshape([1, B * Cin, H, W]), [B * Cin, ws[1], ws[2], ws[3]], {
+    stride: m.stride, padding: m.padding, dilation: m.dilation, groups: B * m.groups,
+  });
+  return g.reshape([B, ...ws]);
+}
+
+/** BatchNorm (eval): the normalised input x̂ and the non-channel axes of a [B, C, ...] input. */
+function batchNormParts(s: Site): { xhat: Tensor; axes: number[] } {
+  const m = s.module as BatchNorm1d | BatchNorm2d;
+  const a = s.a!;
+  const bshape = a.shape.map((d, i) => (i === 1 ? d : 1));
+  const xhat = mul(sub(a, m.runningMean!.reshape(bshape)), rsqrt(add(m.runningVar!.reshape(bshape), m.eps)));
+  return { xhat, axes: a.shape.map((_, i) => i).filter((i) => i > 1) };
+}
+
+/** Per-sample [B, ...paramShape] gradients of one selected layer, as name → tensor. */
+function siteGrads(s: Site, B: number): [string, Tensor][] {
+  const wn = s.wanted.weight;
+  const bn = s.wanted.bias;
+  const out: [string, Tensor][] = [];
+  const m = s.module;
+  if (m instanceof Linear) {
+    const { A, D } = linearViews(s, B);
+    if (wn) out.push([wn, matmul(D, A, { transposeA: true })]);
+    if (bn) out.push([bn, sum(D, 1)]);
+  } else if (m instanceof Conv2d || m instanceof ConvTranspose2d) {
+    if (wn) out.push([wn, m instanceof Conv2d ? convWeightGrads(s, B) : convTransposeWeightGrads(s, B)]);
+    if (bn) out.push([bn, sum(s.dy!, [2, 3])]);
+  } else {
+    const { xhat, axes } = batchNormParts(s);
+    // [B, C] input (BatchNorm1d on vectors): nothing to reduce; a view with its own lifetime.
+    const reduce = (t: Tensor) => (axes.length ? sum(t, axes) : detach(t));
+    if (wn) out.push([wn, reduce(mul(s.dy!, xhat))]);
+    if (bn) out.push([bn, reduce(s.dy!)]);
+  }
+  return out;
+}
+
 /**
  * Per-sample gradients of `lossFn(model(x), y)` (one loss value per row) w.r.t. the selected
- * Linear / Conv2d parameters: for each parameter name a tensor [B, ...paramShape] whose row b is
+ * parameters (Linear, Conv2d, ConvTranspose2d, eval-mode BatchNorm): for each parameter name a tensor [B, ...paramShape] whose row b is
  * ∂L_b/∂θ (formulas in the module comment). One forward, one backward, batched kernels.
  * Throws ArgumentError for unsupported layers, BatchNorm in training mode, layers not reached
  * by the loss or run more than once; ShapeError for a loss that is not [B].
@@ -219,20 +290,7 @@ function convWeightGrads(s: Site, B: number): Tensor {
 export function perSampleGrads(model: Module, lossFn: PerSampleLoss, x: Tensor, y?: Tensor, opts: PerSampleOptions = {}): Record<string, Tensor> {
   return withCaptured('perSampleGrads', model, lossFn, x, y, opts, (sites, B) => {
     const out: Record<string, Tensor> = {};
-    for (const s of sites) {
-      const wn = s.wanted.weight;
-      const bn = s.wanted.bias;
-      if (s.module instanceof Linear) {
-        const { A, D } = linearViews(s, B);
-        if (wn) out[wn] = tidy(() => matmul(D, A, { transposeA: true }));
-        if (bn) out[bn] = tidy(() => sum(D, 1));
-        A.dispose();
-        D.dispose();
-      } else {
-        if (wn) out[wn] = tidy(() => convWeightGrads(s, B));
-        if (bn) out[bn] = sum(s.dy!, [2, 3]);
-      }
-    }
+    for (const s of sites) for (const [name, g] of tidy(() => siteGrads(s, B))) out[name] = g;
     return out;
   });
 }
@@ -253,7 +311,8 @@ export interface PerSampleNorms {
  * Squared L2 norms ‖∂L_b/∂θ_l‖² of the per-sample gradients, [B, L] (columns in `names` order),
  * without building [B, ...paramShape] where a ghost norm is cheaper; the rule is in the module
  * comment (Linear with one position: always ghost; Linear with T positions: ghost when
- * 2·T² ≤ in·out; Conv2d: materialised by the grouped kernel, then reduced). Same errors as
+ * 2·T² ≤ in·out; Conv2d / ConvTranspose2d: materialised by the grouped kernel, then reduced;
+ * BatchNorm: its [B, C] gradients, reduced). Same errors as
  * {@link perSampleGrads}.
  */
 export function perSampleGradNorms(model: Module, lossFn: PerSampleLoss, x: Tensor, y?: Tensor, opts: PerSampleOptions = {}): PerSampleNorms {
@@ -289,14 +348,9 @@ export function perSampleGradNorms(model: Module, lossFn: PerSampleLoss, x: Tens
             methods.push(T === 1 ? 'ghost' : 'materialised');
           }
         } else {
-          if (wn) {
-            names.push(wn);
-            cols.push(sum(square(convWeightGrads(s, B)), [1, 2, 3, 4]));
-            methods.push('materialised');
-          }
-          if (bn) {
-            names.push(bn);
-            cols.push(sum(square(sum(s.dy!, [2, 3])), 1));
+          for (const [name, g] of siteGrads(s, B)) {
+            names.push(name);
+            cols.push(sum(square(g), g.shape.map((_, i) => i).slice(1)));
             methods.push('materialised');
           }
         }

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   ArgumentError,
+  BatchNorm1d,
   BatchNorm2d,
   Conv2d,
+  ConvTranspose2d,
   Flatten,
   LayerNorm,
   LeNet5,
@@ -48,6 +50,20 @@ function convNet(): Module {
     new Conv2d(6, 4, 2, { dilation: 2, padding: 1, groups: 2 }), new ReLU(),
     new Flatten(), new Linear(64, 5),
   );
+}
+
+/**
+ * ConvTranspose2d with stride, padding, outputPadding, groups and dilation, and BatchNorm2d/1d in
+ * eval mode with non-trivial running statistics (a few training-mode passes on shifted inputs).
+ */
+function transposeNet(rng: Rng): Module {
+  const model = new Sequential(
+    new ConvTranspose2d(4, 6, 3, { stride: 2, padding: 1, outputPadding: 1, groups: 2 }), new BatchNorm2d(6), new ReLU(),
+    new ConvTranspose2d(6, 3, 2, { dilation: 2 }), new ReLU(),
+    new Flatten(), new Linear(3 * 10 * 10, 7), new BatchNorm1d(7), new Linear(7, 5),
+  );
+  for (let i = 0; i < 3; i++) tidy(() => void model.forward(input(rng, [6, 4, 4, 4], 'float32').mul(1.5).add(0.3)));
+  return model.eval();
 }
 
 /** The reference: B single-sample backward passes. */
@@ -128,6 +144,33 @@ describe('perSampleGrads: equal to a loop of single-sample backward passes (floa
     expectRel(await n.norms.data(), ref.map((r) => r.reduce((s, v) => s + v * v, 0)), 1e-10);
   });
 
+  for (const B of [1, 4]) {
+    it(`ConvTranspose2d (stride, padding, outputPadding, dilation, groups) and eval-mode BatchNorm2d/1d, B=${B}`, async () => {
+      setBackend(cpu);
+      manualSeed(21);
+      const model = await transposeNet(new Rng(40 + B)).to('float64');
+      const rng = new Rng(50 + B);
+      const x = input(rng, [B, 4, 4, 4]);
+      const y = labels(rng, B, 5);
+      const ref = await loopGrads(model, x, y);
+      const before = memory().liveTensors;
+      const g = perSampleGrads(model, ce, x, y);
+      for (const [name, p] of model.namedParameters()) {
+        expect(g[name].shape).toEqual([B, ...p.shape]);
+        expectRel(await g[name].data(), ref.get(name)!.flat(), 1e-10);
+        g[name].dispose();
+      }
+      const n = perSampleGradNorms(model, ce, x, y);
+      const nv = await n.norms.data();
+      n.names.forEach((name, l) => {
+        const want = ref.get(name)!.map((row) => row.reduce((acc, v) => acc + v * v, 0));
+        expectRel(Array.from({ length: B }, (_, b) => nv[b * n.names.length + l]), want, 1e-10);
+      });
+      n.norms.dispose();
+      expect(memory().liveTensors).toBe(before);
+    });
+  }
+
   it('params selects a subset (names or tensors)', async () => {
     setBackend(cpu);
     manualSeed(1);
@@ -148,8 +191,10 @@ describe('perSampleGrads: bad input', () => {
     const bn = new Sequential(new Conv2d(3, 2, 3), new BatchNorm2d(2), new Flatten(), new Linear(8, 2));
     expect(() => perSampleGrads(bn, (o) => sum(o, 1), x, undefined, { params: ['0.weight'] })).toThrow(/BatchNorm2d '1' is in training mode/);
     bn.eval();
-    expect(() => perSampleGrads(bn, (o) => sum(o, 1), x)).toThrow(/belongs to BatchNorm2d '1'/);
     expect(() => perSampleGrads(bn, (o) => sum(o, 1), x, undefined, { params: ['0.weight', '3.bias'] })).not.toThrow();
+    // Without running statistics BatchNorm always uses batch statistics: the samples interact.
+    const noStats = new Sequential(new Conv2d(3, 2, 3), new BatchNorm2d(2, { trackRunningStats: false }), new Flatten(), new Linear(8, 2)).eval();
+    expect(() => perSampleGrads(noStats, (o) => sum(o, 1), x)).toThrow(/BatchNorm2d '1' has no running statistics/);
     const ln = new Sequential(new Linear(4, 4), new LayerNorm([4]));
     expect(() => perSampleGrads(ln, (o) => sum(o, 1), input(new Rng(2), [2, 4], 'float32'))).toThrow(ArgumentError);
     const lin = new Sequential(new Linear(4, 3));
@@ -201,14 +246,15 @@ describe('perSampleGradNorms: memory on LeNet B=128', () => {
 });
 
 describe('perSampleGrads: WebGPU matches the CPU reference', () => {
-  it('conv net and LeNet, float32 tolerance', async (ctx) => {
+  it('conv net, LeNet and the ConvTranspose2d + BatchNorm net, float32 tolerance', async (ctx) => {
     const gpu = await requireWebGPU(ctx);
-    for (const make of [convNet, () => new LeNet5().eval()]) {
+    for (const make of [convNet, () => new LeNet5().eval(), () => transposeNet(new Rng(8))]) {
       setBackend(cpu);
       manualSeed(7);
       const model = make();
       const isLeNet = model instanceof LeNet5;
-      const shape = isLeNet ? [3, 1, 28, 28] : [4, 3, 7, 7];
+      const isTranspose = model.children()[0] instanceof ConvTranspose2d;
+      const shape = isLeNet ? [3, 1, 28, 28] : isTranspose ? [3, 4, 4, 4] : [4, 3, 7, 7];
       const rng = new Rng(21);
       const xh = input(rng, shape, 'float32');
       const yh = labels(rng, shape[0], isLeNet ? 10 : 5);
