@@ -719,6 +719,141 @@ function mcWorkload(B: number, modes: readonly RunMode[], tfSubset?: number): Wo
   };
 }
 
+// ---------------------------------------------------------------- per-sample gradients
+
+// Squared per-sample gradient norms of a LeNet-5 (dropout off), one column per parameter tensor
+// ([B, 10], parameters in LENET_PARAMS order), for the per-sample softmax cross-entropy. Three
+// ways, each against TF.js's only way (a loop of B single-sample `variableGrads`, which has no
+// per-sample gradient API): dubito's perSampleGradNorms (ONE forward + ONE backward, ghost norms
+// for the linear layers, grouped backward-weight convs), dubito's loop of B single-sample
+// backwards, and — as the yardstick for "≤ 3× one backward" — one ordinary batched backward of
+// the summed loss (output: the 10 parameter gradients, TF.js: one batched variableGrads).
+interface PsDubito { model: D.LeNet5; x: Tensor; y: Tensor }
+interface PsTf { vars: TfTensor[]; x: TfTensor; y: TfTensor; forward: TfLenet['forward'] }
+
+function perSampleInputs(B: number): () => Inputs {
+  return () => {
+    const r = rng(182);
+    const labels = new Int32Array(B);
+    const onehot = new Float32Array(B * 10);
+    for (let i = 0; i < B; i++) {
+      labels[i] = Math.floor(r() * 10);
+      onehot[i * 10 + labels[i]] = 1;
+    }
+    return {
+      ...lenetWeights(190),
+      x: randHost([B, 1, 28, 28], 181, 0, 1),
+      labels: { data: labels, shape: [B], dtype: 'int32' },
+      onehot: { data: onehot, shape: [B, 10], dtype: 'float32' },
+    };
+  };
+}
+
+const perSampleSetupDubito = (x: Inputs, be: Backend): PsDubito => {
+  const model = new D.LeNet5({ dropout: 0 });
+  loadLenetDubito(model, x, be);
+  model.eval();
+  return { model, x: toDubito(x.x, be), y: toDubito(x.labels, be) };
+};
+
+const perSampleTfSide = {
+  setupTf: (tf: TF, x: Inputs): PsTf => {
+    const net = tfLenet(tf, x);
+    return { vars: net.vars, x: nhwc(tf, x.x), y: toTf(tf, x.onehot), forward: net.forward };
+  },
+  /** B single-sample variableGrads, each reduced to its 10 squared norms. */
+  runTf: (tf: TF, s: PsTf) => {
+    const B = s.x.shape[0];
+    const rows: TfTensor[] = [];
+    for (let b = 0; b < B; b++) {
+      const xb = tf.slice(s.x, [b, 0, 0, 0], [1, 28, 28, 1]);
+      const yb = tf.slice(s.y, [b, 0], [1, 10]);
+      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(yb, s.forward(xb, 0)) as never, s.vars as never);
+      value.dispose();
+      rows.push(tf.stack(s.vars.map((v) => tf.sum(tf.square(grads[(v as unknown as { name: string }).name])))));
+      for (const g of Object.values(grads)) g.dispose();
+    }
+    return tf.stack(rows);
+  },
+};
+
+const perSampleCe = (o: Tensor, y?: Tensor) => D.crossEntropy(o, y!, { reduction: 'none' });
+
+function perSampleBatched(B: number, modes: readonly RunMode[]): Workload<PsDubito, PsTf> {
+  return {
+    name: `per-sample gradient norms LeNet B=${B} (batched)`,
+    group: 'uncertainty',
+    modes,
+    inputs: perSampleInputs(B),
+    setupDubito: perSampleSetupDubito,
+    runDubito: (s) => D.perSampleGradNorms(s.model, perSampleCe, s.x, s.y).norms,
+    teardownDubito: (s) => s.model.dispose(),
+    ...perSampleTfSide,
+    // Sums of squares of float32 gradients, accumulated in different orders.
+    check: { rtol: 1e-3 },
+  };
+}
+
+function perSampleLoop(B: number, modes: readonly RunMode[]): Workload<PsDubito, PsTf> {
+  return {
+    name: `per-sample gradient norms LeNet B=${B} (loop of ${B} backwards)`,
+    group: 'uncertainty',
+    modes,
+    inputs: perSampleInputs(B),
+    setupDubito: perSampleSetupDubito,
+    runDubito: (s) => {
+      const params = s.model.parameters();
+      const rows: Tensor[] = [];
+      for (let b = 0; b < B; b++) {
+        const gs = D.gradients(D.sum(perSampleCe(s.model.forward(D.slice(s.x, [b], [1, 1, 28, 28])), D.slice(s.y, [b], [1]))), params);
+        rows.push(D.stack(gs.map((g) => D.sum(D.square(g))), 0));
+      }
+      return D.stack(rows, 0);
+    },
+    teardownDubito: (s) => s.model.dispose(),
+    ...perSampleTfSide,
+    check: { rtol: 1e-3 },
+  };
+}
+
+function batchedBackward(B: number, modes: readonly RunMode[]): Workload<PsDubito, PsTf> {
+  return {
+    name: `LeNet one batched backward B=${B} (summed CE, 10 parameter gradients)`,
+    group: 'uncertainty',
+    modes,
+    inputs: perSampleInputs(B),
+    setupDubito: perSampleSetupDubito,
+    runDubito: (s) => D.gradients(D.crossEntropy(s.model.forward(s.x), s.y, { reduction: 'sum' }), s.model.parameters()),
+    teardownDubito: (s) => s.model.dispose(),
+    setupTf: perSampleTfSide.setupTf,
+    runTf: (tf, s) => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(s.y, s.forward(s.x, 0), undefined, undefined, tf.Reduction.SUM) as never,
+        s.vars as never,
+      );
+      value.dispose();
+      return s.vars.map((v) => grads[(v as unknown as { name: string }).name]);
+    },
+    // TF.js gradients are in its layouts (HWIO convs, fc1 rows permuted): map back to dubito's.
+    tfToDubitoLayout: (outs) => outs.map((g, i) => {
+      const shape = LENET_PARAMS[i][1];
+      if (shape.length === 4) return fromHwio(g, shape);
+      if (i === 4) return fc1FromTf(g);
+      return shape.length === 2 ? permuteHost(g, [shape[1], shape[0]], [1, 0]) : g;
+    }),
+    check: { rtol: 1e-3 },
+  };
+}
+
+/** TF.js fc1 kernel [400, 120] (rows in (h·5 + w)·16 + c order) → dubito [120, 400] (c·25 + h·5 + w). */
+function fc1FromTf(k: Float32Array): Float32Array {
+  const out = new Float32Array(120 * 400);
+  for (let o = 0; o < 120; o++) {
+    for (let c = 0; c < 16; c++) for (let hw = 0; hw < 25; hw++) out[o * 400 + c * 25 + hw] = k[(hw * 16 + c) * 120 + o];
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- the list
 
 /**
@@ -749,5 +884,10 @@ export const workloads: Entry[] = [
   // TF.js's loop of T=50 forwards took 150 s for 250 inputs on lavapipe (load average ~13), so
   // 2000 inputs would take tens of minutes per run: TF.js runs 100 of them, extrapolated ×20.
   mcWorkload(2000, FULL, 100),
-  { name: 'per-sample gradient norms', group: 'uncertainty', modes: ALL, todo: 'needs a per-sample gradient API (uncertainty/ or explain/)' },
+  perSampleBatched(128, FULL),
+  perSampleLoop(128, FULL),
+  batchedBackward(128, FULL),
+  perSampleBatched(16, QUICK),
+  perSampleLoop(16, QUICK),
+  batchedBackward(16, QUICK),
 ];
