@@ -44,11 +44,16 @@ import {
   normal,
   oodMetrics,
   pgd,
+  precisionRecallCurve,
+  report,
+  riskCoverageCurve,
   scoreAll,
   softmax,
   tensor,
   tidy,
 } from '../node.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface GradientEvalContext {
   model: LeNet5;
@@ -65,6 +70,8 @@ export interface GradientEvalContext {
   /** Attack radius in pixel units of [0, 1] images (default 0.1). */
   epsilon?: number;
   log?: (s: string) => void;
+  /** Where evalFailure writes its risk–coverage and error precision–recall plots (SVG); none if absent. */
+  outDir?: string;
 }
 
 type Results = Record<string, number>;
@@ -259,10 +266,42 @@ export async function evalFailure(ctx: GradientEvalContext): Promise<Results> {
     r[`failure.${id}.aurc`] = aurc(c, correct);
     log(`  failure.${id}: AUPR-Error ${r[`failure.${id}.auprError`].toFixed(4)}  AUPR-Success ${r[`failure.${id}.auprSuccess`].toFixed(4)}  FPR95 ${r[`failure.${id}.fpr95`].toFixed(4)}  AURC ${r[`failure.${id}.aurc`].toFixed(5)}`);
   }
+  if (ctx.outDir) writeFailurePlots(ctx.outDir, confs, correct, log);
   for (const p of cn.head.parameters()) p.dispose();
   xTrain.dispose();
   xTest.dispose();
   return r;
+}
+
+const FAILURE_COLORS: Record<string, string> = { mcp: '#1f77b4', mcDropoutEntropy: '#ff7f0e', mcDropoutVariationRatio: '#2ca02c', confidnet: '#d62728', tcp: '#7f7f7f' };
+
+/**
+ * failure-risk-coverage.svg (selective risk vs coverage: keep the most confident fraction) and
+ * failure-pr-error.svg (precision–recall of detecting ERRORS, error = positive on −confidence, the
+ * curve under AUPR-Error), one line per confidence measure; the TCP oracle dashed.
+ */
+function writeFailurePlots(outDir: string, confs: [string, Float64Array][], correct: Uint8Array, log: (s: string) => void): void {
+  mkdirSync(outDir, { recursive: true });
+  const rc = confs.map(([id, c]) => {
+    const curve = riskCoverageCurve(c, correct);
+    return { name: `${id} (AURC ${aurc(c, correct).toFixed(4)})`, x: curve.coverage, y: curve.risk, color: FAILURE_COLORS[id], dash: id === 'tcp' ? '4 3' : undefined };
+  });
+  const errors = Uint8Array.from(correct, (v) => 1 - v);
+  const pr = confs.map(([id, c]) => {
+    const curve = precisionRecallCurve(c.map((v) => -v), errors, { positive: 1 });
+    return { name: `${id} (AUPR-Error ${auprError(c, correct).toFixed(3)})`, x: curve.recall, y: curve.precision, color: FAILURE_COLORS[id], dash: id === 'tcp' ? '4 3' : undefined };
+  });
+  const n = correct.length;
+  const nErr = errors.reduce((a, b) => a + b, 0);
+  writeFileSync(join(outDir, 'failure-risk-coverage.svg'), report.linePlot({
+    title: `Risk–coverage on ${n} MNIST-test images (${nErr} errors): lower is better`,
+    xLabel: 'coverage (fraction kept, most confident first)', yLabel: 'selective risk (error rate)', series: rc, xDomain: [0, 1], legend: 'top-left',
+  }));
+  writeFileSync(join(outDir, 'failure-pr-error.svg'), report.linePlot({
+    title: `Detecting errors (positive = misclassified, ${nErr} of ${n})`,
+    xLabel: 'recall of errors', yLabel: 'precision', series: pr, xDomain: [0, 1], yDomain: [0, 1], legend: 'top-right',
+  }));
+  log(`  plots: ${join(outDir, 'failure-risk-coverage.svg')}, failure-pr-error.svg`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
     if (run.has('gradients')) {
       const t0 = performance.now();
       console.log('=== eval group: gradients');
-      const ctx = { model: single.model, backend, train, test, fashion: fashion.splits.test, log: console.log };
+      const ctx = { model: single.model, backend, train, test, fashion: fashion.splits.test, log: console.log, outDir: join(OUT, 'gradients') };
       Object.assign(results, await evalGradientOod(ctx), await evalFailure(ctx));
       times.gradients = (performance.now() - t0) / 1000;
       save();

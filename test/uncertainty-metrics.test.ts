@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   BinaryScoreAccumulator, CalibrationAccumulator, DubitoError, MetricError, accuracy, adaptiveEce, adaptiveReliabilityDiagram,
-  aurc, auprError, auprIn, auprOut, auprSuccess, auroc, averagePrecision, binIndex, brier, confidenceAndCorrect, ece,
+  aurc, auprError, auprIn, auprOut, auprSuccess, auroc, averagePrecision, precisionRecallCurve, binIndex, brier, confidenceAndCorrect, ece,
   fprAtTpr, fprAtTprDetail, mce, nll, nllFromLogits, oodMetrics, reliabilityDiagram, riskCoverageCurve, rocCurve,
 } from '../index.js';
 import { randomUniform } from '../engine/random/philox.js';
@@ -137,6 +137,21 @@ describe('average precision, AUPR-In / AUPR-Out', () => {
     // In on −s: −0.1 I (1, ½), −0.2 O, −0.3 I (⅔, 1) → ½ + ½·⅔
     expect(auprIn(s, ood, { oodLabel: 1 })).toBeCloseTo(5 / 6, 15);
     expect(auprOut(s, [true, false, true, false, false], { oodLabel: false })).toBeCloseTo(11 / 12, 15);
+  });
+  it('precisionRecallCurve: hand values with a tie, and AP = Σ ΔR·P over its points', () => {
+    // 2 (pos): P=1, R=½; the tie at 1 (pos+neg): P=⅔, R=1; 0 (neg): P=½, R=1
+    const c = precisionRecallCurve([2, 1, 1, 0], [1, 1, 0, 0], { positive: 1 });
+    expect(Array.from(c.thresholds)).toEqual([2, 1, 0]);
+    expect(Array.from(c.recall)).toEqual([0.5, 1, 1]);
+    expect(c.precision[0]).toBe(1);
+    expect(c.precision[1]).toBeCloseTo(2 / 3, 15);
+    expect(c.precision[2]).toBe(0.5);
+    const s = tiedScores(301, 9, 12);
+    const y = bits(301, 77, 0.4);
+    const pr = precisionRecallCurve(s, y, { positive: 1 });
+    let ap = 0;
+    for (let k = 0; k < pr.recall.length; k++) ap += (pr.recall[k] - (k ? pr.recall[k - 1] : 0)) * pr.precision[k];
+    expect(ap).toBeCloseTo(averagePrecision(s, y, { positive: 1 }), 13);
   });
   it('matches the per-positive precision reference on random tied data', () => {
     for (const seed of [4, 5]) {

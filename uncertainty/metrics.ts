@@ -184,6 +184,36 @@ export function rocCurve(scores: ArrayLike<number>, labels: MetricLabels, opts: 
   return { fpr: st.fp.map((v) => v / st.nn), tpr: st.tp.map((v) => v / st.np), thresholds: st.thresholds };
 }
 
+/** One point per distinct threshold (descending); see {@link precisionRecallCurve}. */
+export interface PrCurve {
+  /** Precision of "positive iff score ≥ thresholds[k]", k ≥ 1 (nothing is predicted at τ = +∞). */
+  precision: Float64Array;
+  /** Recall, non-decreasing to 1. */
+  recall: Float64Array;
+  /** The thresholds τ_k, decreasing. */
+  thresholds: Float64Array;
+}
+
+/**
+ * The precision–recall curve behind {@link averagePrecision}: predict positive when score ≥ τ,
+ * for every distinct score in decreasing order (tied samples enter together); precision =
+ * TP/(TP+FP), recall = TP/n₊. AP = Σ_k (R_k − R_{k−1})·P_k over these points (R_0 = 0).
+ * Higher scores indicate the positive class (failure prediction: error = positive with the
+ * negated confidence, as `auprError` does).
+ */
+export function precisionRecallCurve(scores: ArrayLike<number>, labels: MetricLabels, opts: PositiveOptions): PrCurve {
+  const y = binarize('precisionRecallCurve', scores, labels, opts.positive);
+  const st = steps(scores, y);
+  const n = st.tp.length - 1;
+  const precision = new Float64Array(n);
+  const recall = new Float64Array(n);
+  for (let k = 1; k <= n; k++) {
+    precision[k - 1] = st.tp[k] / (st.tp[k] + st.fp[k]);
+    recall[k - 1] = st.tp[k] / st.np;
+  }
+  return { precision, recall, thresholds: st.thresholds.slice(1) };
+}
+
 /**
  * Average precision (area under the precision-recall curve, step-wise, not interpolated):
  * AP = Σ_k (R_k − R_{k−1}) · P_k over the distinct thresholds τ_k (descending), where
