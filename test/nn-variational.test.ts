@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ArgumentError, ReLU, Sequential, ShapeError, type Tensor, conv2d, crossEntropy, fromHost, grads, linear, manualSeed, memory, randomNormal,
+  type Backend, ArgumentError, ReLU, Sequential, ShapeError, type Tensor, conv2d, crossEntropy, fromHost, grads, linear, manualSeed, memory, randomNormal,
   setBackend, tensor, tidy, intTensor, Linear, summarizeSamples,
 } from '../node.js';
 import {
@@ -155,7 +155,7 @@ describe('LinearVariational / Conv2dVariational', () => {
     const want = tidy(() => grads(elbo, [0, 1, 2, 3])(...at));
     const got = tidy(() => grads(layerLoss, [0, 1, 2, 3])(...at));
     for (let k = 0; k < 4; k++) expectClose(await got[k].data(), await want[k].data(), { rtol: 1e-6, atol: 1e-9, why: 'float32 ε widened identically; same float64 graph' });
-    expect(await layerLoss(...at).item()).toBeCloseTo(await elbo(...at).item(), 9);
+    expect(await layerLoss(at[0], at[1], at[2], at[3]).item()).toBeCloseTo(await elbo(at[0], at[1], at[2], at[3]).item(), 9);
   });
 
   it('variationalPredictive: one batched pass, reproducible, independent of chunking, no leaks', async () => {
@@ -208,7 +208,7 @@ describe('LinearVariational / Conv2dVariational', () => {
 
   it('WebGPU: the batched T-sample forward matches the CPU reference (same Philox noise)', async (ctx) => {
     const gpu = await requireWebGPU(ctx);
-    const run = async (backend: typeof cpu) => {
+    const run = async (backend: Backend) => {
       setBackend(backend);
       manualSeed(21);
       const model = new Sequential(new Conv2dVariational(1, 2, 3, { rhoInit: -1 }), new ReLU());
