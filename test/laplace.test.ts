@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ArgumentError, Linear, ShapeError, type Tensor, intTensor, memory, parameter, setBackend, tensor, tanh, matmul } from '../node.js';
+import { ArgumentError, Linear, Sequential, ShapeError, type Tensor, intTensor, memory, parameter, setBackend, tensor, tanh, matmul } from '../node.js';
 import { Laplace, lastLayerLaplace } from '../uncertainty/bayes/laplace.js';
 import { SingularMatrixError } from '../uncertainty/bayes/linalg.js';
 import { cpu } from './helpers/backends.js';
@@ -185,6 +185,25 @@ describe('Laplace with a softmax likelihood (GGN from batched output Jacobians)'
     }
     const pp = await pr.probs.data();
     expect(pp[0] + pp[1] + pp[2]).toBeCloseTo(1, 5);
+  });
+
+  it('the Kronecker fast path of a Linear model equals the generic Jacobian path (Sequential(Linear))', async () => {
+    setBackend(cpu);
+    const xt = tensor(X);
+    const yt = intTensor(Y);
+    for (const structure of ['full', 'diag'] as const) {
+      const fast = await Laplace.fit(model(), xt, yt, { likelihood: 'classification', structure, priorPrecision: 0.7 });
+      const slow = await Laplace.fit(new Sequential(model()), xt, yt, { likelihood: 'classification', structure, priorPrecision: 0.7 });
+      expectClose(fast.curvatureMatrix, slow.curvatureMatrix, f32(`GGN ${structure}`));
+      const xq = tensor([[0.7, -0.3], [3, 3], [-2, 1]]);
+      for (const method of ['probit', 'mc'] as const) {
+        const a = fast.predict(xq, { method, samples: 16, seed: 3 });
+        const b = slow.predict(xq, { method, samples: 16, seed: 3 });
+        expectClose(await a.fCov.data(), await b.fCov.data(), f32(`fCov ${structure}`));
+        expectClose(await a.probs.data(), await b.probs.data(), f32(`probs ${structure} ${method}`));
+        if (method === 'mc') expectClose(await a.sampleProbs!.data(), await b.sampleProbs!.data(), f32('MC samples'));
+      }
+    }
   });
 
   it('last-layer Laplace through a fixed feature map equals a Laplace on the precomputed features; no leaks', async () => {

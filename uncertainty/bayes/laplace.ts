@@ -16,7 +16,11 @@
  *
  * The Jacobians come from ONE batched per-sample-gradient pass (nn/per-sample-grads.ts) on the
  * input repeated K times: row (k, b) of that batch has loss f_k(x_b), so its per-sample gradient
- * is row k of J_b. Structure 'full' keeps H as P×P; 'diag' only its diagonal.
+ * is row k of J_b. Structure 'full' keeps H as P×P; 'diag' only its diagonal. When the model is a
+ * single Linear layer on [B, D] inputs (the last-layer case) J_b = I_K ⊗ φ̃_b with φ̃ = [φ, 1],
+ * and the GGN and the predictive use that Kronecker structure directly instead:
+ * H = Σ_b Λ_b ⊗ φ̃_b φ̃_bᵀ (one [K², B] × [B, D'²] matmul per chunk) and logits of sampled
+ * weights W_s = W* + Δ_s as one batched matmul (the same numbers, K times fewer flops).
  *
  * Host side: H is accumulated, and (H + δI) factorised and inverted, on the host in float64
  * (Cholesky, uncertainty/bayes/linalg.ts); that is what bounds P (a few thousand at most).
@@ -35,9 +39,10 @@
  */
 import {
   ArgumentError, ShapeError, type Tensor, broadcastTo, concat, fmtShape, intTensor, matmul, noGrad, normal, sigmoid, softmax, tensor,
-  tidy, unsqueeze, takeAlongAxis, gradients, withGrad, keep,
+  tidy, unsqueeze, takeAlongAxis, gradients, withGrad, keep, indexSelect, ones,
 } from '../../engine/index.js';
 import type { Module } from '../../nn/module.js';
+import { Linear } from '../../nn/layers/linear.js';
 import { perSampleGrads } from '../../nn/per-sample-grads.js';
 import { bceWithLogits, crossEntropy } from '../../nn/losses.js';
 import { SingularMatrixError, cholesky, choleskyInverse, choleskyLogDet } from './linalg.js';
@@ -205,6 +210,8 @@ export class Laplace {
     this.#factorTensor?.dispose();
     this.#covTensor = null;
     this.#factorTensor = null;
+    this.#kronCov?.dispose();
+    this.#kronCov = null;
   }
 
   /** Frees the device copies of Σ (the host matrices stay). */
@@ -349,6 +356,10 @@ export class Laplace {
       for (let s = 0; s < Math.max(M, 1); s += this.batchSize) {
         const len = Math.min(this.batchSize, M - s);
         if (len <= 0) break;
+        if (this.#kron(x)) {
+          this.#kronChunk(x.slice([s], [len]), delta, parts);
+          continue;
+        }
         const { J, f } = this.jacobians(x.slice([s], [len])); // [B, K, P], [B, K]
         tidy(() => {
           const Jf = J.reshape([len * K, P]);
@@ -382,6 +393,58 @@ export class Laplace {
     }
   }
 
+  #kronCov: Tensor | null = null;
+
+  #kron(x: Tensor): boolean {
+    return this.model instanceof Linear && (this.features ? true : x.rank === 2) && !this.model.hasHooks();
+  }
+
+  /** One predictive chunk of a Linear model through its Kronecker structure (same results as the Jacobian path). */
+  #kronChunk(x: Tensor, delta: Tensor | null, parts: { mean: Tensor[]; cov: Tensor[]; samples: Tensor[] }): void {
+    const m = this.model as Linear;
+    const K = m.outFeatures;
+    const D = m.inFeatures;
+    tidy(() => {
+      const feats = featuresOf(this, x);
+      if (feats.rank !== 2) throw new ShapeError(`Laplace.predict: the Linear model needs features [B, D], got ${fmtShape(feats.shape)}`);
+      const B = feats.shape[0];
+      const phi = augmented(m, feats);
+      const Dp = phi.shape[1];
+      const f = noGrad(() => m.forward(feats) as Tensor);
+      let cov: Tensor;
+      if (this.structure === 'diag') {
+        // C[k,l] = δ_kl Σ_i φ_i² σ²_(k,i).
+        const q = intTensor(Array.from(kroneckerIndex(m)));
+        const inv = new Int32Array(q.size);
+        kroneckerIndex(m).forEach((kIdx, a) => (inv[kIdx] = a));
+        const v = indexSelect(this.#covTensor!, 0, intTensor(Array.from(inv))).reshape([K, Dp]);
+        const ckk = matmul(phi.square(), v, { transposeB: true }); // [B, K]
+        const eye = tensor(Array.from({ length: K * K }, (_, i) => (i % (K + 1) === 0 ? 1 : 0)), [1, K, K]);
+        cov = ckk.reshape([B, K, 1]).mul(eye);
+      } else {
+        if (!this.#kronCov) {
+          const kIdx = kroneckerIndex(m);
+          const inv = new Int32Array(kIdx.length);
+          kIdx.forEach((k, a) => (inv[k] = a));
+          const ii = intTensor(Array.from(inv));
+          this.#kronCov = keep(noGrad(() => indexSelect(indexSelect(this.#covTensor!, 0, ii), 1, ii).reshape([K, Dp, K * Dp]))); // Σ in (k,i),(l,j) order
+        }
+        const t = matmul(unsqueeze(phi, 0), this.#kronCov); // [K, B, K·D']
+        cov = t.reshape([K, B, K, Dp]).mul(phi.reshape([1, B, 1, Dp])).sum(-1).permute([1, 0, 2]); // [B, K, K]
+      }
+      parts.mean.push(keep(f));
+      parts.cov.push(keep(cov));
+      if (delta) {
+        // Sampled weights W_s = W* + Δ_s (parameter order: weight [K, D] then bias [K]).
+        const S = delta.shape[0];
+        const dW = delta.slice([0, 0], [S, K * D]).reshape([S, K, D]);
+        let fs = matmul(unsqueeze(feats, 0), dW, { transposeB: true }); // [S, B, K]
+        if (m.bias) fs = fs.add(delta.slice([0, K * D], [S, K]).reshape([S, 1, K]));
+        parts.samples.push(keep(fs.add(unsqueeze(f, 0))));
+      }
+    });
+  }
+
   /** Probabilities of outputs f [..., K'] under the likelihood's link (sigmoid → [.., 2], softmax, identity). */
   #link(f: Tensor): Tensor {
     if (this.likelihood === 'classification') return softmax(f, -1);
@@ -403,6 +466,50 @@ export class Laplace {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** A single Linear layer on [B, D] inputs: the Kronecker fast paths apply. */
+function isPlainLinear(model: Module, x: Tensor): boolean {
+  return model instanceof Linear && x.rank === 2 && !model.hasHooks();
+}
+
+/** φ̃ = [φ, 1] (or φ without a bias), [B, D']. */
+function augmented(m: Linear, x: Tensor): Tensor {
+  return m.bias ? concat([x, ones([x.shape[0], 1], { backend: x.backend })], 1) : x;
+}
+
+/**
+ * Kronecker order (k, i) with i < D' (i = D the bias) → parameter order (weight [K, D] row-major,
+ * then bias [K]): q[a] for parameter index a is its Kronecker index.
+ */
+function kroneckerIndex(m: Linear): Int32Array {
+  const K = m.outFeatures;
+  const D = m.inFeatures;
+  const Dp = m.bias ? D + 1 : D;
+  const q = new Int32Array(K * Dp);
+  for (let k = 0; k < K; k++) {
+    for (let i = 0; i < D; i++) q[k * D + i] = k * Dp + i;
+    if (m.bias) q[K * D + k] = k * Dp + D;
+  }
+  return q;
+}
+
+/** Σ_b Λ_b ⊗ φ̃_b φ̃_bᵀ in parameter order: [P, P] (full) or [P] (diag). */
+function kroneckerGgn(m: Linear, x: Tensor, lam: Tensor, structure: LaplaceStructure): Tensor {
+  const B = x.shape[0];
+  const K = m.outFeatures;
+  const phi = augmented(m, x);
+  const Dp = phi.shape[1];
+  const q = intTensor(Array.from(kroneckerIndex(m)));
+  if (structure === 'diag') {
+    const eye = tensor(Array.from({ length: K * K }, (_, i) => (i % (K + 1) === 0 ? 1 : 0)), [1, K, K]);
+    const lamDiag = lam.mul(eye).sum(-1); // [B, K]
+    return indexSelect(matmul(lamDiag, phi.square(), { transposeA: true }).reshape([K * Dp]), 0, q);
+  }
+  const outer = matmul(phi.reshape([B, Dp, 1]), phi.reshape([B, 1, Dp])).reshape([B, Dp * Dp]);
+  const hk = matmul(lam.reshape([B, K * K]), outer, { transposeA: true }); // [(k,l), (i,j)]
+  const h = hk.reshape([K, K, Dp, Dp]).permute([0, 2, 1, 3]).reshape([K * Dp, K * Dp]); // [(k,i), (l,j)]
+  return indexSelect(indexSelect(h, 0, q), 1, q);
+}
 
 function featuresOf(o: { features?: ((x: Tensor) => Tensor) | null }, x: Tensor): Tensor {
   return o.features ? noGrad(() => o.features!(x)) : x;
@@ -466,6 +573,10 @@ function curvatureChunk(model: Module, params: Tensor[], x: Tensor, y: Tensor, K
   const B = x.shape[0];
   const P = params.reduce((s, p) => s + p.size, 0);
   const noiseVar = opts.noiseVariance ?? 1;
+  if (opts.curvature === 'ggn' && isPlainLinear(model, x)) {
+    const f = noGrad(() => (model.forward(x) as Tensor).reshape([B, K]));
+    return kroneckerGgn(model as Linear, x, outputHessian(opts.likelihood, f, K, noiseVar), opts.structure);
+  }
   if (opts.curvature === 'ggn') {
     const J = outputJacobians(model, params, x, K); // [B, K, P]
     const f = noGrad(() => (model.forward(x) as Tensor).reshape([B, K]));
