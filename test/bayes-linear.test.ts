@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ArgumentError, ShapeError } from '../node.js';
 import {
-  BayesianLinearRegression, SingularMatrixError, gaussianBasis, linearBasis, polynomialBasis,
-} from '../uncertainty/bayes/linear-regression.js';
+  ArgumentError, BayesianLinearRegression, ShapeError, SingularMatrixError, gaussianBasis, linearBasis, polynomialBasis,
+} from '../node.js';
 import { cholesky, choleskyInverse } from '../uncertainty/bayes/linalg.js';
 
 describe('Bayesian linear regression: closed form', () => {

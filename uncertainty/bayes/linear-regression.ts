@@ -380,4 +380,4 @@ export class BayesianLinearRegression {
   }
 }
 
-export { SingularMatrixError };
+
