@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, Linear, Sequential, ShapeError, type Tensor, intTensor, memory, parameter, setBackend, tensor, tanh, matmul } from '../node.js';
 import { Laplace, lastLayerLaplace } from '../uncertainty/bayes/laplace.js';
+import { laplaceDetector } from '../uncertainty/bayes/detectors.js';
 import { SingularMatrixError } from '../uncertainty/bayes/linalg.js';
 import { cpu } from './helpers/backends.js';
 import { expectClose } from './helpers/compare.js';
@@ -106,6 +107,20 @@ describe('Laplace on 1-D logistic regression vs the hand-computed Hessian', () =
     expect(la.priorPrecision).toBe(want);
     const vd = await la.optimizePriorPrecision({ method: 'val-nll', grid, xVal: x(), yVal: y() });
     expect(grid).toContain(vd);
+  });
+
+  it('laplaceDetector: the score is the entropy of the predictive (probit) or a sampled measure (MC)', async () => {
+    setBackend(cpu);
+    const la = await Laplace.fit(logistic1d(w, b), x(), y(), { likelihood: 'binary' });
+    const q = tensor([[0.3], [3], [-4]]);
+    const p = await la.predict(q).probs.data();
+    const s = await laplaceDetector(la).score(q).data();
+    for (let i = 0; i < 3; i++) expect(s[i]).toBeCloseTo(-(p[2 * i] * Math.log(p[2 * i]) + p[2 * i + 1] * Math.log(p[2 * i + 1])), 5);
+    const det = laplaceDetector(la, { method: 'mc', samples: 64, seed: 2, measure: 'mutualInformation' });
+    const { prediction, score } = det.predict(q);
+    expect(Array.from(await prediction.data())).toEqual([1, 1, 0]);
+    for (const v of await score.data()) expect(v).toBeGreaterThanOrEqual(-1e-6);
+    expect(() => laplaceDetector(la, { measure: 'variationRatio' })).toThrow(/needs method 'mc'/);
   });
 
   it('bad input and an indefinite exact Hessian give typed errors', async () => {

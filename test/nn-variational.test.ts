@@ -6,6 +6,8 @@ import {
 import {
   Conv2dVariational, LinearVariational, accumulatedKl, elboLoss, gaussianKl, reparameterise, variationalLogits, variationalProbs,
 } from '../nn/layers/variational.js';
+import { variationalDetector } from '../uncertainty/bayes/detectors.js';
+import { predictiveEntropy } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 import { expectClose, host, Rng, TOL } from './helpers/compare.js';
 import { gradcheck } from './helpers/gradcheck.js';
@@ -190,6 +192,10 @@ describe('LinearVariational / Conv2dVariational', () => {
     b.dispose();
     expect(memory().liveTensors).toBe(before);
     expect(l0.samplesPerPass).toBe(1);
+    // As a detector: the predictive entropy of the same samples.
+    const det = variationalDetector(model, { samples: 6, seed: 42 });
+    const want = tidy(() => predictiveEntropy(variationalProbs(model, x, { samples: 6, seed: 42 })));
+    expectClose(await det.score(x).data(), await want.data(), TOL.compositeReduction(6));
   });
 
   it('bad input: typed errors naming the layer', () => {

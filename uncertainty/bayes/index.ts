@@ -2,3 +2,4 @@
 export * from './linear-regression.js';
 export * from './laplace.js';
 export { SingularMatrixError } from './linalg.js';
+export * from './detectors.js';
