@@ -39,8 +39,8 @@ export interface EvalBayesOptions {
   backend: Backend;
   epochs?: number;
   retrain?: boolean;
-  /** Skip the MNIST last-layer Laplace. */
-  skipMnist?: boolean;
+  /** Which parts to run (default all): 'blr', 'logreg', 'moons', 'mnist'. */
+  parts?: readonly ('blr' | 'logreg' | 'moons' | 'mnist')[];
   log?: (line: string) => void;
 }
 
@@ -168,13 +168,14 @@ function blrFigure(outDir: string, results: BayesResults): void {
   const beta = 25;
   const grid = Array.from({ length: 321 }, (_, i) => -8 + i * 0.05);
   const panels: string[] = [];
+  const sdPanels: string[] = [];
   const W = 420;
   const H = 320;
   const draw = (title: string, blr: BayesianLinearRegression, xs: number[], ys: number[], yd: [number, number]) => {
     const p = blr.predict(grid);
     const sd = Array.from(p.variance, Math.sqrt);
     const svg = linePlot({
-      title, xLabel: 'x', yLabel: 'y', width: W, height: H, xDomain: [-8, 8], yDomain: yd, legend: 'top-left',
+      title, xLabel: 'x', yLabel: 'y', width: W, height: H, xDomain: [-8, 8], yDomain: yd, legend: 'bottom-left',
       series: [
         { name: 'predictive mean', x: grid, y: p.mean, color: '#1f77b4' },
         { name: 'mean ± 2σ(x)', x: grid, y: p.mean.map((m, i) => m + 2 * sd[i]), color: '#d62728', dash: '5 3' },
@@ -184,6 +185,15 @@ function blrFigure(outDir: string, results: BayesResults): void {
       ],
     }).replace(/<g class="legend">[\s\S]*?<\/g>/, (g) => g.replace(/<line[^>]*\/><text[^>]*><\/text>\n/g, '')); // drop the unnamed twins
     panels.push(withPoints(svg, W, H, [-8, 8], yd, xs, ys));
+    const sdMax = 1;
+    const sdSvg = linePlot({
+      title: `${title}: σ(x)`, xLabel: 'x', yLabel: 'predictive sd σ(x)', width: W, height: H, xDomain: [-8, 8], yDomain: [0, sdMax], legend: 'top-right',
+      series: [
+        { name: 'σ(x) = √(1/β + φᵀΣφ)', x: grid, y: sd.map((v) => Math.min(v, sdMax)), color: '#d62728' },
+        { name: 'noise 1/√β', x: grid, y: grid.map(() => 1 / Math.sqrt(beta)), color: '#999999', dash: '2 3' },
+      ],
+    });
+    sdPanels.push(withPoints(sdSvg, W, H, [-8, 8], [0, sdMax], xs, xs.map(() => 0.02)));
     return p;
   };
   // (a) linear features, one cluster.
@@ -210,7 +220,7 @@ function blrFigure(outDir: string, results: BayesResults): void {
   draw('Gaussian RBF features (9 centres in [−2, 2])', c, xc, yc, [-3, 3]);
   results['bayes.blr.gaussian.sdAt8'] = Math.sqrt(c.predict([8]).variance[0]);
   results['bayes.blr.noiseSd'] = 1 / Math.sqrt(beta);
-  writeFileSync(join(outDir, 'blr-observations.svg'), panelGrid(panels, { columns: 3, title: `Bayesian linear regression: predictive mean ± 2σ (α = 0.01 / 1, β = ${beta})` }));
+  writeFileSync(join(outDir, 'blr-observations.svg'), panelGrid([...panels, ...sdPanels], { columns: 3, title: `Bayesian linear regression: predictive mean ± 2σ (α = 0.01 / 1, β = ${beta})` }));
 }
 
 // ------------------------------------------------------------------------------ training helpers
@@ -495,33 +505,42 @@ export async function evalBayes(opts: EvalBayesOptions): Promise<BayesResults> {
   const log = opts.log ?? console.log;
   mkdirSync(opts.outDir, { recursive: true });
   const results: BayesResults = {};
+  const want = (p: 'blr' | 'logreg' | 'moons' | 'mnist') => !opts.parts || opts.parts.includes(p);
   const prev = getBackend();
   setBackend(cpuBackend());
   try {
     let t0 = performance.now();
-    blrFigure(opts.outDir, results);
-    log(`blr figure in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    if (want('blr')) {
+      blrFigure(opts.outDir, results);
+      log(`blr figure in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
     t0 = performance.now();
-    await logregFigure(opts.outDir, results);
-    log(`logistic regression figure in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    if (want('logreg')) {
+      await logregFigure(opts.outDir, results);
+      log(`logistic regression figure in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
     t0 = performance.now();
-    await moonsFigure(opts.outDir, results, log);
-    results['bayes.moons.seconds'] = (performance.now() - t0) / 1000;
+    if (want('moons')) {
+      await moonsFigure(opts.outDir, results, log);
+      results['bayes.moons.seconds'] = (performance.now() - t0) / 1000;
+    }
   } finally {
     if (prev) setBackend(prev);
   }
-  if (!opts.skipMnist) await mnistLaplace(opts, results);
+  if (want('mnist')) await mnistLaplace(opts, results);
   log(`figures: ${join(opts.outDir, 'two-moons.svg')} (+ .png), blr-observations.svg, logreg-map-vs-laplace.svg`);
   return results;
 }
 
-// Run directly: node scripts/run-ts.mjs examples/eval-bayes.ts [--skip-mnist] [--out DIR]
+// Run directly: node scripts/run-ts.mjs examples/eval-bayes.ts [--parts blr,logreg,moons,mnist] [--out DIR]
 if (process.argv[1] && /eval-bayes\.(ts|js|mjs)$/.test(process.argv[1])) {
   const { init, shutdown } = await import('../node.js');
   const backend = await init({ backend: 'auto' });
   const i = process.argv.indexOf('--out');
   const outDir = i >= 0 ? process.argv[i + 1] : join(process.cwd(), '.cache', 'dubito', 'reports', 'bayes');
-  const r = await evalBayes({ outDir, backend, skipMnist: process.argv.includes('--skip-mnist') });
+  const j = process.argv.indexOf('--parts');
+  const parts = j >= 0 ? (process.argv[j + 1].split(',') as ('blr' | 'logreg' | 'moons' | 'mnist')[]) : undefined;
+  const r = await evalBayes({ outDir, backend, parts });
   console.log(JSON.stringify(r, null, 2));
   shutdown();
 }
