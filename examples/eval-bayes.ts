@@ -39,6 +39,8 @@ export interface EvalBayesOptions {
   backend: Backend;
   epochs?: number;
   retrain?: boolean;
+  /** A smoke run: few training steps (for checking the pipeline, not the figures). */
+  quick?: boolean;
   /** Which parts to run (default all): 'blr', 'logreg', 'moons', 'mnist'. */
   parts?: readonly ('blr' | 'logreg' | 'moons' | 'mnist')[];
   log?: (line: string) => void;
@@ -310,7 +312,7 @@ async function logregFigure(outDir: string, results: BayesResults): Promise<void
 
 // ------------------------------------------------------------------------------ 3. two moons
 
-async function moonsFigure(outDir: string, results: BayesResults, log: (m: string) => void): Promise<void> {
+async function moonsFigure(outDir: string, results: BayesResults, log: (m: string) => void, quick = false): Promise<void> {
   const N = 300;
   const H = 32;
   const data = twoMoons(N, 0.12, 2024);
@@ -328,7 +330,7 @@ async function moonsFigure(outDir: string, results: BayesResults, log: (m: strin
     for (let i = 0; i < N; i++) c += (p[2 * i + 1] > p[2 * i] ? 1 : 0) === data.y[i] ? 1 : 0;
     return c / N;
   };
-  const steps = 1500;
+  const steps = quick ? 50 : 1500;
   const lr = 0.01;
   const wd = 1e-3; // Adam weight decay on the mean loss: prior precision δ = wd·N on the summed NLL
 
@@ -359,7 +361,7 @@ async function moonsFigure(outDir: string, results: BayesResults, log: (m: strin
   t0 = performance.now();
   manualSeed(12);
   const vi = new Sequential(new LinearVariational(2, H), new ReLU(), new LinearVariational(H, H), new ReLU(), new LinearVariational(H, 2));
-  await trainFullBatch(vi, () => elboLoss(crossEntropy(vi.forward(x), y), vi, N), 3000, lr);
+  await trainFullBatch(vi, () => elboLoss(crossEntropy(vi.forward(x), y), vi, N), 2 * steps, lr);
   vi.eval();
   const sVi = summarizeSamples(variationalProbs(vi, g, { samples: 50, seed: 6 }));
   const sViTrain = summarizeSamples(variationalProbs(vi, x, { samples: 50, seed: 6 }));
@@ -521,7 +523,7 @@ export async function evalBayes(opts: EvalBayesOptions): Promise<BayesResults> {
     }
     t0 = performance.now();
     if (want('moons')) {
-      await moonsFigure(opts.outDir, results, log);
+      await moonsFigure(opts.outDir, results, log, opts.quick);
       results['bayes.moons.seconds'] = (performance.now() - t0) / 1000;
     }
   } finally {
@@ -540,7 +542,7 @@ if (process.argv[1] && /eval-bayes\.(ts|js|mjs)$/.test(process.argv[1])) {
   const outDir = i >= 0 ? process.argv[i + 1] : join(process.cwd(), '.cache', 'dubito', 'reports', 'bayes');
   const j = process.argv.indexOf('--parts');
   const parts = j >= 0 ? (process.argv[j + 1].split(',') as ('blr' | 'logreg' | 'moons' | 'mnist')[]) : undefined;
-  const r = await evalBayes({ outDir, backend, parts });
+  const r = await evalBayes({ outDir, backend, parts, quick: process.argv.includes('--quick') });
   console.log(JSON.stringify(r, null, 2));
   shutdown();
 }
