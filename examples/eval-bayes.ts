@@ -446,8 +446,6 @@ async function mnistLaplace(opts: EvalBayesOptions, results: BayesResults): Prom
     // The head, copied to the CPU backend.
     const src = net.classifier.at(-1) as Linear;
     const head = new Linear(src.inFeatures, src.outFeatures);
-    head.weight.dispose();
-    head.bias?.dispose();
     const w = await src.weight.data();
     const b = await src.bias!.data();
     head.loadStateDict({ weight: tensor(Array.from(w), [...src.weight.shape]), bias: tensor(Array.from(b), [...src.bias!.shape]) });
