@@ -14,6 +14,9 @@
  *              `failure.*`, `shift.*`.
  *   gradcon    examples/eval-gradcon.ts (opt-in: long): one-class GradCON vs plain CAE AUROC.
  *              Keys `gradcon.<dataset>`, `cae.<dataset>` ({ perClass[10], mean }).
+ *   bayes      examples/eval-bayes.ts (opt-in): BLR observations, MAP vs Laplace logistic
+ *              regression, two-moons maps (deterministic / MC dropout / VI / Laplace), last-layer
+ *              Laplace on LeNet-5. Keys `bayes.*`, `laplace.{nll,ece,auroc,...}`, `laplace.map.*`.
  *
  * Every group trains or loads its models from the cache (.cache/dubito/eval/), so a rerun is
  * quick. `results.json` is merged with the one already in the report folder, so `--only` updates
@@ -32,9 +35,10 @@ import { baseRecipe, obtainModel } from './eval-models.js';
 import { explainTable, runExplainEval } from './eval-explain.js';
 import { evalFailure, evalGradientOod } from './eval-gradients.js';
 import { evalGradcon } from './eval-gradcon.js';
+import { evalBayes } from './eval-bayes.js';
 import { loadDemoData } from './mnist-training.js';
 
-const GROUPS = ['ood', 'explain', 'gradients', 'gradcon'] as const;
+const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes'] as const;
 type Group = (typeof GROUPS)[number];
 
 function arg(name: string, fallback: string): string {
@@ -128,6 +132,16 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
     times.gradcon = (performance.now() - t0) / 1000;
     save();
   }
+  shutdown();
+}
+
+if (run.has('bayes')) {
+  const t0 = performance.now();
+  console.log('=== eval group: bayes');
+  const backend = await init({ backend: BACKEND });
+  Object.assign(results, await evalBayes({ outDir: join(OUT, 'bayes'), backend, epochs: EPOCHS, retrain: RETRAIN, log: console.log }));
+  times.bayes = (performance.now() - t0) / 1000;
+  save();
   shutdown();
 }
 

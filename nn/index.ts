@@ -23,3 +23,8 @@ export { DataLoader, type DataLoaderOptions, type HostArray } from './data/loade
 export { fit, evaluate, type FitOptions, type EpochInfo, type LossFn } from './train.js';
 export { LeNet5 } from './models/lenet.js';
 export { perSampleGrads, perSampleGradNorms, withLayerGradients, type LayerGradients, type PerSampleLoss, type PerSampleOptions, type PerSampleNorms, type NormMethod } from './per-sample-grads.js';
+// Variational (Bayes by backprop) layers (issue 15 part A).
+export {
+  LinearVariational, Conv2dVariational, accumulatedKl, elboLoss, gaussianKl, reparameterise, isVariational, variationalLogits, variationalProbs,
+  type VariationalOptions, type Conv2dVariationalOptions, type NoiseStream, type VariationalPredictiveOptions,
+} from './layers/variational.js';

@@ -26,3 +26,5 @@ export * from './introspective.js';
 export * from './confidnet.js';
 export * from './dirichlet.js';
 export * from './gradcon.js';
+// Bayesian toolbox (issue 15 part A): Bayesian linear regression, Laplace.
+export * from './bayes/index.js';
