@@ -26,3 +26,6 @@ export * from './introspective.js';
 export * from './confidnet.js';
 export * from './dirichlet.js';
 export * from './gradcon.js';
+// Feature-space detectors (issue 16): kNN, GMM, feature norm, ReAct+energy, ViM, multi-layer Mahalanobis; host linear algebra; bootstrap CIs.
+export * from './feature-detectors.js';
+export { symmetricEigen, choleskySolve, percentile, logisticRegression } from './linalg-host.js';
