@@ -23,3 +23,4 @@ export { DataLoader, type DataLoaderOptions, type HostArray } from './data/loade
 export { fit, evaluate, type FitOptions, type EpochInfo, type LossFn } from './train.js';
 export { LeNet5 } from './models/lenet.js';
 export { perSampleGrads, perSampleGradNorms, withLayerGradients, type LayerGradients, type PerSampleLoss, type PerSampleOptions, type PerSampleNorms, type NormMethod } from './per-sample-grads.js';
+export { invertImages, rotateImages, gaussianBlur, gaussianKernel, gaussianNoiseImages, uniformNoiseImages, type NoiseImageOptions } from './data/shifts.js';

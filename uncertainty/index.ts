@@ -29,3 +29,4 @@ export * from './gradcon.js';
 // Feature-space detectors (issue 16): kNN, GMM, feature norm, ReAct+energy, ViM, multi-layer Mahalanobis; host linear algebra; bootstrap CIs.
 export * from './feature-detectors.js';
 export { symmetricEigen, choleskySolve, percentile, logisticRegression } from './linalg-host.js';
+export * from './bootstrap.js';
