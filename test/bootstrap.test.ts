@@ -4,7 +4,7 @@
  * constant statistic, the normal-theory width of a mean, and meanStd.
  */
 import { describe, expect, it } from 'vitest';
-import { ArgumentError, bootstrapIndices, bootstrapInterval, bootstrapOodMetrics, meanStd, oodMetrics, percentileInterval, randomUniform } from '../node.js';
+import { ArgumentError, bootstrapOodMetricsMean, bootstrapIndices, bootstrapInterval, bootstrapOodMetrics, meanStd, oodMetrics, percentileInterval, randomUniform } from '../node.js';
 
 describe('bootstrap', () => {
   it('indices are ⌊u·n⌋ of randomUniform(B·n, seed, stream), resample b at [b·n, (b+1)·n)', () => {
@@ -53,6 +53,22 @@ describe('bootstrap', () => {
     const sep = bootstrapOodMetrics([0, 0.1, 0.2], [1, 2], { resamples: 100 });
     expect([sep.auroc.lo, sep.auroc.hi]).toEqual([1, 1]);
     expect([sep.fpr95.lo, sep.fpr95.hi]).toEqual([0, 0]);
+  });
+
+  it('seed-averaged OOD metrics: one run equals bootstrapOodMetrics; two runs average point and resamples', () => {
+    const inS = Array.from(randomUniform(120, 4, 0));
+    const outS = Array.from(randomUniform(80, 5, 0), (v) => v + 0.3);
+    const one = bootstrapOodMetricsMean([{ inScores: inS, outScores: outS }], { resamples: 100, seed: 2 });
+    expect(one.mean).toEqual(bootstrapOodMetrics(inS, outS, { resamples: 100, seed: 2 }));
+    // the same run twice: identical mean and interval; a run with negated scores mirrors AUROC to 1 − AUROC
+    const twice = bootstrapOodMetricsMean([{ inScores: inS, outScores: outS }, { inScores: inS, outScores: outS }], { resamples: 100, seed: 2 });
+    expect(twice.mean.auroc.value).toBeCloseTo(one.mean.auroc.value, 12);
+    expect(twice.mean.auroc.lo).toBeCloseTo(one.mean.auroc.lo, 12);
+    const mirrored = bootstrapOodMetricsMean([{ inScores: inS, outScores: outS }, { inScores: inS.map((v) => -v), outScores: outS.map((v) => -v) }], { resamples: 50 });
+    expect(mirrored.mean.auroc.value).toBeCloseTo(0.5, 12);
+    expect(mirrored.mean.auroc.lo).toBeCloseTo(0.5, 12);
+    expect(mirrored.perRun.map((r) => r.auroc)).toEqual([one.mean.auroc.value, 1 - one.mean.auroc.value].map((v) => expect.closeTo(v, 12)));
+    expect(() => bootstrapOodMetricsMean([{ inScores: inS, outScores: outS }, { inScores: [1], outScores: outS }])).toThrow(ArgumentError);
   });
 
   it('percentileInterval and argument errors', () => {

@@ -109,3 +109,42 @@ export function meanStd(values: ArrayLike<number>): { mean: number; std: number;
   for (let i = 0; i < n; i++) v += (values[i] - m) ** 2;
   return { mean: m, std: n > 1 ? Math.sqrt(v / (n - 1)) : 0, n };
 }
+
+/**
+ * The seed-averaged OOD metrics with a stratified bootstrap interval over TEST SAMPLES: `runs[s]`
+ * are the scores of training seed s on the same in-distribution and OOD inputs (equal lengths
+ * across runs). Each resample draws one set of indices (as {@link bootstrapOodMetrics}) and
+ * applies it to every run, so the interval is that of the mean over seeds; `perRun` holds each
+ * run's point metrics (for mean ± std over seeds).
+ */
+export function bootstrapOodMetricsMean(
+  runs: readonly { inScores: ArrayLike<number>; outScores: ArrayLike<number> }[], opts: BootstrapOptions = {},
+): { mean: OodIntervals; perRun: OodReport[] } {
+  const { B, level, seed } = checkOpts('bootstrapOodMetricsMean', opts);
+  if (runs.length === 0) throw new ArgumentError('bootstrapOodMetricsMean: no runs');
+  const nIn = runs[0].inScores.length;
+  const nOut = runs[0].outScores.length;
+  if (nIn === 0 || nOut === 0) throw new ArgumentError(`bootstrapOodMetricsMean: both score sets must be non-empty (got ${nIn} in-distribution, ${nOut} OOD)`);
+  runs.forEach((r, i) => {
+    if (r.inScores.length !== nIn || r.outScores.length !== nOut) {
+      throw new ArgumentError(`bootstrapOodMetricsMean: run ${i} has ${r.inScores.length}/${r.outScores.length} scores, run 0 has ${nIn}/${nOut}`);
+    }
+  });
+  const keys = ['auroc', 'auprIn', 'auprOut', 'fpr95'] as const;
+  const perRun = runs.map((r) => oodMetrics(r.inScores, r.outScores));
+  const point = Object.fromEntries(keys.map((k) => [k, perRun.reduce((a, m) => a + m[k], 0) / runs.length])) as unknown as OodReport;
+  const iIn = bootstrapIndices(nIn, B, seed, 0);
+  const iOut = bootstrapIndices(nOut, B, seed, 1);
+  const stats = Object.fromEntries(keys.map((k) => [k, new Float64Array(B)])) as Record<(typeof keys)[number], Float64Array>;
+  const a = new Float64Array(nIn);
+  const o = new Float64Array(nOut);
+  for (let b = 0; b < B; b++) {
+    for (const r of runs) {
+      for (let i = 0; i < nIn; i++) a[i] = r.inScores[iIn[b * nIn + i]];
+      for (let i = 0; i < nOut; i++) o[i] = r.outScores[iOut[b * nOut + i]];
+      const m = oodMetrics(a, o);
+      for (const k of keys) stats[k][b] += m[k] / runs.length;
+    }
+  }
+  return { mean: Object.fromEntries(keys.map((k) => [k, percentileInterval(point[k], stats[k], level)])) as OodIntervals, perRun };
+}
