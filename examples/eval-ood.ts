@@ -23,7 +23,7 @@
  *   --backend B       auto | webgpu | cpu (default auto)
  *   --results PATH    also write this group's results.json keys (flat, stable) to PATH
  *   --quick           only the recipe comparison, one seed, 500 images per OOD set, 200 bootstrap
- *                     resamples, recipes plain + augmented (keys recipes.*; the other keys are kept
+ *                     resamples, no input pre-processing for the multi-layer Mahalanobis, recipes plain + augmented (keys recipes.*; the other keys are kept
  *                     from the previous results.json by examples/eval.ts)
  *   --seeds N         training seeds per recipe in the comparison (default 3; --quick: 1)
  *   --recipes a,b     recipes of the comparison (default: all of RECIPES in eval-models.ts)
@@ -130,7 +130,7 @@ async function recipesPart(): Promise<{ results: Record<string, number | (number
   console.log(`Recipe comparison: ${RECIPE_IDS.join(', ')} × seeds ${Array.from({ length: RECIPE_SEEDS }, (_, i) => i).join(', ')}${QUICK ? ' (--quick: 500 images per OOD set, 200 bootstrap resamples)' : ''}…`);
   const r = await evalRecipes({
     backend, train, val, test, fashion: fTest, recipes: RECIPE_IDS.map((id) => RECIPES.find((x) => x.id === id)!),
-    seeds: Array.from({ length: RECIPE_SEEDS }, (_, i) => i), oodCount: QUICK ? 500 : undefined, resamples: QUICK ? 200 : 1000, retrain: RETRAIN, log: console.log,
+    seeds: Array.from({ length: RECIPE_SEEDS }, (_, i) => i), oodCount: QUICK ? 500 : undefined, resamples: QUICK ? 200 : 1000, preEpsGrid: QUICK ? [0] : [0, 0.002], retrain: RETRAIN, log: console.log,
   });
   mkdirSync(OUT, { recursive: true });
   for (const [name, svg] of Object.entries(r.svgs)) writeFileSync(join(OUT, name), svg);

@@ -35,6 +35,8 @@ export interface RecipesContext {
   seeds: number[];
   /** Subsets: `oodCount` rows per OOD set (default: all of Fashion, 1,000 for the derived sets). */
   oodCount?: number;
+  /** Input pre-processing ε grid of the multi-layer Mahalanobis detector (default [0, 0.002]; each ε > 0 costs one backward per layer per image). */
+  preEpsGrid?: number[];
   /** Bootstrap resamples (default 1000). */
   resamples?: number;
   retrain: boolean;
@@ -52,7 +54,6 @@ const BATCH = 250;
 const ECE_BINS = 15;
 const VAL_ROWS = 500;
 const FGSM_EPS = 0.1;
-const PRE_EPS_GRID = [0, 0.002, 0.01];
 
 /** Host logits [N·10] of a model on a set. */
 async function logitsOf(model: LeNet5, x: Tensor): Promise<Float64Array> {
@@ -107,6 +108,12 @@ const DET_IDS: Record<string, string> = {};
 
 async function runSeed(ctx: RecipesContext, spec: RecipeSpec, seed: number, X: { train: Tensor; val: Tensor; valAdv: Tensor; valSmall: Tensor; test: Tensor }, sets: Record<OodSetName, Tensor>): Promise<SeedRun> {
   const { log } = ctx;
+  let tLast = performance.now();
+  const lap = (what: string) => {
+    const t = performance.now();
+    log(`    ${what}: ${duration((t - tLast) / 1000)}`);
+    tLast = t;
+  };
   const trained = await obtainRecipeModel(spec, seed, ctx.train, ctx.val, ctx.backend, { retrain: ctx.retrain, log });
   log(`  ${spec.id} seed ${seed}: ${trained.cached ? 'loaded' : `trained in ${duration(trained.trainSeconds)}`} (${trained.path.split('/').pop()})`);
   const model = trained.model;
@@ -130,14 +137,17 @@ async function runSeed(ctx: RecipesContext, spec: RecipeSpec, seed: number, X: {
   const normSmall = new FeatureNormDetector({ features: pen, direction: 'smallIsOod' });
   const dirAuroc = oodMetrics(await scoreAll(normSmall, X.valSmall, BATCH), await scoreAll(normSmall, X.valAdv, BATCH)).auroc;
   const norm = new FeatureNormDetector({ features: pen, direction: dirAuroc >= 0.5 ? 'smallIsOod' : 'largeIsOod', name: 'feature norm' });
+  lap('logits, temperature, feature-norm direction');
   notes.push(`feature norm direction ${dirAuroc >= 0.5 ? '−‖f‖' : '+‖f‖'} (AUROC of −‖f‖ on val vs FGSM-val ${fmt(dirAuroc)})`);
 
   // Multi-layer Mahalanobis: ε picked by AUROC of the fitted combination on val vs FGSM-val.
   let best: { det: MultiLayerMahalanobisDetector; eps: number; auroc: number } | null = null;
-  for (const eps of PRE_EPS_GRID) {
-    const det = await new MultiLayerMahalanobisDetector({ layers: lenetLayers(model), epsilon: eps, name: 'Mahalanobis multi-layer' }).fit(fit);
+  const base = await new MultiLayerMahalanobisDetector({ layers: lenetLayers(model), name: 'Mahalanobis multi-layer' }).fit(fit);
+  for (const eps of ctx.preEpsGrid ?? [0, 0.002]) {
+    const det = base.withEpsilon(eps);
     await det.fitCombination({ inDist: X.valSmall, outDist: X.valAdv, batchSize: BATCH });
     const a = oodMetrics(await scoreAll(det, X.valSmall, BATCH), await scoreAll(det, X.valAdv, BATCH)).auroc;
+    lap(`multi-layer Mahalanobis ε = ${eps}: fit, combination, val AUROC ${fmt(a)}`);
     if (!best || a > best.auroc) {
       best?.det.dispose();
       best = { det, eps, auroc: a };
@@ -145,24 +155,29 @@ async function runSeed(ctx: RecipesContext, spec: RecipeSpec, seed: number, X: {
   }
   notes.push(`multi-layer Mahalanobis ε = ${best!.eps} (val vs FGSM-val AUROC ${fmt(best!.auroc)}; weights ${Array.from(best!.det.combination.weights, (w) => w.toFixed(2)).join(', ')})`);
 
-  const detectors: Detector[] = [
-    mspDetector(model),
-    maxLogitDetector(model),
-    energyDetector(model, { temperature: 1, name: 'energy' }),
-    await new ReActEnergyDetector({ features: pen, head, name: 'ReAct+energy' }).fit(fit),
-    await new MahalanobisDetector({ features: pen, name: 'Mahalanobis (penultimate)' }).fit(fit),
-    best!.det,
-    await new GmmDetector({ features: pen, name: 'GMM' }).fit(fit),
-    await new KnnDetector({ features: pen, k: 10, name: 'kNN (k=10)' }).fit(fit),
-    norm,
-    await new VimDetector({ features: pen, weight: head.weight, bias: head.bias, name: 'ViM' }).fit(fit),
-  ];
+  const detectors: Detector[] = [] as Detector[];
+  for (const make of [
+    () => mspDetector(model),
+    () => maxLogitDetector(model),
+    () => energyDetector(model, { temperature: 1, name: 'energy' }),
+    async () => new ReActEnergyDetector({ features: pen, head, name: 'ReAct+energy' }).fit(fit),
+    async () => new MahalanobisDetector({ features: pen, name: 'Mahalanobis (penultimate)' }).fit(fit),
+    () => best!.det,
+    async () => new GmmDetector({ features: pen, name: 'GMM' }).fit(fit),
+    async () => new KnnDetector({ features: pen, k: 10, name: 'kNN (k=10)' }).fit(fit),
+    () => norm,
+    async () => new VimDetector({ features: pen, weight: head.weight, bias: head.bias, name: 'ViM' }).fit(fit),
+  ] as (() => Promise<Detector> | Detector)[]) {
+    detectors.push(await make());
+    lap(`fit ${detectors[detectors.length - 1].name}`);
+  }
   const scores: SeedRun['scores'] = new Map();
   for (const d of detectors) {
     const id = await scoreAll(d, X.test, BATCH);
     const ood = {} as Record<OodSetName, Float64Array>;
     for (const s of Object.keys(sets) as OodSetName[]) ood[s] = await scoreAll(d, sets[s], BATCH);
     scores.set(d.name, { id, ood });
+    lap(`scores of ${d.name} on MNIST-test + ${Object.keys(sets).length} OOD sets`);
     DET_IDS[d.name] ??= slug(d.name.replace('(penultimate)', '').replace('(k=10)', ''));
     (d as { dispose?: () => void }).dispose?.();
   }

@@ -23,7 +23,7 @@ const head = new Linear(16, 4); // stands in for the trained last layer
 const detectors = [
   await new KnnDetector({ k: 5 }).fit({ x: train }),
   await new GmmDetector().fit({ x: train, labels }),
-  await new VimDetector({ weight: head.weight, bias: head.bias, principalDim: 8 }).fit({ x: train }),
+  await new VimDetector({ weight: head.weight, bias: head.bias!, principalDim: 8 }).fit({ x: train }),
   new FeatureNormDetector({ direction: 'largeIsOod' }),
 ];
 const table = await evaluateDetectors(detectors, { inDist, outDist });

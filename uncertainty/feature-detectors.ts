@@ -633,6 +633,18 @@ export class MultiLayerMahalanobisDetector implements Detector {
     return this;
   }
 
+  /**
+   * A detector with another pre-processing ε sharing this one's fitted layer statistics (no refit)
+   * and starting from its current combination; fit its combination anew for the new ε.
+   */
+  withEpsilon(epsilon: number): MultiLayerMahalanobisDetector {
+    const d = new MultiLayerMahalanobisDetector({ ...this.opts, epsilon, name: this.opts.name });
+    d.perLayer = this.perLayer;
+    d.dims = this.dims;
+    d.comb = this.comb && { w: this.comb.w.slice(), b: this.comb.b, m: this.comb.m.slice(), s: this.comb.s.slice() };
+    return d;
+  }
+
   /** The per-layer (pre-processed) distances s_l, [B, L]. */
   layerScores(x: Tensor): Tensor {
     if (!this.isFitted) throw new NotFittedError(`MultiLayerMahalanobisDetector '${this.name}': not fitted; call fit({ x, labels }) first`);
