@@ -258,6 +258,11 @@ describe('MultiLayerMahalanobisDetector (Lee et al. 2018)', () => {
     const s1 = pre.layerScores(x);
     // layer 1: x₀ = 5 → 4.5: (3.5)² = 12.25; layer 2: x₁ = 3 → 2.5: 0.25/4; row 2: 11 is at the mean (gradient 0 → no step); 21 → 21.5: 0.25/4
     expectClose(await s1.data(), [12.25, 0.0625, 0, 0.0625], 1e-6);
+    const shared = plain.withEpsilon(0.5); // the fitted layer statistics, another ε
+    const s2 = shared.layerScores(x);
+    expectClose(await s2.data(), [12.25, 0.0625, 0, 0.0625], 1e-6);
+    expect(shared.epsilon).toBe(0.5);
+    s2.dispose();
     s0.dispose();
     s1.dispose();
     x.dispose();
