@@ -22,6 +22,12 @@
  *   --out DIR         report folder (default .cache/dubito/reports/eval-latest)
  *   --backend B       auto | webgpu | cpu (default auto)
  *   --results PATH    also write this group's results.json keys (flat, stable) to PATH
+ *   --quick           only the recipe comparison, one seed, 500 images per OOD set, 200 bootstrap
+ *                     resamples, no input pre-processing for the multi-layer Mahalanobis, recipes plain + augmented (keys recipes.*; the other keys are kept
+ *                     from the previous results.json by examples/eval.ts)
+ *   --seeds N         training seeds per recipe in the comparison (default 3; --quick: 1)
+ *   --recipes a,b     recipes of the comparison (default: all of RECIPES in eval-models.ts)
+ *   --no-recipes      skip the recipe comparison
  * Quick smoke run: `npm run eval -- --epochs 1 --members 2 --mc-samples 10`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -33,7 +39,8 @@ import {
   softmaxRows, tensor, tidy, type LeNet5, type OodReport, report,
 } from '../node.js';
 import { loadDemoData, MNIST_SPLIT } from './mnist-training.js';
-import { baseRecipe, checkpointDir, obtainEnsemble, obtainModel, stackedMemberRecipe, type TrainedModel } from './eval-models.js';
+import { RECIPES, baseRecipe, checkpointDir, obtainEnsemble, obtainModel, stackedMemberRecipe, type TrainedModel } from './eval-models.js';
+import { evalRecipes } from './eval-recipes.js';
 
 const { duration, fmt, histogramOverlay, linePlot, markdownTable, panelGrid, pct, reliabilityBars, textTable } = report;
 type Cell = report.Cell;
@@ -106,6 +113,39 @@ const { mnist, fashion } = await timed('load data', async () => {
 const { train, val, test } = mnist.splits;
 const fTest = fashion.splits.test;
 const fTune = fashion.splits.tune;
+
+// ---------------------------------------------------------------------------------------------
+// the recipe comparison (examples/eval-recipes.ts): recipes × seeds × detectors × OOD sets
+
+const QUICK = process.argv.includes('--quick');
+const RECIPE_SEEDS = intArg('seeds', QUICK ? 1 : 3, 1);
+const RECIPE_IDS = arg('recipes', QUICK ? 'plain,augmented' : RECIPES.map((r) => r.id).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+for (const id of RECIPE_IDS) {
+  if (!RECIPES.some((r) => r.id === id)) {
+    console.error(`eval: unknown recipe '${id}' in --recipes (recipes: ${RECIPES.map((r) => r.id).join(', ')})`);
+    process.exit(2);
+  }
+}
+async function recipesPart(): Promise<{ results: Record<string, number | (number | null)[] | null>; markdown: string }> {
+  console.log(`Recipe comparison: ${RECIPE_IDS.join(', ')} × seeds ${Array.from({ length: RECIPE_SEEDS }, (_, i) => i).join(', ')}${QUICK ? ' (--quick: 500 images per OOD set, 200 bootstrap resamples)' : ''}…`);
+  const r = await evalRecipes({
+    backend, train, val, test, fashion: fTest, recipes: RECIPE_IDS.map((id) => RECIPES.find((x) => x.id === id)!),
+    seeds: Array.from({ length: RECIPE_SEEDS }, (_, i) => i), oodCount: QUICK ? 500 : undefined, resamples: QUICK ? 200 : 1000, preEpsGrid: QUICK ? [0] : [0, 0.002], retrain: RETRAIN, log: console.log,
+  });
+  mkdirSync(OUT, { recursive: true });
+  for (const [name, svg] of Object.entries(r.svgs)) writeFileSync(join(OUT, name), svg);
+  writeFileSync(join(OUT, 'recipes.md'), `# dubito eval: recipes side by side\n\nGenerated ${new Date().toISOString()} by \`npm run eval${process.argv.slice(2).length ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${backendText}.\n\n${r.markdown}`);
+  console.log(`\n${r.summary}\nRecipe report: ${join(OUT, 'recipes.md')}`);
+  return r;
+}
+if (QUICK) {
+  const r = await recipesPart();
+  const resultsPath = arg('results', '');
+  if (resultsPath) writeFileSync(resultsPath, JSON.stringify(r.results, null, 2));
+  console.log(`Wall time: ${duration((performance.now() - tStart) / 1000)}`);
+  shutdown();
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------------------------------------
 // models
@@ -523,8 +563,9 @@ ${markdownTable(['model', 'init seed', 'data seed', 'final val acc', 'training',
 
 ${markdownTable(['step', 'wall time'], [...timings.map(([k, v]) => [k, duration(v)] as Cell[]), ['total', duration(wall)]])}
 `;
-write('index.md', md);
-console.log(`\nReport: ${join(OUT, 'index.md')} (+ roc.svg, histograms.svg, reliability.svg)`);
+const recipesOut = process.argv.includes('--no-recipes') ? null : await timed('recipe comparison', recipesPart);
+write('index.md', recipesOut ? `${md}\n${recipesOut.markdown}` : md);
+console.log(`\nReport: ${join(OUT, 'index.md')} (+ roc.svg, histograms.svg, reliability.svg${recipesOut ? ', recipes.md, roc-<recipe>.svg' : ''})`);
 for (const [k, v] of timings) console.log(`  ${k.padEnd(70)} ${duration(v)}`);
 for (const t of Object.values(X)) t.dispose();
 const mem = memory();
@@ -536,7 +577,7 @@ console.log(`Wall time: ${duration(wall)}`);
 
 /** 'energy (T=1)' → 'energy-t-1', 'MC mutual information' → 'mc-mutual-information'. */
 const slug = (name: string) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-const results: Record<string, number> = {};
+const results: Record<string, number | (number | null)[] | null> = {};
 for (const r of rows) {
   const id = slug(r.name.startsWith('ODIN') ? 'ODIN' : r.name);
   results[`ood.${id}.auroc`] = r.ood.auroc;
@@ -552,6 +593,7 @@ cal.forEach((c, i) => {
 });
 results['calibration.temperature'] = ts.temperature;
 results['time.oodSeconds'] = wall;
+if (recipesOut) Object.assign(results, recipesOut.results);
 const resultsPath = arg('results', '');
 if (resultsPath) writeFileSync(resultsPath, JSON.stringify(results, null, 2));
 shutdown();

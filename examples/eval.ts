@@ -6,7 +6,9 @@
  *   ood        examples/eval-ood.ts (run as a child process with the same options): LeNet-5 and a
  *              stacked 5-member ensemble, MNIST vs Fashion-MNIST for every detector, calibration,
  *              the guard. Keys `ood.<id>.{auroc,auprIn,auprOut,fpr95}`, `guard.<id>.*`,
- *              `calibration.<model>.*`.
+ *              `calibration.<model>.*`; then the recipe comparison (examples/eval-recipes.ts):
+ *              `recipes.<recipe>.{accuracy, eceTemperatureScaled, ood.<set>.<detector>.<metric>}.{mean,std,ci95}`.
+ *              `--quick` runs only the comparison (one seed, subsets).
  *   explain    examples/eval-explain.ts: VOICE IoU / SNR (correct vs incorrect vs Fashion-MNIST),
  *              deletion / insertion AUCs, batched-vs-loop timing, the gallery. Keys `explain.*`.
  *   gradients  examples/eval-gradients.ts: gradient-norm, stage-2, GradNorm and introspective

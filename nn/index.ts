@@ -23,8 +23,10 @@ export { DataLoader, type DataLoaderOptions, type HostArray } from './data/loade
 export { fit, evaluate, type FitOptions, type EpochInfo, type LossFn } from './train.js';
 export { LeNet5 } from './models/lenet.js';
 export { perSampleGrads, perSampleGradNorms, withLayerGradients, type LayerGradients, type PerSampleLoss, type PerSampleOptions, type PerSampleNorms, type NormMethod } from './per-sample-grads.js';
-// Variational (Bayes by backprop) layers (issue 15 part A).
+// Variational (Bayes by backprop) layers.
 export {
   LinearVariational, Conv2dVariational, accumulatedKl, elboLoss, gaussianKl, reparameterise, isVariational, variationalLogits, variationalProbs,
   type VariationalOptions, type Conv2dVariationalOptions, type NoiseStream, type VariationalPredictiveOptions,
 } from './layers/variational.js';
+
+export { invertImages, rotateImages, gaussianBlur, gaussianKernel, gaussianNoiseImages, uniformNoiseImages, type NoiseImageOptions } from './data/shifts.js';

@@ -26,5 +26,10 @@ export * from './introspective.js';
 export * from './confidnet.js';
 export * from './dirichlet.js';
 export * from './gradcon.js';
-// Bayesian toolbox (issue 15 part A): Bayesian linear regression, Laplace.
+// Bayesian toolbox: Bayesian linear regression, Laplace.
 export * from './bayes/index.js';
+
+// Feature-space detectors: kNN, GMM, feature norm, ReAct+energy, ViM, multi-layer Mahalanobis; host linear algebra; bootstrap CIs.
+export * from './feature-detectors.js';
+export { symmetricEigen, choleskySolve, percentile, logisticRegression } from './linalg-host.js';
+export * from './bootstrap.js';

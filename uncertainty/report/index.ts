@@ -17,8 +17,9 @@
  *
  * Tables and numbers: `markdownTable(headers, rows, align?)` (GitHub Markdown),
  * `textTable(...)` (fixed-width, for a terminal), `fmt(v, digits)`, `pct(v, digits)`,
- * `duration(seconds)`, `escapeMarkdownCell`; non-finite numbers print as an em dash.
+ * `duration(seconds)`, `escapeMarkdownCell`, `statCell` (mean ± std [CI] over seeds); non-finite numbers print as an em dash.
  */
 export * from './svg.js';
 export * from './markdown.js';
 export * from './simplex.js';
+export * from './intervals.js';
