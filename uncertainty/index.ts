@@ -26,3 +26,6 @@ export * from './introspective.js';
 export * from './confidnet.js';
 export * from './dirichlet.js';
 export * from './gradcon.js';
+// Conformal prediction and active learning (docs/methods.md, "Conformal prediction", "Active learning").
+export * from './conformal.js';
+export * from './active-learning.js';
