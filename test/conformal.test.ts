@@ -128,10 +128,26 @@ describe('classification scores on a hand-made softmax', () => {
     ]);
     expect(m.minStratifiedCoverage).toBe(0);
     expect(m.emptyFraction).toBe(0);
+    // An empty set counts in emptyFraction, not in the worst non-empty stratum.
+    const withEmpty = await setMetrics(tensor([[1, 0, 0], [0, 0, 0], [0, 1, 1]], { dtype: 'bool' }), [0, 1, 2]);
+    expect(withEmpty).toEqual({
+      coverage: 2 / 3, meanSize: 1, emptyFraction: 1 / 3, minStratifiedCoverage: 1,
+      sizeStratified: [{ size: 0, count: 1, coverage: 0 }, { size: 1, count: 1, coverage: 1 }, { size: 2, count: 1, coverage: 1 }],
+    });
     // LAC at the same calibration: scores 0.5, 0.7, 0.8, 0.4 → q̂ = 0.7; set = {y : p_y ≥ 0.3}.
     const lac = await new SplitConformalClassifier({ alpha: 0.4, score: 'lac' }).calibrate(cal, [0, 1, 2, 1]);
     expect(lac.qhat).toBeCloseTo(0.7, 6);
     expect(await lac.predictSets(tensor([[0.05, 0.05, 0.9]])).toArray()).toEqual([[0, 0, 1]]);
+    expect(await lac.predictSets(tensor([[0.2, 0.25, 0.55], [0.35, 0.35, 0.3]])).toArray()).toEqual([[0, 0, 1], [1, 1, 1]]);
+    // LAC sets can be empty; allowEmpty: false adds the top class (argmax p).
+    expect(await lac.predictSets(tensor([[0.2, 0.25, 0.29]])).toArray()).toEqual([[0, 0, 0]]);
+    const lacNe = await new SplitConformalClassifier({ alpha: 0.4, score: 'lac', allowEmpty: false }).calibrate(cal, [0, 1, 2, 1]);
+    expect(await lacNe.predictSets(tensor([[0.2, 0.25, 0.29]])).toArray()).toEqual([[0, 0, 1]]);
+    expect(await new SplitConformalClassifier({ alpha: 0.4, score: 'aps', randomized: false }).calibrate(cal, [0, 1, 2, 1])
+      .then((a) => a.predictSets(tensor([[0.85, 0.1, 0.05]])).toArray())).toEqual([[0, 0, 0]]); // p_top = 0.85 > q̂ = 0.8: empty
+    expect(await new SplitConformalClassifier({ alpha: 0.4, score: 'aps', randomized: false, allowEmpty: false }).calibrate(cal, [0, 1, 2, 1])
+      .then((a) => a.predictSets(tensor([[0.85, 0.1, 0.05]])).toArray())).toEqual([[1, 0, 0]]);
+    expect(lacNe.allowEmpty).toBe(false);
   });
 
   it('leaves no tensor behind', async () => {

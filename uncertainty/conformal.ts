@@ -25,7 +25,7 @@
  * non-empty sets, and an empty set is an honest "no label is plausible at this level".
  */
 import {
-  abs, add, ArgumentError, arange, type Backend, cast, composite, DTypeError, eq, fmtShape, gt, IndexError, le, maximum, mul, noGrad, reshape, ShapeError,
+  abs, add, ArgumentError, arange, argmax, type Backend, cast, composite, DTypeError, eq, fmtShape, gt, IndexError, le, maximum, mul, noGrad, oneHot, reshape, ShapeError,
   sub, sum, takeAlongAxis, tensor, Tensor, tidy, uniform, unsqueeze,
 } from '../engine/index.js';
 
@@ -177,6 +177,11 @@ function trueLabelScores(scores: Tensor, labels: Tensor): Tensor {
 export interface ConformalClassifierOptions extends ClassScoreOptions {
   /** Miscoverage level α ∈ (0, 1): sets cover the true label with probability ≥ 1 − α. */
   alpha: number;
+  /**
+   * Allow empty sets (default true: the plain rule {y : s ≤ q̂}). With false the top class
+   * (argmax p, first on ties) is always added; sets only grow, so coverage stays ≥ 1 − α.
+   */
+  allowEmpty?: boolean;
 }
 
 /**
@@ -187,6 +192,7 @@ export interface ConformalClassifierOptions extends ClassScoreOptions {
 export class SplitConformalClassifier {
   readonly alpha: number;
   readonly options: Required<ClassScoreOptions>;
+  readonly allowEmpty: boolean;
   private q: number | null = null;
   private nCal = 0;
 
@@ -194,6 +200,7 @@ export class SplitConformalClassifier {
     checkAlpha('SplitConformalClassifier', opts.alpha);
     this.alpha = opts.alpha;
     this.options = resolveOpts('SplitConformalClassifier', opts);
+    this.allowEmpty = opts.allowEmpty ?? true;
   }
 
   /** q̂ after `calibrate` (throws `ArgumentError` before). */
@@ -232,7 +239,11 @@ export class SplitConformalClassifier {
   predictSets(probs: Tensor, opts: { u?: Tensor | ArrayLike<number>; seed?: number } = {}): Tensor {
     checkProbs('SplitConformalClassifier.predictSets', probs);
     const q = this.qhat;
-    return tidy(() => le(conformalClassScores(probs, { ...this.options, ...opts }), q));
+    return tidy(() => {
+      const sets = le(conformalClassScores(probs, { ...this.options, ...opts }), q);
+      if (this.allowEmpty) return sets;
+      return gt(add(cast(sets, 'float32'), oneHot(argmax(probs, -1), probs.shape[1])), 0);
+    });
   }
 }
 
@@ -250,7 +261,11 @@ export interface SetMetrics {
   meanSize: number;
   /** Coverage per exact set size (only sizes that occur), ascending. */
   sizeStratified: SizeStratum[];
-  /** The worst coverage over the strata (Angelopoulos et al. 2021's size-stratified coverage, per exact size). */
+  /**
+   * The worst coverage over the non-empty set sizes (Angelopoulos et al. 2021's size-stratified
+   * coverage, with one stratum per exact size; empty sets cover nothing by definition and are
+   * counted by `emptyFraction` instead). NaN when every set is empty.
+   */
   minStratifiedCoverage: number;
   /** Fraction of empty sets. */
   emptyFraction: number;
@@ -289,7 +304,7 @@ export async function setMetrics(sets: Tensor, labels: Tensor | ArrayLike<number
     coverage: c / B,
     meanSize: s / B,
     sizeStratified,
-    minStratifiedCoverage: Math.min(...sizeStratified.map((t) => t.coverage)),
+    minStratifiedCoverage: sizeStratified.some((t) => t.size > 0) ? Math.min(...sizeStratified.filter((t) => t.size > 0).map((t) => t.coverage)) : NaN,
     emptyFraction: count[0] / B,
   };
 }
