@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  ArgumentError, CalibrationSizeError, ConformalRegressor, DTypeError, IndexError, ShapeError, SplitConformalClassifier,
+  ArgumentError, CalibrationSizeError, ConformalRegressor, ConformalSetSizeDetector, NotFittedError, DTypeError, IndexError, ShapeError, SplitConformalClassifier,
   conformalClassScores, conformalQuantile, intervalMetrics, memory, minCalibrationSize, randomNormal, randomUniform, setBackend,
   setMetrics, softmaxRows, tensor, type Backend, type Tensor,
 } from '../node.js';
@@ -166,7 +166,8 @@ describe('classification scores on a hand-made softmax', () => {
     expect(() => new SplitConformalClassifier({ alpha: 0.1, lambda: -1 })).toThrow(/lambda/);
     expect(() => new SplitConformalClassifier({ alpha: 0.1, score: 'bogus' as 'aps' })).toThrow(/unknown score/);
     const c = new SplitConformalClassifier({ alpha: 0.1 });
-    expect(() => c.qhat).toThrow(/calibrate/);
+    expect(() => c.qhat).toThrow(NotFittedError);
+    expect(() => c.predictSets(tensor(P))).toThrow(/call calibrate/);
     await expect(c.calibrate(tensor(P), [0, 1, 2])).rejects.toThrow(CalibrationSizeError);
     await expect(c.calibrate(tensor(P), [0, 1, 2])).rejects.toThrow(/3 calibration points are too few for alpha = 0.1; need at least n = 9/);
     const ok = new SplitConformalClassifier({ alpha: 0.5 });
@@ -300,6 +301,29 @@ describe('regression intervals: exact values and errors', () => {
     await expect(new ConformalRegressor({ alpha: 0.4 }).calibrate(tensor([1, 2, 3, 4]), tensor([1, 2, 3]))).rejects.toThrow(ShapeError);
     await expect(new ConformalRegressor({ alpha: 0.05 }).calibrate(tensor([1, 2, 3, 4]), tensor([1, 2, 3, 4]))).rejects.toThrow(/need at least n = 19/);
     expect(() => new ConformalRegressor({ alpha: 0.4 }).predictIntervals(tensor([1]))).toThrow(/calibrate/);
+  });
+});
+
+describe('ConformalSetSizeDetector: the set size as a Detector', () => {
+  it('fit calibrates on labelled data; score = |C(x)|; NotFittedError before fit; no leaks', async () => {
+    setBackend(cpu);
+    // The "model" is the identity on log-probabilities, so softmax(model(x)) = the rows of P.
+    const logP = (rowsP: number[][]) => tensor(rowsP.map((r) => r.map(Math.log)));
+    const det = new ConformalSetSizeDetector((x: Tensor) => x.mul(1), new SplitConformalClassifier({ alpha: 0.4, score: 'aps', randomized: false }));
+    expect(() => det.score(logP(P))).toThrow(NotFittedError);
+    expect(det.name).toBe('conformal set size (aps, α = 0.4)');
+    await det.fit({ x: logP([P[0], P[0], P[0], P[1]]), labels: [0, 1, 2, 1], batchSize: 3 });
+    expect(det.classifier.qhat).toBeCloseTo(0.8, 5);
+    const x = logP(P);
+    const before = memory().liveTensors;
+    const s = det.score(x);
+    expect(Array.from(await s.data())).toEqual([2, 1, 2]);
+    const p = det.predict(x);
+    expect(Array.from(await p.prediction.data())).toEqual([0, 1, 0]);
+    for (const t of [s, p.score, p.prediction]) t.dispose();
+    expect(memory().liveTensors).toBe(before);
+    await expect(det.fit({ x: logP(P), labels: [0, 1] })).rejects.toThrow(ShapeError);
+    await expect(det.fit({ x: logP(P) })).rejects.toThrow(/needs labels/);
   });
 });
 

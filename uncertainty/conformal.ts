@@ -28,6 +28,8 @@ import {
   abs, add, ArgumentError, arange, argmax, type Backend, cast, composite, DTypeError, eq, fmtShape, gt, IndexError, le, maximum, mul, noGrad, oneHot, reshape, ShapeError,
   sub, sum, takeAlongAxis, tensor, Tensor, tidy, uniform, unsqueeze,
 } from '../engine/index.js';
+import { asModelFn, type Detector, type FitData, forEachBatch, type ModelLike, type ScoredBatch } from './detector.js';
+import { NotFittedError } from './errors.js';
 
 /** Nonconformity scores for classification. `thr` is another name of `lac`. */
 export type ConformalScore = 'lac' | 'thr' | 'aps' | 'raps';
@@ -205,7 +207,7 @@ export class SplitConformalClassifier {
 
   /** q̂ after `calibrate` (throws `ArgumentError` before). */
   get qhat(): number {
-    if (this.q === null) throw new ArgumentError('SplitConformalClassifier: call calibrate(probs, labels) before using qhat or predictSets');
+    if (this.q === null) throw new NotFittedError('SplitConformalClassifier: call calibrate(probs, labels) before using qhat or predictSets');
     return this.q;
   }
 
@@ -244,6 +246,67 @@ export class SplitConformalClassifier {
       if (this.allowEmpty) return sets;
       return gt(add(cast(sets, 'float32'), oneHot(argmax(probs, -1), probs.shape[1])), 0);
     });
+  }
+}
+
+/**
+ * The conformal set size as an uncertainty score (a {@link Detector}): score(x) = |C(x)|, the
+ * number of classes in the split-conformal set of softmax(model(x)) at the classifier's α —
+ * higher = more uncertain (1 is a confident, calibrated answer; K is "anything goes"; 0 is an
+ * empty set, a less-than-any-label-plausible input under LAC or non-randomised APS). `fit`
+ * calibrates the classifier on held-out in-distribution data with labels. Randomised scores
+ * draw u from the global generator per call (non-randomised ones are deterministic).
+ */
+export class ConformalSetSizeDetector implements Detector {
+  readonly name: string;
+  private readonly fn: (x: Tensor) => Tensor;
+
+  constructor(model: ModelLike, readonly classifier: SplitConformalClassifier, opts: { name?: string } = {}) {
+    this.fn = asModelFn(model);
+    this.name = opts.name ?? `conformal set size (${classifier.options.score}, α = ${classifier.alpha})`;
+  }
+
+  async fit(data: FitData): Promise<this> {
+    const name = 'ConformalSetSizeDetector.fit';
+    if (data.labels === undefined) throw new ArgumentError(`${name}: calibration needs labels`);
+    const chunks: Float32Array[] = [];
+    let K = 0;
+    const rows = await forEachBatch(name, data.x, data.batchSize ?? 256, (x) => noGrad(() => tidy(() => this.fn(x).softmax(-1))), async (p) => {
+      K = p.shape[1];
+      chunks.push(Float32Array.from(await p.data()));
+    });
+    const labels = data.labels instanceof Tensor ? await data.labels.data() : data.labels;
+    if (labels.length !== rows) throw new ShapeError(`${name}: ${rows} calibration inputs but ${labels.length} labels`);
+    const flat = new Float32Array(rows * K);
+    let o = 0;
+    for (const c of chunks) {
+      flat.set(c, o);
+      o += c.length;
+    }
+    const probs = tensor(flat, [rows, K]);
+    try {
+      await this.classifier.calibrate(probs, Array.from(labels));
+    } finally {
+      probs.dispose();
+    }
+    return this;
+  }
+
+  score(x: Tensor): Tensor {
+    this.classifier.qhat; // throws NotFittedError before fit / calibrate
+    return tidy(() => noGrad(() => this.sizes(this.fn(x).softmax(-1))));
+  }
+
+  predict(x: Tensor): ScoredBatch {
+    this.classifier.qhat;
+    return tidy(() => noGrad(() => {
+      const probs = this.fn(x).softmax(-1);
+      return { prediction: argmax(probs, -1), score: this.sizes(probs) };
+    }));
+  }
+
+  private sizes(probs: Tensor): Tensor {
+    return sum(cast(this.classifier.predictSets(probs), 'float32'), 1);
   }
 }
 
@@ -351,7 +414,7 @@ export class ConformalRegressor {
   }
 
   get qhat(): number {
-    if (this.q === null) throw new ArgumentError('ConformalRegressor: call calibrate(pred, y) before using qhat or predictIntervals');
+    if (this.q === null) throw new NotFittedError('ConformalRegressor: call calibrate(pred, y) before using qhat or predictIntervals');
     return this.q;
   }
 
