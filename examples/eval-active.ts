@@ -16,7 +16,8 @@
  *        [--acquisitions bald,variationRatio,...] [--backend auto|webgpu|cpu]
  *
  * `evalActive(opts)` returns `results` keyed `active.<acquisition>.{labels, accuracy}` (arrays
- * per round) plus `active.config.*` and `active.<acquisition>.seconds`, writes `active.svg`
+ * per round) plus `active.config.*`, `active.<acquisition>.seconds` and
+ * `active.<acquisition>.acquiredPerClass` (how many of each digit were acquired), writes `active.svg`
  * (test error vs labels) and `active.md` (the table) into `outDir`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -134,6 +135,9 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
     results[`active.${acquisition}.labels`] = r.labels;
     results[`active.${acquisition}.accuracy`] = r.accuracy;
     results[`active.${acquisition}.seconds`] = r.seconds;
+    const perClass = new Array<number>(10).fill(0);
+    for (const a of r.acquired) for (const i of a) perClass[pool.labels[i]]++;
+    results[`active.${acquisition}.acquiredPerClass`] = perClass; // labels acquired per digit (start set excluded)
     runs.push(r);
   }
   poolX.dispose();
@@ -176,6 +180,7 @@ if (process.argv[1] && /eval-active/.test(process.argv[1])) {
     pool: Number(arg('pool', '2000')), rounds: Number(arg('rounds', '20')), steps: Number(arg('steps', '100')), samples: Number(arg('samples', '20')),
   });
   console.log(r.table);
+  for (const a of acquisitions) console.log(`${a}: acquired per digit ${JSON.stringify(r.results[`active.${a}.acquiredPerClass`])}`);
   console.log(`backend ${backend.name}; total ${((performance.now() - t0) / 1000).toFixed(1)} s; ${outDir}`);
   shutdown();
 }
