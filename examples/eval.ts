@@ -19,6 +19,11 @@
  *   bayes      examples/eval-bayes.ts (opt-in): BLR observations, MAP vs Laplace logistic
  *              regression, two-moons maps (deterministic / MC dropout / VI / Laplace), last-layer
  *              Laplace on LeNet-5. Keys `bayes.*`, `laplace.{nll,ece,auroc,...}`, `laplace.map.*`.
+
+ *   conformal  examples/eval-conformal.ts: split conformal sets (LAC, APS, RAPS) of the eval LeNet
+ *              on MNIST-test at α ∈ {0.01, 0.05, 0.1}. Keys `conformal.<score>.<alpha>.{coverage,size,ssc}`.
+ *   active     examples/eval-active.ts (opt-in: ~15 min): MNIST active learning, test accuracy per
+ *              round for each acquisition. Keys `active.<acquisition>.{labels[], accuracy[]}`.
  *
  * Every group trains or loads its models from the cache (.cache/dubito/eval/), so a rerun is
  * quick. `results.json` is merged with the one already in the report folder, so `--only` updates
@@ -27,6 +32,7 @@
  *   --only G[,G]      groups to run
  *   --json PATH       also write the merged results to PATH
  *   --gradcon-epochs N, --gradcon-classes 0,1,...   (gradcon group)
+ *   --active-rounds N, --active-pool P, --active-steps S   (active group)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,8 +45,10 @@ import { evalFailure, evalGradientOod } from './eval-gradients.js';
 import { evalGradcon } from './eval-gradcon.js';
 import { evalBayes } from './eval-bayes.js';
 import { loadDemoData } from './mnist-training.js';
+import { evalActive } from './eval-active.js';
+import { evalConformal } from './eval-conformal.js';
 
-const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes'] as const;
+const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes', 'conformal', 'active'] as const;
 type Group = (typeof GROUPS)[number];
 
 function arg(name: string, fallback: string): string {
@@ -94,7 +102,7 @@ if (run.has('ood')) {
   save();
 }
 
-if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
+if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active')) {
   const backend = await init({ backend: BACKEND });
   const log = (m: string) => console.log(`  ${m}`);
   if (run.has('explain') || run.has('gradients')) {
@@ -132,6 +140,31 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
     }
     results['gradcon.epochs'] = r.epochs;
     times.gradcon = (performance.now() - t0) / 1000;
+    save();
+  }
+  if (run.has('conformal')) {
+    const t0 = performance.now();
+    console.log('=== eval group: conformal');
+    const { splits } = await loadDemoData(0);
+    const single = await obtainModel(baseRecipe(EPOCHS, 0), splits.train, splits.val, backend, { retrain: RETRAIN, log: console.log });
+    const r = await evalConformal({ model: single.model, test: splits.test, backend, outDir: join(OUT, 'conformal') });
+    console.log(r.table);
+    single.model.dispose();
+    Object.assign(results, r.results);
+    times.conformal = (performance.now() - t0) / 1000;
+    save();
+  }
+  if (run.has('active')) {
+    const t0 = performance.now();
+    console.log('=== eval group: active');
+    const { splits } = await loadDemoData(0);
+    const r = await evalActive({
+      backend, train: splits.train, test: splits.test, outDir: join(OUT, 'active'), log: console.log,
+      rounds: Number(arg('active-rounds', '20')), pool: Number(arg('active-pool', '2000')), steps: Number(arg('active-steps', '100')),
+    });
+    console.log(r.table);
+    Object.assign(results, r.results);
+    times.active = (performance.now() - t0) / 1000;
     save();
   }
   shutdown();

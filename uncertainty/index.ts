@@ -33,3 +33,7 @@ export * from './bayes/index.js';
 export * from './feature-detectors.js';
 export { symmetricEigen, choleskySolve, percentile, logisticRegression } from './linalg-host.js';
 export * from './bootstrap.js';
+
+// Conformal prediction and active learning (docs/methods.md, "Conformal prediction", "Active learning").
+export * from './conformal.js';
+export * from './active-learning.js';
