@@ -26,3 +26,4 @@ export * from './introspective.js';
 export * from './confidnet.js';
 export * from './dirichlet.js';
 export * from './gradcon.js';
+export * from './group-metrics.js';
