@@ -27,3 +27,4 @@ export * from './confidnet.js';
 export * from './dirichlet.js';
 export * from './gradcon.js';
 export * from './group-metrics.js';
+export * from './bias.js';
