@@ -382,7 +382,8 @@ export async function trainDbVae(model: DbVae, data: HostDataset, opts: DbVaeTra
         optimizer.step();
         return noGrad(() => mul(loss.detach(), x.shape[0]));
       });
-      const next = total ? keep(noGrad(() => add(total!, l))) : keep(l);
+      const prev: Tensor | null = total;
+      const next: Tensor = prev ? keep(noGrad(() => add(prev, l))) : keep(l);
       if (total) {
         total.dispose();
         l.dispose();

@@ -28,3 +28,4 @@ export * from './dirichlet.js';
 export * from './gradcon.js';
 export * from './group-metrics.js';
 export * from './bias.js';
+export * from './wrap.js';
