@@ -14,6 +14,8 @@
  *              `failure.*`, `shift.*`.
  *   gradcon    examples/eval-gradcon.ts (opt-in: long): one-class GradCON vs plain CAE AUROC.
  *              Keys `gradcon.<dataset>`, `cae.<dataset>` ({ perClass[10], mean }).
+ *   bias       examples/eval-bias.ts (opt-in): biased MNIST (a 3% style subgroup, 10×-rarer
+ *              digits), imbalance remedies and DB-VAE. Keys `bias.<experiment>.<method>.*`.
  *
  * Every group trains or loads its models from the cache (.cache/dubito/eval/), so a rerun is
  * quick. `results.json` is merged with the one already in the report folder, so `--only` updates
@@ -22,6 +24,7 @@
  *   --only G[,G]      groups to run
  *   --json PATH       also write the merged results to PATH
  *   --gradcon-epochs N, --gradcon-classes 0,1,...   (gradcon group)
+ *   --bias-epochs N   (bias group, default 6)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,9 +35,10 @@ import { baseRecipe, obtainModel } from './eval-models.js';
 import { explainTable, runExplainEval } from './eval-explain.js';
 import { evalFailure, evalGradientOod } from './eval-gradients.js';
 import { evalGradcon } from './eval-gradcon.js';
+import { evalBias } from './eval-bias.js';
 import { loadDemoData } from './mnist-training.js';
 
-const GROUPS = ['ood', 'explain', 'gradients', 'gradcon'] as const;
+const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bias'] as const;
 type Group = (typeof GROUPS)[number];
 
 function arg(name: string, fallback: string): string {
@@ -88,7 +92,7 @@ if (run.has('ood')) {
   save();
 }
 
-if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
+if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('bias')) {
   const backend = await init({ backend: BACKEND });
   const log = (m: string) => console.log(`  ${m}`);
   if (run.has('explain') || run.has('gradients')) {
@@ -126,6 +130,15 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
     }
     results['gradcon.epochs'] = r.epochs;
     times.gradcon = (performance.now() - t0) / 1000;
+    save();
+  }
+  if (run.has('bias')) {
+    const t0 = performance.now();
+    console.log('=== eval group: bias');
+    const r = await evalBias({ backend, epochs: Number(arg('bias-epochs', '6')), retrain: RETRAIN, log: console.log });
+    console.log(r.table);
+    Object.assign(results, r.results);
+    times.bias = (performance.now() - t0) / 1000;
     save();
   }
   shutdown();

@@ -311,8 +311,11 @@ export interface DbVaeTrainOptions extends DbVaeLossOptions, HistogramOptions {
   optimizer?: Optimizer<{ lr: number }>;
   /** Seed of the sampler (per-epoch draws) and of the reparameterisation noise (default 0). */
   seed?: number;
-  /** Called after every epoch with its mean loss, seconds and the weights' effective sample size. */
-  onEpoch?: (info: { epoch: number; loss: number; seconds: number; effectiveSamples: number | null }) => void;
+  /**
+   * Called after every epoch with its mean loss, seconds, the sampling weights used (normalised;
+   * null without resampling) and their effective sample size 1/Σ W².
+   */
+  onEpoch?: (info: { epoch: number; loss: number; seconds: number; weights: Float64Array | null; effectiveSamples: number | null }) => void;
 }
 
 /** μ(x) for every training row, read back [n·d], in eval mode and batches of `batch`. */
@@ -363,10 +366,12 @@ export async function trainDbVae(model: DbVae, data: HostDataset, opts: DbVaeTra
   for (let e = 0; e < opts.epochs; e++) {
     const t0 = performance.now();
     let effective: number | null = null;
+    let weights: Float64Array | null = null;
     if (opts.alpha !== null) {
       const z = await latentsOf(model, data, 512);
       const w = latentHistogramWeights(z, model.latentDim, { bins: opts.bins, alpha: opts.alpha });
       sampler.setWeights(w);
+      weights = w;
       let s2 = 0;
       for (const v of w) s2 += v * v;
       effective = 1 / s2; // Kish's effective sample size of the normalised weights
@@ -399,7 +404,7 @@ export async function trainDbVae(model: DbVae, data: HostDataset, opts: DbVaeTra
     total?.dispose();
     losses.push(mean);
     ess.push(effective);
-    opts.onEpoch?.({ epoch: e + 1, loss: mean, seconds: (performance.now() - t0) / 1000, effectiveSamples: effective });
+    opts.onEpoch?.({ epoch: e + 1, loss: mean, seconds: (performance.now() - t0) / 1000, weights, effectiveSamples: effective });
   }
   model.eval();
   if (!opts.optimizer) optimizer.dispose(); // our own Adam: free its moment buffers
