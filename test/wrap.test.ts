@@ -81,14 +81,21 @@ describe('wrap', () => {
     expect(w.fitted).toBe(false);
     expect(() => w.predict(x)).toThrow(NotFittedError);
     const train = input([40, 3], 12);
-    await w.fit({ x: train, batchSize: 16 });
+    await w.fit({ x: train }); // one batch: the identity features are the caller's tensor itself
     expect(w.fitted).toBe(true);
+    expect(train.isDisposed).toBe(false);
     const before = memory().liveTensors;
     const r = w.predict(x);
     const want = LatentHistogram.fit(await train.data(), 3, { bins: 4 }).rarity(await x.data(), 0.05);
     const got = await r.bias!.data();
     for (let i = 0; i < 6; i++) expect(got[i]).toBeCloseTo(want[i], 5);
     disposeAll(r);
+    // fitted batch by batch: the same histograms
+    const w16 = await wrap(m, { bias: 'histogram', bins: 4, alpha: 0.05, features }).fit({ x: train, batchSize: 16 });
+    const r16 = w16.predict(x);
+    const got16 = await r16.bias!.data();
+    for (let i = 0; i < 6; i++) expect(got16[i]).toBeCloseTo(want[i], 5);
+    disposeAll(r16);
     expect(memory().liveTensors).toBe(before);
   });
 

@@ -138,7 +138,12 @@ export class Wrapped {
     if (!this.featureFn) return this;
     const parts: Float32Array[] = [];
     let dims = -1;
-    await forEachBatch('wrap.fit', data.x, data.batchSize ?? 256, (x) => tidy(() => noGrad(() => this.featureFn!(x))), async (f) => {
+    // forEachBatch disposes each result: copy when the feature extractor returns its input as is
+    const feats = (x: Tensor) => tidy(() => noGrad(() => {
+      const f = this.featureFn!(x);
+      return f === x ? f.mul(1) : f;
+    }));
+    await forEachBatch('wrap.fit', data.x, data.batchSize ?? 256, feats, async (f) => {
       if (f.rank !== 2) throw new ShapeError(`wrap.fit: features must be [B, F], got ${fmtShape(f.shape)}`);
       dims = f.shape[1];
       parts.push(Float32Array.from(await f.data()));
