@@ -216,7 +216,7 @@ export interface BiasEvalResult {
 export async function evalBias(opts: BiasEvalOptions): Promise<BiasEvalResult> {
   const t0 = performance.now();
   const log = opts.log ?? console.log;
-  const epochs = opts.epochs ?? 6;
+  const epochs = opts.epochs ?? 4;
   const alphas = opts.alphas ?? [0.1, 0.01, 0.001];
   const style = opts.style ?? 'inverted';
   const backend = opts.backend;
@@ -297,7 +297,7 @@ if (process.argv[1] && /eval-bias\.(ts|js|mjs)$/.test(process.argv[1])) {
     return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
   };
   const backend = await init({ backend: arg('backend', 'auto') as 'auto' | 'webgpu' | 'cpu' });
-  const r = await evalBias({ backend, epochs: Number(arg('epochs', '6')), style: arg('style', 'inverted') as 'thick' | 'inverted', retrain: process.argv.includes('--retrain'),
+  const r = await evalBias({ backend, epochs: Number(arg('epochs', '4')), style: arg('style', 'inverted') as 'thick' | 'inverted', retrain: process.argv.includes('--retrain'),
     methods: arg('methods', '') ? arg('methods', '').split(',') : undefined, experiments: arg('experiments', '') ? arg('experiments', '').split(',') : undefined,
     alphas: arg('alphas', '') ? arg('alphas', '').split(',').map(Number) : undefined });
   console.log(r.table);

@@ -24,7 +24,7 @@
  *   --only G[,G]      groups to run
  *   --json PATH       also write the merged results to PATH
  *   --gradcon-epochs N, --gradcon-classes 0,1,...   (gradcon group)
- *   --bias-epochs N   (bias group, default 6)
+ *   --bias-epochs N   (bias group, default 4)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -135,7 +135,7 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
   if (run.has('bias')) {
     const t0 = performance.now();
     console.log('=== eval group: bias');
-    const r = await evalBias({ backend, epochs: Number(arg('bias-epochs', '6')), retrain: RETRAIN, log: console.log });
+    const r = await evalBias({ backend, epochs: Number(arg('bias-epochs', '4')), retrain: RETRAIN, log: console.log });
     console.log(r.table);
     Object.assign(results, r.results);
     times.bias = (performance.now() - t0) / 1000;
