@@ -46,7 +46,7 @@ console.log(gm.groups.map((g) => `${g.name}: acc ${g.accuracy.toFixed(3)}`).join
 // CAPSA-style: the prediction with bias (feature-histogram rarity) and aleatoric estimates
 const risk = await wrap(model, { bias: 'histogram', aleatoric: true, features: (t) => t }).fit({ x: xt }); // histograms of the raw inputs
 const { prediction, bias, aleatoric } = risk.predict(xt); // tensors [B], higher = more risk
-const b = await bias!.data();
+const b = Array.from(await bias!.data());
 const meanBias = (g: number) => b.reduce((s, v, i) => s + (groups[i] === g ? v : 0), 0) / groups.filter((v) => v === g).length;
 console.log('w', Array.from(w).map((v) => v.toFixed(2)), 'mean bias (rarity), common vs rare group:', meanBias(0).toFixed(2), meanBias(1).toFixed(2));
 
