@@ -24,6 +24,8 @@
  *              on MNIST-test at α ∈ {0.01, 0.05, 0.1}. Keys `conformal.<score>.<alpha>.{coverage,size,ssc}`.
  *   active     examples/eval-active.ts (opt-in: ~15 min): MNIST active learning, test accuracy per
  *              round for each acquisition. Keys `active.<acquisition>.{labels[], accuracy[]}`.
+ *   bias       examples/eval-bias.ts (opt-in): biased MNIST (a 3% style subgroup, 10×-rarer
+ *              digits), imbalance remedies and DB-VAE. Keys `bias.<experiment>.<method>.*`.
  *
  * Every group trains or loads its models from the cache (.cache/dubito/eval/), so a rerun is
  * quick. `results.json` is merged with the one already in the report folder, so `--only` updates
@@ -33,6 +35,7 @@
  *   --json PATH       also write the merged results to PATH
  *   --gradcon-epochs N, --gradcon-classes 0,1,...   (gradcon group)
  *   --active-rounds N, --active-pool P, --active-steps S   (active group)
+ *   --bias-epochs N   (bias group, default 4)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,11 +47,12 @@ import { explainTable, runExplainEval } from './eval-explain.js';
 import { evalFailure, evalGradientOod } from './eval-gradients.js';
 import { evalGradcon } from './eval-gradcon.js';
 import { evalBayes } from './eval-bayes.js';
+import { evalBias } from './eval-bias.js';
 import { loadDemoData } from './mnist-training.js';
 import { evalActive } from './eval-active.js';
 import { evalConformal } from './eval-conformal.js';
 
-const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes', 'conformal', 'active'] as const;
+const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes', 'conformal', 'active', 'bias'] as const;
 type Group = (typeof GROUPS)[number];
 
 function arg(name: string, fallback: string): string {
@@ -102,7 +106,7 @@ if (run.has('ood')) {
   save();
 }
 
-if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active')) {
+if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active') || run.has('bias')) {
   const backend = await init({ backend: BACKEND });
   const log = (m: string) => console.log(`  ${m}`);
   if (run.has('explain') || run.has('gradients')) {
@@ -165,6 +169,15 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
     console.log(r.table);
     Object.assign(results, r.results);
     times.active = (performance.now() - t0) / 1000;
+    save();
+  }
+  if (run.has('bias')) {
+    const t0 = performance.now();
+    console.log('=== eval group: bias');
+    const r = await evalBias({ backend, epochs: Number(arg('bias-epochs', '4')), retrain: RETRAIN, log: console.log });
+    console.log(r.table);
+    Object.assign(results, r.results);
+    times.bias = (performance.now() - t0) / 1000;
     save();
   }
   shutdown();

@@ -37,3 +37,7 @@ export * from './bootstrap.js';
 // Conformal prediction and active learning (docs/methods.md, "Conformal prediction", "Active learning").
 export * from './conformal.js';
 export * from './active-learning.js';
+
+export * from './group-metrics.js';
+export * from './bias.js';
+export * from './wrap.js';

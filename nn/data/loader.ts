@@ -2,6 +2,7 @@ import {
   ArgumentError, type Backend, blocksFor, type DType, fmtShape, fromHost, nextStream, randomBits, ShapeError, type Tensor, type TypedArray,
 } from '../../engine/index.js';
 import { registerHostValues } from '../labels.js';
+import type { Sampler } from './samplers.js';
 
 /** One array of samples on the host: dim 0 indexes samples. */
 export interface HostArray {
@@ -25,6 +26,13 @@ export interface DataLoaderOptions {
   seed?: number;
   /** Where batches are created (default: the current backend at iteration time). */
   backend?: Backend;
+  /**
+   * Which indices each epoch visits, in order (nn/data/samplers.ts: `WeightedSampler`,
+   * `ClassBalancedSampler`, or your own): batches are consecutive chunks of
+   * `sampler.indices(epoch)`. Excludes `shuffle`. A sampler with a fixed `batchSize` sets the
+   * loader's batch size.
+   */
+  sampler?: Sampler;
 }
 
 /**
@@ -41,7 +49,7 @@ export class DataLoader implements Iterable<Tensor[]> {
   readonly batchSize: number;
   readonly shuffle: boolean;
   readonly dropLast: boolean;
-  /** Number of samples. */
+  /** Number of samples per epoch (the dataset's, or the sampler's `length`). */
   readonly size: number;
   /** Epochs started so far (each iteration is one epoch). */
   epoch = 0;
@@ -50,7 +58,12 @@ export class DataLoader implements Iterable<Tensor[]> {
 
   constructor(arrays: HostArray[], private readonly opts: DataLoaderOptions = {}) {
     if (!arrays.length) throw new ArgumentError('DataLoader: expected at least one array');
-    this.batchSize = opts.batchSize ?? 1;
+    const sampler = opts.sampler;
+    if (sampler && opts.shuffle) throw new ArgumentError('DataLoader: sampler and shuffle are mutually exclusive (the sampler decides the order)');
+    if (sampler?.batchSize !== undefined && opts.batchSize !== undefined && opts.batchSize !== sampler.batchSize) {
+      throw new ArgumentError(`DataLoader: batchSize ${opts.batchSize} differs from the sampler's fixed batch size ${sampler.batchSize}`);
+    }
+    this.batchSize = opts.batchSize ?? sampler?.batchSize ?? 1;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new ArgumentError(`DataLoader: batchSize must be a positive integer, got ${this.batchSize}`);
     this.shuffle = opts.shuffle ?? false;
     this.dropLast = opts.dropLast ?? false;
@@ -64,7 +77,8 @@ export class DataLoader implements Iterable<Tensor[]> {
       const size = a.shape.reduce((p, d) => p * d, 1);
       if (a.data.length !== size) throw new ShapeError(`DataLoader: array ${i} has ${a.data.length} values for shape ${fmtShape(a.shape)}`);
     });
-    this.size = n;
+    if (sampler && sampler.datasetSize !== n) throw new ArgumentError(`DataLoader: the sampler indexes ${sampler.datasetSize} samples but the arrays hold ${n}`);
+    this.size = sampler ? sampler.length : n;
     this.rowSizes = arrays.map((a) => a.shape.slice(1).reduce((p, d) => p * d, 1));
   }
 
@@ -82,6 +96,11 @@ export class DataLoader implements Iterable<Tensor[]> {
 
   /** The sample order of the next epoch (identity without shuffle); advances nothing. */
   private order(epoch: number): Int32Array | null {
+    if (this.opts.sampler) {
+      const idx = this.opts.sampler.indices(epoch);
+      if (idx.length !== this.size) throw new ArgumentError(`DataLoader: the sampler returned ${idx.length} indices for epoch ${epoch}, expected its length ${this.size}`);
+      return idx;
+    }
     if (!this.shuffle) return null;
     const n = this.size;
     const s = this.opts.seed !== undefined ? { seed: this.opts.seed, offset: epoch * blocksFor(n) } : nextStream(n);
