@@ -14,6 +14,8 @@
  *              `failure.*`, `shift.*`.
  *   gradcon    examples/eval-gradcon.ts (opt-in: long): one-class GradCON vs plain CAE AUROC.
  *              Keys `gradcon.<dataset>`, `cae.<dataset>` ({ perClass[10], mean }).
+ *   guards     examples/eval-guards.ts (opt-in, ~15 min the first time): the VAE-loss guard and the
+ *              WGAN-GP + inverter δz guard. Nested keys `vaeGuard.*`, `wganInverter.*`.
  *
  * Every group trains or loads its models from the cache (.cache/dubito/eval/), so a rerun is
  * quick. `results.json` is merged with the one already in the report folder, so `--only` updates
@@ -32,9 +34,10 @@ import { baseRecipe, obtainModel } from './eval-models.js';
 import { explainTable, runExplainEval } from './eval-explain.js';
 import { evalFailure, evalGradientOod } from './eval-gradients.js';
 import { evalGradcon } from './eval-gradcon.js';
+import { evalGuards, guardsConfigFromArgv } from './eval-guards.js';
 import { loadDemoData } from './mnist-training.js';
 
-const GROUPS = ['ood', 'explain', 'gradients', 'gradcon'] as const;
+const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'guards'] as const;
 type Group = (typeof GROUPS)[number];
 
 function arg(name: string, fallback: string): string {
@@ -59,7 +62,7 @@ const RETRAIN = process.argv.includes('--retrain');
 const resultsFile = join(OUT, 'results.json');
 mkdirSync(OUT, { recursive: true });
 
-type Value = number | (number | null)[] | null;
+type Value = number | (number | null)[] | null | { [key: string]: Value };
 const results: Record<string, Value> = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) : {};
 const times: Record<string, number> = {};
 function save(): void {
@@ -88,10 +91,10 @@ if (run.has('ood')) {
   save();
 }
 
-if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
+if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('guards')) {
   const backend = await init({ backend: BACKEND });
   const log = (m: string) => console.log(`  ${m}`);
-  if (run.has('explain') || run.has('gradients')) {
+  if (run.has('explain') || run.has('gradients') || run.has('guards')) {
     const mnist = await loadDemoData(0);
     const fashion = await loadFashionMnist({ split: { test: 2000, tune: 500 }, seed: 0, log });
     const { train, val, test } = mnist.splits;
@@ -112,6 +115,16 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
       const ctx = { model: single.model, backend, train, test, fashion: fashion.splits.test, log: console.log };
       Object.assign(results, await evalGradientOod(ctx), await evalFailure(ctx));
       times.gradients = (performance.now() - t0) / 1000;
+      save();
+    }
+    if (run.has('guards')) {
+      const t0 = performance.now();
+      console.log('=== eval group: guards');
+      const r = await evalGuards({
+        backend, train, val, test, fashion: fashion.splits.test, classifier: (x) => single.model.forward(x), outDir: join(OUT, 'guards'), retrain: RETRAIN, log: console.log, config: guardsConfigFromArgv(process.argv),
+      });
+      Object.assign(results, r.results);
+      times.guards = (performance.now() - t0) / 1000;
       save();
     }
   }

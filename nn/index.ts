@@ -23,3 +23,6 @@ export { DataLoader, type DataLoaderOptions, type HostArray } from './data/loade
 export { fit, evaluate, type FitOptions, type EpochInfo, type LossFn } from './train.js';
 export { LeNet5 } from './models/lenet.js';
 export { perSampleGrads, perSampleGradNorms, withLayerGradients, type LayerGradients, type PerSampleLoss, type PerSampleOptions, type PerSampleNorms, type NormMethod } from './per-sample-grads.js';
+// generative guards (issue 14, part A): the VAE and the WGAN-GP generator / critic / inverter
+export { VAE, vaeLoss, type VaeOptions, type VaeOutput } from './models/vae.js';
+export { WganGenerator, WganCritic, WganInverter, gradientPenalty, criticLoss, generatorLoss, inverterLoss, clipCriticWeights, type WganOptions } from './models/wgan.js';

@@ -26,3 +26,5 @@ export * from './introspective.js';
 export * from './confidnet.js';
 export * from './dirichlet.js';
 export * from './gradcon.js';
+// generative guards (issue 14, part A): VAE-loss and WGAN-inverter δz detectors, the conditional classifier
+export * from './generative-guards.js';
