@@ -152,16 +152,17 @@ export function gradientPenalty(critic: (x: Tensor) => Tensor, real: Tensor, fak
 
 /**
  * The critic's WGAN-GP loss: E D(x_fake) − E D(x_real) + λ·GP (λ default 10; the critic
- * MINIMISES it, i.e. maximises the Wasserstein estimate E D(real) − E D(fake)). `fake` is
- * detached: this loss only trains the critic.
+ * MINIMISES it, i.e. maximises the Wasserstein estimate E D(real) − E D(fake)). `real` and
+ * `fake` are detached: this loss only trains the critic.
  */
 export function criticLoss(critic: (x: Tensor) => Tensor, real: Tensor, fake: Tensor, opts: { lambda?: number; eps?: Tensor } = {}): Tensor {
   const lambda = opts.lambda ?? 10;
   if (!(lambda >= 0)) throw new ArgumentError(`criticLoss: lambda must be ≥ 0, got ${lambda}`);
   return withGrad(() => {
     const f = detach(fake);
-    const w = sub(mean(critic(f)), mean(critic(real)));
-    return lambda === 0 ? w : add(w, mul(gradientPenalty(critic, real, f, { eps: opts.eps }), lambda));
+    const r = detach(real);
+    const w = sub(mean(critic(f)), mean(critic(r)));
+    return lambda === 0 ? w : add(w, mul(gradientPenalty(critic, r, f, { eps: opts.eps }), lambda));
   });
 }
 
