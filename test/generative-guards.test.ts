@@ -13,9 +13,9 @@ import {
   fromHost, generatorLoss, gradientPenalty, guard, inverterLoss, leakyRelu, manualSeed, matmul, memory, mul, parameter, randomNormal,
   randomUniform, scoreAll, setBackend, sum, tanh, tensor, tidy, vaeLoss,
 } from '../node.js';
-import { host } from './helpers/compare.js';
+import { TOL, compareBackends, host } from './helpers/compare.js';
 import { gradcheck } from './helpers/gradcheck.js';
-import { cpu } from './helpers/backends.js';
+import { cpu, requireWebGPU } from './helpers/backends.js';
 
 async function vals(t: Tensor): Promise<number[]> {
   const d = Array.from(await t.data());
@@ -304,5 +304,24 @@ describe('conditionalClassifier', () => {
     expect(g.threshold).toBe(calibrateThreshold([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0].map(Math.fround), 0.2));
     expect(() => conditionalClassifier(clf, {} as never)).toThrow(ArgumentError);
     for (const t of [h, ok, bad, batch]) t.dispose();
+  });
+});
+
+describe('generative guards on WebGPU', () => {
+  it('the gradient penalty (double backward through a conv critic) and the δz search match the CPU reference', async (ctx) => {
+    const gpu = await requireWebGPU(ctx);
+    const conv = (k: Tensor, v: Tensor) => (x: Tensor) => sum(mul(leakyRelu(conv2d(x, k, null, { stride: 2, padding: 1 }), 0.2), v), [1, 2, 3]);
+    const imgs = (phase: number) => host(Array.from({ length: 3 * 49 }, (_, i) => Math.sin(i * 0.7 + phase)), [3, 1, 7, 7]);
+    await compareBackends(cpu, gpu, (k, v, r, f, e) => gradientPenalty(conv(k, v), r, f, { eps: e }), [
+      host(Array.from({ length: 2 * 9 }, (_, i) => Math.sin(1 + i * 1.3) * 0.6), [2, 1, 3, 3]),
+      host(Array.from({ length: 2 * 16 }, (_, i) => Math.cos(i * 0.9)), [2, 4, 4]),
+      imgs(0), imgs(2), host([0.25, 0.8, 0.5], [3]),
+    ], TOL.compositeReduction(3 * 32), 'gradientPenalty');
+    // δz with G = I = identity and a linear classifier: the same Philox candidates on both backends
+    const id = (t: Tensor) => t;
+    const f = (x: Tensor) => matmul(x, tensor([1, -1, 0.5, 0.2, 0.3, -0.1], [3, 2], { backend: x.backend }));
+    const det = new DeltaZDetector(id, id, f, { candidates: 7, steps: 9, radiusStep: 0.15, seed: 4 });
+    const xs = host(Array.from({ length: 5 * 3 }, (_, i) => Math.sin(i * 1.7) * 0.8), [5, 3]);
+    await compareBackends(cpu, gpu, (x) => det.deltaZ(x), [xs], TOL.arith, 'deltaZ');
   });
 });
