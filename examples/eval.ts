@@ -14,8 +14,8 @@
  *              `failure.*`, `shift.*`.
  *   gradcon    examples/eval-gradcon.ts (opt-in: long): one-class GradCON vs plain CAE AUROC.
  *              Keys `gradcon.<dataset>`, `cae.<dataset>` ({ perClass[10], mean }).
- *   guards     examples/eval-guards.ts (opt-in, ~15 min the first time): the VAE-loss guard and the
- *              WGAN-GP + inverter δz guard. Nested keys `vaeGuard.*`, `wganInverter.*`.
+ *   guards     examples/eval-guards.ts (opt-in, long: 52 min the first time on the shared 2-core machine):
+ *              the VAE-loss and WGAN-GP + inverter δz guards. Nested keys `vaeGuard.*`, `wganInverter.*`.
  *
  * Every group trains or loads its models from the cache (.cache/dubito/eval/), so a rerun is
  * quick. `results.json` is merged with the one already in the report folder, so `--only` updates
