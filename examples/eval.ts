@@ -26,6 +26,8 @@
  *              round for each acquisition. Keys `active.<acquisition>.{labels[], accuracy[]}`.
  *   bias       examples/eval-bias.ts (opt-in): biased MNIST (a 3% style subgroup, 10×-rarer
  *              digits), imbalance remedies and DB-VAE. Keys `bias.<experiment>.<method>.*`.
+ *   guards     examples/eval-guards.ts (opt-in, long: 52 min the first time on the shared 2-core machine):
+ *              the VAE-loss and WGAN-GP + inverter δz guards. Nested keys `vaeGuard.*`, `wganInverter.*`.
  *
  * Every group trains or loads its models from the cache (.cache/dubito/eval/), so a rerun is
  * quick. `results.json` is merged with the one already in the report folder, so `--only` updates
@@ -48,11 +50,12 @@ import { evalFailure, evalGradientOod } from './eval-gradients.js';
 import { evalGradcon } from './eval-gradcon.js';
 import { evalBayes } from './eval-bayes.js';
 import { evalBias } from './eval-bias.js';
+import { evalGuards, guardsConfigFromArgv } from './eval-guards.js';
 import { loadDemoData } from './mnist-training.js';
 import { evalActive } from './eval-active.js';
 import { evalConformal } from './eval-conformal.js';
 
-const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes', 'conformal', 'active', 'bias'] as const;
+const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes', 'conformal', 'active', 'bias', 'guards'] as const;
 type Group = (typeof GROUPS)[number];
 
 function arg(name: string, fallback: string): string {
@@ -77,7 +80,7 @@ const RETRAIN = process.argv.includes('--retrain');
 const resultsFile = join(OUT, 'results.json');
 mkdirSync(OUT, { recursive: true });
 
-type Value = number | (number | null)[] | null;
+type Value = number | (number | null)[] | null | { [key: string]: Value };
 const results: Record<string, Value> = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) : {};
 const times: Record<string, number> = {};
 function save(): void {
@@ -106,10 +109,10 @@ if (run.has('ood')) {
   save();
 }
 
-if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active') || run.has('bias')) {
+if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active') || run.has('bias') || run.has('guards')) {
   const backend = await init({ backend: BACKEND });
   const log = (m: string) => console.log(`  ${m}`);
-  if (run.has('explain') || run.has('gradients')) {
+  if (run.has('explain') || run.has('gradients') || run.has('guards')) {
     const mnist = await loadDemoData(0);
     const fashion = await loadFashionMnist({ split: { test: 2000, tune: 500 }, seed: 0, log });
     const { train, val, test } = mnist.splits;
@@ -130,6 +133,16 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
       const ctx = { model: single.model, backend, train, test, fashion: fashion.splits.test, log: console.log, outDir: join(OUT, 'gradients') };
       Object.assign(results, await evalGradientOod(ctx), await evalFailure(ctx));
       times.gradients = (performance.now() - t0) / 1000;
+      save();
+    }
+    if (run.has('guards')) {
+      const t0 = performance.now();
+      console.log('=== eval group: guards');
+      const r = await evalGuards({
+        backend, train, val, test, fashion: fashion.splits.test, classifier: (x) => single.model.forward(x), outDir: join(OUT, 'guards'), retrain: RETRAIN, log: console.log, config: guardsConfigFromArgv(process.argv),
+      });
+      Object.assign(results, r.results);
+      times.guards = (performance.now() - t0) / 1000;
       save();
     }
   }

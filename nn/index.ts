@@ -31,3 +31,7 @@ export {
 } from './layers/variational.js';
 
 export { invertImages, rotateImages, gaussianBlur, gaussianKernel, gaussianNoiseImages, uniformNoiseImages, type NoiseImageOptions } from './data/shifts.js';
+
+// generative guards: the VAE and the WGAN-GP generator / critic / inverter
+export { VAE, vaeLoss, type VaeOptions, type VaeOutput } from './models/vae.js';
+export { WganGenerator, WganCritic, WganInverter, gradientPenalty, criticLoss, generatorLoss, inverterLoss, clipCriticWeights, type WganOptions } from './models/wgan.js';

@@ -41,3 +41,6 @@ export * from './active-learning.js';
 export * from './group-metrics.js';
 export * from './bias.js';
 export * from './wrap.js';
+
+// generative guards: VAE-loss and WGAN-inverter δz detectors, the conditional classifier
+export * from './generative-guards.js';
