@@ -26,7 +26,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Backend, type ImageSet, type Tensor, Adam, Flatten, Linear, ReLU, Sequential, ClassBalancedSampler, DataLoader, DbVae, WeightedSampler, classBalancedWeights, classWeights, crossEntropy, fromHost,
-  groupMetrics, init, loadMnist, loadSafetensors, manualSeed, maxPool2d, noGrad, randomBits, safetensorsToTensors, saveSafetensors, shutdown, softmax, tidy, trainDbVae, report,
+  groupMetrics, init, loadMnist, loadSafetensors, manualSeed, maxPool2d, noGrad, safetensorsToTensors, sortKeyPermutation, saveSafetensors, shutdown, softmax, tidy, trainDbVae, report,
 } from '../node.js';
 
 export type BiasMethod = 'plain' | 'weightedSampler' | 'lossReweighting' | 'classBalanced' | 'dbvaeNoResample' | `dbvae_a${string}`;
@@ -65,11 +65,8 @@ function makeModel(): DbVae {
 const BATCH = 64;
 const LR = 2e-3;
 
-/** Seeded permutation (sort by Philox keys). */
-function perm(n: number, seed: number, offset = 0): Int32Array {
-  const k = randomBits(n, seed, offset);
-  return Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => k[a] - k[b] || a - b);
-}
+/** Seeded permutation (the library's sort-by-Philox-keys construction). */
+const perm = sortKeyPermutation;
 
 /** The style transform on the rows `rows` of images [n·784], with tensor ops; returns a copy. */
 async function stylise(images: Float32Array, rows: Int32Array, style: 'thick' | 'inverted', backend: Backend): Promise<Float32Array> {

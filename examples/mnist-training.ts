@@ -4,7 +4,7 @@
  */
 import {
   type Backend, type Tensor, Adam, CosineAnnealingLR, DeepEnsemble, LeNet5, crossEntropy, keep, loadFashionMnist, loadMnist, noGrad,
-  randomBits, softmax, tensor, tidy, type ImageSet,
+  randomBits, seededPermutation, softmax, tensor, tidy, type ImageSet,
 } from '../node.js';
 import { progress } from '../cli/progress.js';
 
@@ -20,18 +20,8 @@ export async function loadFashion(count: number, seed = 0): Promise<ImageSet> {
   return f.splits.all;
 }
 
-/** Seeded Fisher–Yates permutation from Philox bits. */
-export function permutation(n: number, seed: number, offset: number): Int32Array {
-  const bits = randomBits(n, seed, offset);
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = bits[i] % (i + 1);
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
-}
+/** Seeded Fisher–Yates permutation from Philox bits (the library's `seededPermutation`). */
+export const permutation = seededPermutation;
 
 export interface Augment {
   /** Largest shift in pixels (uniform in ±maxShift). */

@@ -16,9 +16,10 @@
  * - `random`: uniform without replacement (the baseline; needs no model pass).
  */
 import {
-  ArgumentError, composite, fmtShape, indexSelect, max, mean, noGrad, oneHot, randomBits, ShapeError, sub, tensor, type Tensor, tidy,
+  ArgumentError, composite, fmtShape, indexSelect, max, mean, noGrad, oneHot, ShapeError, sub, tensor, type Tensor, tidy,
 } from '../engine/index.js';
 import type { Module } from '../nn/module.js';
+import { seededPermutation } from '../nn/data/permutation.js';
 import { mcDropout } from './sampling.js';
 import { mutualInformation, predictiveEntropy, variationRatio } from './scores.js';
 
@@ -94,19 +95,7 @@ export function balancedInitialSet(labels: ArrayLike<number>, numClasses: number
   return Int32Array.from(out).sort();
 }
 
-/** Seeded Fisher–Yates permutation of 0..n−1 (Philox bits for (seed, offset)). */
-function shuffle(n: number, seed: number, offset: number): Int32Array {
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  if (n < 2) return p;
-  const bits = randomBits(n, seed, offset);
-  for (let i = n - 1; i > 0; i--) {
-    const j = bits[i] % (i + 1);
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
-}
+const shuffle = seededPermutation;
 
 export interface McDropoutScorerOptions {
   /** Stochastic passes T (Gal et al. 2017 use 20). */

@@ -16,6 +16,7 @@
  * sampler-specific k, so the draws are reproducible and independent of any other random draw.
  */
 import { ArgumentError, blocksFor, randomBits } from '../../engine/index.js';
+import { sortKeyPermutation } from './permutation.js';
 
 /** What {@link DataLoader} asks of a sampler. */
 export interface Sampler {
@@ -46,13 +47,7 @@ function uniforms(n: number, seed: number, offset: number): Float64Array {
   return u;
 }
 
-/** A seeded permutation of 0..n−1 (sort by Philox keys, ties by index). */
-function permutation(n: number, seed: number, offset: number): Int32Array {
-  const keys = randomBits(n, seed, offset);
-  const idx = Int32Array.from({ length: n }, (_, i) => i);
-  idx.sort((a, b) => keys[a] - keys[b] || a - b);
-  return idx;
-}
+const permutation = sortKeyPermutation;
 
 export interface WeightedSamplerOptions {
   /** Indices drawn per epoch (default: the number of weights). */
