@@ -26,3 +26,9 @@ export * from './introspective.js';
 export * from './confidnet.js';
 export * from './dirichlet.js';
 export * from './gradcon.js';
+// riskReport: the whole picture (calibration, OOD, failure prediction, groups, explanations) in one call.
+export {
+  riskReport, reportLogitsFn, defaultReportDetectors,
+  type RiskReport, type RiskReportData, type RiskReportOptions, type RiskReportContext, type RiskReportSectionId, type ReportModel, type ReportSection,
+  type ReportSectionHook, type LabeledSet, type CalibrationNumbers, type OodRow, type OodSetResult, type FailureRow, type GroupRow, type GalleryItem,
+} from './report/risk-report.js';
