@@ -12,6 +12,8 @@
  *   gradients  examples/eval-gradients.ts: gradient-norm, stage-2, GradNorm and introspective
  *              OOD, attacks, failure prediction, Gaussian-noise shift. Keys `ood.*`, `attacks.*`,
  *              `failure.*`, `shift.*`.
+ *   report     examples/eval-report.ts: riskReport on the same protocol (cached eval LeNet-5):
+ *              index.html / index.md / results.json in <out>/report/. Keys `report.*`.
  *   gradcon    examples/eval-gradcon.ts (opt-in: long): one-class GradCON vs plain CAE AUROC.
  *              Keys `gradcon.<dataset>`, `cae.<dataset>` ({ perClass[10], mean }).
  *
@@ -33,8 +35,9 @@ import { explainTable, runExplainEval } from './eval-explain.js';
 import { evalFailure, evalGradientOod } from './eval-gradients.js';
 import { evalGradcon } from './eval-gradcon.js';
 import { loadDemoData } from './mnist-training.js';
+import { runReportEval } from './eval-report.js';
 
-const GROUPS = ['ood', 'explain', 'gradients', 'gradcon'] as const;
+const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'report'] as const;
 type Group = (typeof GROUPS)[number];
 
 function arg(name: string, fallback: string): string {
@@ -88,10 +91,10 @@ if (run.has('ood')) {
   save();
 }
 
-if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
+if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('report')) {
   const backend = await init({ backend: BACKEND });
   const log = (m: string) => console.log(`  ${m}`);
-  if (run.has('explain') || run.has('gradients')) {
+  if (run.has('explain') || run.has('gradients') || run.has('report')) {
     const mnist = await loadDemoData(0);
     const fashion = await loadFashionMnist({ split: { test: 2000, tune: 500 }, seed: 0, log });
     const { train, val, test } = mnist.splits;
@@ -112,6 +115,14 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon')) {
       const ctx = { model: single.model, backend, train, test, fashion: fashion.splits.test, log: console.log };
       Object.assign(results, await evalGradientOod(ctx), await evalFailure(ctx));
       times.gradients = (performance.now() - t0) / 1000;
+      save();
+    }
+    if (run.has('report')) {
+      const t0 = performance.now();
+      console.log('=== eval group: report');
+      const r = await runReportEval({ model: single.model, backend, val, test, fashion: fashion.splits.test, outDir: join(OUT, 'report'), mcSamples: Number(arg('mc-samples', '50')) });
+      for (const [k, v] of Object.entries(r)) if (typeof v === 'number' || v === null) results[k] = v;
+      times.report = (performance.now() - t0) / 1000;
       save();
     }
   }
