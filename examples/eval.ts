@@ -14,6 +14,8 @@
  *   gradients  examples/eval-gradients.ts: gradient-norm, stage-2, GradNorm and introspective
  *              OOD, attacks, failure prediction, Gaussian-noise shift. Keys `ood.*`, `attacks.*`,
  *              `failure.*`, `shift.*`.
+ *   report     examples/eval-report.ts: riskReport on the same protocol (cached eval LeNet-5):
+ *              index.html / index.md / results.json in <out>/report/. Keys `report.*`.
  *   gradcon    examples/eval-gradcon.ts (opt-in: long): one-class GradCON vs plain CAE AUROC.
  *              Keys `gradcon.<dataset>`, `cae.<dataset>` ({ perClass[10], mean }).
  *   bayes      examples/eval-bayes.ts (opt-in): BLR observations, MAP vs Laplace logistic
@@ -55,7 +57,9 @@ import { loadDemoData } from './mnist-training.js';
 import { evalActive } from './eval-active.js';
 import { evalConformal } from './eval-conformal.js';
 
-const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes', 'conformal', 'active', 'bias', 'guards'] as const;
+import { runReportEval } from './eval-report.js';
+
+const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes', 'conformal', 'active', 'bias', 'guards', 'report'] as const;
 type Group = (typeof GROUPS)[number];
 
 function arg(name: string, fallback: string): string {
@@ -109,7 +113,7 @@ if (run.has('ood')) {
   save();
 }
 
-if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active') || run.has('bias') || run.has('guards')) {
+if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active') || run.has('bias') || run.has('guards') || run.has('report')) {
   const backend = await init({ backend: BACKEND });
   const log = (m: string) => console.log(`  ${m}`);
   if (run.has('explain') || run.has('gradients') || run.has('guards')) {
@@ -143,6 +147,14 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
       });
       Object.assign(results, r.results);
       times.guards = (performance.now() - t0) / 1000;
+      save();
+    }
+    if (run.has('report')) {
+      const t0 = performance.now();
+      console.log('=== eval group: report');
+      const r = await runReportEval({ model: single.model, backend, val, test, fashion: fashion.splits.test, outDir: join(OUT, 'report'), mcSamples: Number(arg('mc-samples', '50')) });
+      for (const [k, v] of Object.entries(r)) if (typeof v === 'number' || v === null) results[k] = v;
+      times.report = (performance.now() - t0) / 1000;
       save();
     }
   }

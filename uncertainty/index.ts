@@ -44,3 +44,10 @@ export * from './wrap.js';
 
 // generative guards: VAE-loss and WGAN-inverter δz detectors, the conditional classifier
 export * from './generative-guards.js';
+
+// riskReport: the whole picture (calibration, OOD, failure prediction, groups, explanations) in one call.
+export {
+  riskReport, reportLogitsFn, defaultReportDetectors,
+  type RiskReport, type RiskReportData, type RiskReportOptions, type RiskReportContext, type RiskReportSectionId, type ReportModel, type ReportSection,
+  type ReportSectionHook, type LabeledSet, type CalibrationNumbers, type OodRow, type OodSetResult, type FailureRow, type GroupRow, type GalleryItem,
+} from './report/risk-report.js';

@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// `npm run demo:web`: builds the browser demo page (web/main.ts → <out>/main.js with esbuild, the
+// same browser settings and Node-module guard as the library's browser bundle) and serves web/
+// plus the build from a small node:http static server, fully offline.
+//
+//   node scripts/demo-web.mjs [--port 8080] [--host 127.0.0.1] [--out DIR] [--build-only]
+//
+// Exports buildDemo(outDir) and serveDemo({ outDir, port, host }) for test/demo-web.test.ts.
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import { checkBrowserBundle } from './build.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const webDir = join(root, 'web');
+
+/** Bundles web/main.ts into `outDir`/main.js (ESM, browser platform, .wgsl as text). */
+export async function buildDemo(outDir = join(root, '.cache', 'dubito', 'web')) {
+  mkdirSync(outDir, { recursive: true });
+  const outfile = join(outDir, 'main.js');
+  const res = await build({
+    absWorkingDir: root,
+    entryPoints: [join(webDir, 'main.ts')],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    loader: { '.wgsl': 'text' },
+    sourcemap: true,
+    metafile: true,
+    minify: true,
+    logLevel: 'warning',
+  });
+  const bad = Object.keys(res.metafile.inputs).filter((p) => /(^|\/)(platform\/|node_modules\/webgpu\/)/.test(p));
+  if (bad.length) throw new Error(`demo page bundle pulls in Node-only inputs: ${bad.join(', ')}`);
+  checkBrowserBundle(outfile);
+  return { outfile, bytes: statSync(outfile).size };
+}
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.map': 'application/json', '.css': 'text/css',
+  '.safetensors': 'application/octet-stream', '.png': 'image/png', '.svg': 'image/svg+xml', '.json': 'application/json',
+};
+
+/** Serves web/ (page, models, data) with /main.js from `outDir`; resolves to { url, server }. */
+export function serveDemo({ outDir = join(root, '.cache', 'dubito', 'web'), port = 8080, host = '127.0.0.1' } = {}) {
+  const server = createServer((req, res) => {
+    let path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    if (path === '/') path = '/index.html';
+    const base = path === '/main.js' || path === '/main.js.map' ? outDir : webDir;
+    const file = normalize(join(base, path));
+    if (!file.startsWith(base + sep) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${path}`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+    res.end(readFileSync(file));
+  });
+  return new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, host, () => ok({ url: `http://${host}:${server.address().port}/`, server }));
+  });
+}
+
+async function main() {
+  const argv = process.argv.slice(2);
+  const opt = (name, fallback) => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 && argv[i + 1] ? argv[i + 1] : fallback;
+  };
+  const outDir = resolve(opt('out', join(root, '.cache', 'dubito', 'web')));
+  const t0 = performance.now();
+  const { bytes } = await buildDemo(outDir);
+  console.log(`built ${join(outDir, 'main.js')} (${(bytes / 1024).toFixed(0)} KiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  for (const f of ['models/lenet5.safetensors', 'models/ensemble5.safetensors', 'data/examples.safetensors']) {
+    if (!existsSync(join(webDir, f))) throw new Error(`web/${f} is missing (node scripts/run-ts.mjs examples/web-models.ts writes it)`);
+  }
+  if (argv.includes('--build-only')) return;
+  const { url } = await serveDemo({ outDir, port: Number(opt('port', '8080')), host: opt('host', '127.0.0.1') });
+  console.log(`dubito demo page: ${url}   (Ctrl-C to stop; works offline; add ?backend=cpu for the CPU reference backend)`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  });
+}

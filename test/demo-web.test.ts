@@ -1,0 +1,240 @@
+/**
+ * The browser demo page (web/, `npm run demo:web`) in headless Chromium through playwright-core
+ * (Debian's chromium, the flags of test/browser.test.ts): builds the page with
+ * scripts/demo-web.mjs into a temp dir, serves it offline from node:http, opens it, draws a
+ * stroke with the mouse, loads a Fashion-MNIST example, and checks the numbers the page shows
+ * against the library computed here in Node on the CPU reference backend for the same 28×28 input
+ * and the same MC-dropout seed: class probabilities, MC-dropout entropy / mutual information /
+ * variation ratio, the ensemble's disagreement and the guard's threshold, score and verdict (the
+ * Fashion example is flagged "not reliable"); the heatmap canvases are non-empty; the CPU
+ * fallback (`?backend=cpu`) shows its notice and the same numbers. Screenshot:
+ * $DUBITO_ARTIFACTS (default .cache/dubito/artifacts)/demo-web.png.
+ *
+ * Chromium: /usr/bin/chromium (or $CHROMIUM_PATH). Missing → fails under CI, skipped locally.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import {
+  type Tensor, DeepEnsemble, Dropout, LeNet5, decodeSafetensors, energyDetector, guard, mcDropout, noGrad, safetensorsToTensors, setBackend,
+  softmax, tensor, tidy,
+} from '../node.js';
+import { cpu } from './helpers/backends.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const chromiumArgs = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const artifacts = resolve(process.env.DUBITO_ARTIFACTS ?? join(root, '.cache', 'dubito', 'artifacts'));
+/** The page's settings (web/main.ts, DEMO). */
+const DEMO = { mcSamples: 50, mcSeed: 1234, fpr: 0.05 };
+
+let tmp = '';
+let server: Server | undefined;
+let browser: Browser | undefined;
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+// ---- the library in Node, on the shipped weights and images -----------------------------------
+
+function lenetFrom(t: Record<string, Tensor>, prefix: string): LeNet5 {
+  const m = new LeNet5({ dropout: 0.3 });
+  const sd: Record<string, Tensor> = {};
+  for (const [k, v] of Object.entries(t)) if (k.startsWith(prefix)) sd[k.slice(prefix.length)] = v;
+  m.loadStateDict(sd);
+  return m.eval();
+}
+
+async function nodeSide() {
+  setBackend(cpu);
+  const load = (f: string) => safetensorsToTensors(decodeSafetensors(readFileSync(join(root, 'web', f))), cpu);
+  const t1 = load('models/lenet5.safetensors');
+  const t5 = load('models/ensemble5.safetensors');
+  const lenet = lenetFrom(t1, '');
+  const ens = new DeepEnsemble(Array.from({ length: 5 }, (_, i) => lenetFrom(t5, `m${i}.`))).eval();
+  for (const t of [...Object.values(t1), ...Object.values(t5)]) t.dispose();
+  const ex = decodeSafetensors(readFileSync(join(root, 'web', 'data', 'examples.safetensors'))).tensors;
+  const images = (name: string) => Float32Array.from(ex[`${name}.images`].data, (v) => v / 255);
+  const val = tensor(images('mnistVal'), [500, 1, 28, 28], { backend: cpu });
+  const g = await guard(energyDetector(lenet), { fpr: DEMO.fpr, heldOut: val, classifier: lenet });
+  val.dispose();
+  const fashion = images('fashion');
+  const numbers = async (input: ArrayLike<number>) => {
+    const x = tensor(Float32Array.from(input), [1, 1, 28, 28], { backend: cpu });
+    const p = tidy(() => noGrad(() => softmax(lenet.forward(x), -1)));
+    const drops = lenet.modules().filter((d): d is Dropout => d instanceof Dropout);
+    drops.forEach((d) => (d.stochasticAtInference = true));
+    const mc = mcDropout(lenet, x, { samples: DEMO.mcSamples, seed: DEMO.mcSeed });
+    drops.forEach((d) => (d.stochasticAtInference = false));
+    const en = ens.predict(x);
+    const gb = g.apply(x);
+    const out = {
+      probs: Array.from(await p.data()),
+      mc: { predictiveEntropy: (await mc.predictiveEntropy.data())[0], mutualInformation: (await mc.mutualInformation.data())[0], variationRatio: (await mc.variationRatio.data())[0] },
+      ensemble: { predictiveEntropy: (await en.predictiveEntropy.data())[0], mutualInformation: (await en.mutualInformation.data())[0], variationRatio: (await en.variationRatio.data())[0] },
+      guard: { score: (await gb.score.data())[0], reliable: (await gb.reliable.data())[0] !== 0 },
+    };
+    for (const t of [x, p, gb.score, gb.reliable, gb.prediction, ...Object.values(mc), ...Object.values(en)]) t?.dispose();
+    return out;
+  };
+  // which shipped Fashion-MNIST images the guard rejects (one batched call)
+  const fx = tensor(fashion, [200, 1, 28, 28], { backend: cpu });
+  const all = g.apply(fx);
+  const rejected = Array.from(await all.reliable.data(), (r) => r === 0);
+  for (const t of [fx, all.score, all.reliable, all.prediction]) t?.dispose();
+  return { threshold: g.threshold, numbers, rejected };
+}
+
+// ---- the page -----------------------------------------------------------------------------------
+
+interface Shown {
+  input: number[]; probs: number[]; prediction: number; source: string; ms: number;
+  mc: { predictiveEntropy: number; mutualInformation: number; variationRatio: number };
+  ensemble: { predictiveEntropy: number; mutualInformation: number; variationRatio: number; members: number[] };
+  guard: { score: number; threshold: number; reliable: boolean };
+}
+interface DemoState { ready: boolean; error: string | null; backend: string; adapter: string; fallback: boolean; last: Shown | null; timings: number[] }
+
+const pageState = (page: Page) => page.evaluate(() => (window as unknown as { dubitoDemo: { state: DemoState } }).dubitoDemo.state);
+
+async function open(url: string, logs: string[]): Promise<Page> {
+  const page = await browser!.newPage({ viewport: { width: 1180, height: 900 } });
+  page.on('console', (m) => logs.push(`console.${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  await page.goto(url);
+  try {
+    await page.waitForFunction(() => {
+      const s = (window as unknown as { dubitoDemo?: { state: DemoState } }).dubitoDemo?.state;
+      return s && (s.ready || s.error);
+    }, undefined, { timeout: 150_000 });
+  } catch (e) {
+    throw new Error(`the demo page did not start: ${e}\n${logs.join('\n')}`);
+  }
+  const s = await pageState(page);
+  expect(s.error, logs.join('\n')).toBeNull();
+  return page;
+}
+
+/** The numbers the page shows (its DOM text) agree with its state, and the state with Node. */
+async function compare(page: Page, node: Awaited<ReturnType<typeof nodeSide>>, what: string) {
+  const s = (await pageState(page)).last!;
+  const want = await node.numbers(s.input);
+  // float32 on different backends (WebGPU vs the CPU reference): agreement to 1e-3 absolute
+  const close = (got: number, exp: number, name: string, tol = 1e-3) => expect(Math.abs(got - exp), `${what}: ${name} ${got} vs Node ${exp}`).toBeLessThan(tol);
+  want.probs.forEach((p, k) => close(s.probs[k], p, `p[${k}]`));
+  for (const key of ['predictiveEntropy', 'mutualInformation'] as const) {
+    close(s.mc[key], want.mc[key], `MC ${key}`);
+    close(s.ensemble[key], want.ensemble[key], `ensemble ${key}`);
+  }
+  // The variation ratio counts argmax votes (steps of 1/T = 0.02 for MC dropout, 1/M = 0.2 for the
+  // ensemble): one pass or member whose top two logits differ by less than float32 noise between
+  // the backends may vote differently, so one vote of slack each.
+  close(s.mc.variationRatio, want.mc.variationRatio, 'MC variation ratio', 0.021);
+  close(s.ensemble.variationRatio, want.ensemble.variationRatio, 'ensemble variation ratio', 0.21);
+  close(s.guard.threshold, node.threshold, 'guard threshold');
+  close(s.guard.score, want.guard.score, 'guard score');
+  if (Math.abs(want.guard.score - node.threshold) > 1e-2) expect(s.guard.reliable, `${what}: guard verdict`).toBe(want.guard.reliable);
+  // the DOM shows the state's numbers
+  const dom = await page.evaluate(() => ({
+    mcMi: document.getElementById('mcMi')!.textContent, ensMi: document.getElementById('ensMi')!.textContent,
+    threshold: document.getElementById('guardThreshold')!.textContent, verdict: document.getElementById('verdict')!.textContent,
+  }));
+  expect(dom.mcMi).toBe(s.mc.mutualInformation.toFixed(3));
+  expect(dom.ensMi).toBe(s.ensemble.mutualInformation.toFixed(3));
+  expect(dom.threshold).toBe(s.guard.threshold.toFixed(3));
+  expect(dom.verdict).toBe(s.guard.reliable ? `reliable: ${s.prediction}` : 'NOT RELIABLE');
+  return s;
+}
+
+async function heatmapsNonEmpty(page: Page) {
+  const stats = await page.evaluate(() => ['inputView', 'gradcam', 'contrastcam', 'voice'].map((id) => {
+    const c = document.getElementById(id) as HTMLCanvasElement;
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    const seen = new Set<number>();
+    let lit = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+      if (d[i] + d[i + 1] + d[i + 2] > 30) lit++;
+    }
+    return { id, width: c.width, colours: seen.size, lit };
+  }));
+  for (const s of stats) {
+    expect(s.width, s.id).toBe(28);
+    expect(s.colours, `${s.id}: distinct colours`).toBeGreaterThan(8);
+    expect(s.lit, `${s.id}: lit pixels`).toBeGreaterThan(20);
+  }
+}
+
+describe('demo page (web/)', () => {
+  it('draws, loads Fashion-MNIST, matches the library in Node, flags OOD, falls back to CPU', { timeout: 300_000 }, async (ctx) => {
+    if (!existsSync(chromiumPath)) {
+      const msg = `Chromium not found at ${chromiumPath} (install it: sudo bash .ci/install-system-deps.sh, or set CHROMIUM_PATH)`;
+      if (process.env.CI) throw new Error(`the demo page test is required in CI: ${msg}`);
+      console.warn(`[dubito tests] SKIPPED demo page test: ${msg}`);
+      ctx.skip();
+      return;
+    }
+    tmp = mkdtempSync(join(tmpdir(), 'dubito-demo-web-'));
+    const { buildDemo, serveDemo } = await import('../scripts/demo-web.mjs');
+    await buildDemo(tmp);
+    const served = await serveDemo({ outDir: tmp, port: 0 });
+    server = served.server;
+    const nodeP = nodeSide();
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs, timeout: 60_000 });
+    const logs: string[] = [];
+    const page = await open(served.url, logs);
+    const s0 = await pageState(page);
+    console.log(`[demo-web] backend ${s0.backend}: ${s0.adapter}`);
+    expect(s0.backend).toBe('webgpu');
+    expect(s0.fallback).toBe(false);
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    const node = await nodeP;
+    await compare(page, node, 'MNIST-test #0');
+
+    // a stroke with the mouse: a vertical bar, like a "1"
+    const box = (await page.locator('#pad').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.2);
+    await page.mouse.down();
+    for (let i = 1; i <= 12; i++) await page.mouse.move(box.x + box.width * (0.5 - 0.01 * i), box.y + box.height * (0.2 + 0.05 * i));
+    await page.mouse.up();
+    await page.evaluate(() => (window as unknown as { dubitoDemo: { settle(): Promise<void> } }).dubitoDemo.settle());
+    const drawn = await compare(page, node, 'the drawn stroke');
+    expect(drawn.source).toBe('drawing');
+    expect(drawn.input.filter((v) => v > 0.5).length).toBeGreaterThan(20);
+    await heatmapsNonEmpty(page);
+
+    // a Fashion-MNIST example the guard rejects in Node; most of them are rejected
+    const flagged = node.rejected.filter(Boolean).length;
+    expect(flagged / node.rejected.length).toBeGreaterThan(0.5);
+    const idx = node.rejected.indexOf(true);
+    await page.evaluate((i) => (window as unknown as { dubitoDemo: { loadExample(k: string, i: number): Promise<void> } }).dubitoDemo.loadExample('fashion', i), idx);
+    const f = await compare(page, node, `Fashion-MNIST #${idx}`);
+    expect(f.source).toMatch(/^Fashion-MNIST #/);
+    expect(f.guard.reliable).toBe(false);
+    expect(await page.locator('#verdict').textContent()).toBe('NOT RELIABLE');
+    await heatmapsNonEmpty(page);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'demo-web.png'), fullPage: true });
+    const timings = (await pageState(page)).timings;
+    console.log(`[demo-web] WebGPU update times (ms): ${timings.map((t) => t.toFixed(0)).join(', ')}`);
+    expect(logs.filter((l) => l.startsWith('pageerror'))).toEqual([]);
+
+    // the CPU fallback: a visible notice and the same numbers
+    const cpuPage = await open(`${served.url}?backend=cpu`, logs);
+    const c0 = await pageState(cpuPage);
+    expect(c0.backend).toBe('cpu');
+    expect(c0.fallback).toBe(true);
+    expect(await cpuPage.locator('#notice').isVisible()).toBe(true);
+    expect(await cpuPage.locator('#notice').textContent()).toMatch(/CPU reference backend/);
+    await compare(cpuPage, node, 'CPU fallback, MNIST-test #0');
+    console.log(`[demo-web] CPU-fallback update times (ms): ${c0.timings.map((t) => t.toFixed(0)).join(', ')}`);
+    expect(logs.filter((l) => l.startsWith('pageerror'))).toEqual([]);
+  });
+});
