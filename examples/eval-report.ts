@@ -6,11 +6,12 @@
  * Writes index.html, index.md and results.json into `<out>/report/` and returns the flat keys
  * prefixed `report.` (e.g. `report.calibration.after.ece`, `report.ood.Fashion-MNIST.<detector>.auroc`).
  *
- * Progress: one line per stage (`\r`-updated with elapsed time and ETA on a TTY, plain lines otherwise).
+ * Progress: riskReport's stages on the shared progress display (cli/progress.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Backend, type ImageSet, type LeNet5, MNIST_CLASS_NAMES, imageSetToTensors, riskReport } from '../node.js';
+import { type Progress, progress } from '../cli/progress.js';
 
 export interface ReportEvalOptions {
   model: LeNet5;
@@ -23,16 +24,23 @@ export interface ReportEvalOptions {
   log?: (s: string) => void;
 }
 
-/** A stage line: `\r`-rewritten with elapsed time and ETA on a TTY, one plain line per stage otherwise. */
-export function stagePrinter(what: string): (stage: string, i: number, n: number) => void {
-  const t0 = performance.now();
-  const tty = typeof process !== 'undefined' && process.stdout.isTTY;
-  return (stage, i, n) => {
-    const s = (performance.now() - t0) / 1000;
-    const eta = i > 0 ? ` ETA ${((s / i) * (n - i)).toFixed(0)} s` : '';
-    const line = `  ${what} [${'#'.repeat(i)}${'.'.repeat(n - i)}] ${i}/${n} ${stage} (${s.toFixed(1)} s${eta})`;
-    if (tty) process.stdout.write(`\r\x1b[K${line}${i === n - 1 ? '\n' : ''}`);
-    else console.log(line);
+/**
+ * riskReport's stage callback on the one progress display of the long runs (cli/progress.ts: a
+ * bar with ETA on a TTY, a plain line per stage otherwise); `done()` closes it.
+ */
+export function stageProgress(what: string): { onStage: (stage: string, i: number, n: number) => void; done: () => void } {
+  let bar: Progress | null = null;
+  let at = 0;
+  return {
+    onStage(stage, i, n) {
+      bar ??= progress(what, n, { plain: 'each' });
+      bar.tick({ stage }, i - at);
+      at = i;
+    },
+    done() {
+      bar?.tick({}, 1);
+      bar?.done();
+    },
   };
 }
 
@@ -40,13 +48,15 @@ export async function runReportEval(o: ReportEvalOptions): Promise<Record<string
   const held = imageSetToTensors(o.val, { backend: o.backend });
   const test = imageSetToTensors(o.test, { backend: o.backend });
   const ood = imageSetToTensors(o.fashion, { backend: o.backend });
+  const stages = stageProgress('riskReport');
   try {
     const r = await riskReport(o.model, {
       heldOut: held, test, ood: { 'Fashion-MNIST': ood.x },
     }, {
       title: 'Risk report: LeNet-5, MNIST vs Fashion-MNIST', mcSamples: o.mcSamples ?? 50, seed: 0,
-      explain: { layer: 'features.4', perKind: 4 }, classNames: MNIST_CLASS_NAMES, progress: stagePrinter('riskReport'),
+      explain: { layer: 'features.4', perKind: 4 }, classNames: MNIST_CLASS_NAMES, progress: stages.onStage,
     });
+    stages.done();
     mkdirSync(o.outDir, { recursive: true });
     for (const [name, text] of Object.entries(r.files())) writeFileSync(join(o.outDir, name), text);
     (o.log ?? console.log)(`${r.summary}\n  report: ${join(o.outDir, 'index.html')} (${r.seconds.toFixed(1)} s)`);

@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 // `npm run demo:web`: builds the browser demo page (web/main.ts → <out>/main.js with esbuild, the
 // same browser settings and Node-module guard as the library's browser bundle) and serves web/
-// plus the build from a small node:http static server, fully offline.
+// plus the build with sirv (a small static-file handler) on node:http, fully offline.
 //
 //   node scripts/demo-web.mjs [--port 8080] [--host 127.0.0.1] [--out DIR] [--build-only]
 //
 // Exports buildDemo(outDir) and serveDemo({ outDir, port, host }) for test/demo-web.test.ts.
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
+import sirv from 'sirv';
 import { checkBrowserBundle } from './build.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -40,24 +41,17 @@ export async function buildDemo(outDir = join(root, '.cache', 'dubito', 'web')) 
   return { outfile, bytes: statSync(outfile).size };
 }
 
-const TYPES = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.map': 'application/json', '.css': 'text/css',
-  '.safetensors': 'application/octet-stream', '.png': 'image/png', '.svg': 'image/svg+xml', '.json': 'application/json',
-};
-
-/** Serves web/ (page, models, data) with /main.js from `outDir`; resolves to { url, server }. */
+/**
+ * Serves web/ (page, models, data) with /main.js from `outDir`; resolves to { url, server }.
+ * Two sirv handlers (no caching: `dev`), anything else is a plain 404.
+ */
 export function serveDemo({ outDir = join(root, '.cache', 'dubito', 'web'), port = 8080, host = '127.0.0.1' } = {}) {
+  const bundle = sirv(outDir, { dev: true });
+  const page = sirv(webDir, { dev: true });
   const server = createServer((req, res) => {
-    let path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    if (path === '/') path = '/index.html';
-    const base = path === '/main.js' || path === '/main.js.map' ? outDir : webDir;
-    const file = normalize(join(base, path));
-    if (!file.startsWith(base + sep) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${path}`);
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-    res.end(readFileSync(file));
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const notFound = () => res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${path}`);
+    (path === '/main.js' || path === '/main.js.map' ? bundle : page)(req, res, notFound);
   });
   return new Promise((ok, fail) => {
     server.once('error', fail);

@@ -1,7 +1,7 @@
 /**
  * The browser demo page (web/, `npm run demo:web`) in headless Chromium through playwright-core
  * (Debian's chromium, the flags of test/browser.test.ts): builds the page with
- * scripts/demo-web.mjs into a temp dir, serves it offline from node:http, opens it, draws a
+ * scripts/demo-web.mjs into a temp dir, serves it offline (sirv on node:http), opens it, draws a
  * stroke with the mouse, loads a Fashion-MNIST example, and checks the numbers the page shows
  * against the library computed here in Node on the CPU reference backend for the same 28×28 input
  * and the same MC-dropout seed: class probabilities, MC-dropout entropy / mutual information /
