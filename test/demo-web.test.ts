@@ -235,6 +235,12 @@ describe('demo page (web/)', () => {
     expect(await cpuPage.locator('#notice').textContent()).toMatch(/CPU reference backend/);
     await compare(cpuPage, node, 'CPU fallback, MNIST-test #0');
     console.log(`[demo-web] CPU-fallback update times (ms): ${c0.timings.map((t) => t.toFixed(0)).join(', ')}`);
+    // "Download risk report" on the CPU backend (the reduced report: 200 held-out images, T = 10, no gallery).
+    const rep = await cpuPage.evaluate(() => (window as unknown as { dubitoDemo: { buildReport(): Promise<{ summary: string; seconds: number; htmlBytes: number }> } }).dubitoDemo.buildReport());
+    console.log(`[demo-web] CPU-fallback risk report: ${rep.seconds.toFixed(1)} s, ${rep.htmlBytes} bytes of HTML`);
+    expect(rep.summary).toMatch(/over-confident|under-confident|calibrat/i);
+    expect(rep.htmlBytes).toBeGreaterThan(10_000);
+    expect(await cpuPage.locator('#reportText').textContent()).toContain(rep.summary);
     expect(logs.filter((l) => l.startsWith('pageerror'))).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@
  * `window.dubitoDemo` exposes the state for the Playwright test (test/demo-web.test.ts).
  */
 import {
-  type DetectorGuard, type RGBImage, type Tensor, Adam, DeepEnsemble, Dropout, LeNet5,
+  type DetectorGuard, type RGBImage, type RiskReportSectionId, type Tensor, Adam, DeepEnsemble, Dropout, LeNet5,
   contrastCam, crossEntropy, decodeSafetensors, energyDetector, gradCam, guard, heatmapImages, heatmapOverlays, init, inputImage,
   keep, manualSeed, mcDropout, memory, noGrad, riskReport, safetensorsToTensors, softmax, tensor, tidy, voice,
 } from '../index.js';
@@ -76,8 +76,8 @@ function imageOf(set: ImageSetU8, i: number): Float32Array {
   return out;
 }
 
-function setX(set: ImageSetU8, idx?: number): Tensor {
-  const n = idx === undefined ? set.count : 1;
+function setX(set: ImageSetU8, idx?: number, limit = set.count): Tensor {
+  const n = idx === undefined ? Math.min(limit, set.count) : 1;
   const px = new Float32Array(n * 784);
   for (let i = 0; i < n * 784; i++) px[i] = set.images[(idx ?? 0) * 784 + i] / 255;
   return toX(px, n);
@@ -419,14 +419,20 @@ async function calibrateGuard() {
 async function buildReport() {
   const text = $('reportText');
   text.textContent = 'computing…';
-  const held = setX(sets.mnistVal);
-  const test = setX(sets.mnistTest);
-  const ood = setX(sets.fashion);
+  // On the CPU reference backend the full report (500 held-out + 200 test + 200 Fashion images,
+  // MC T = 20, the Grad-CAM / VOICE gallery) takes minutes in a tab: there it uses 200 held-out
+  // images, T = 10 and no gallery.
+  const cpu = be.name !== 'webgpu';
+  const [nHeld, nTest, nOod] = [cpu ? Math.min(200, sets.mnistVal.count) : sets.mnistVal.count, sets.mnistTest.count, sets.fashion.count];
+  const held = setX(sets.mnistVal, undefined, nHeld);
+  const test = setX(sets.mnistTest, undefined, nTest);
+  const ood = setX(sets.fashion, undefined, nOod);
   try {
     const r = await riskReport(lenet, {
-      heldOut: { x: held, y: sets.mnistVal.labels }, test: { x: test, y: sets.mnistTest.labels }, ood: { 'Fashion-MNIST': ood },
+      heldOut: { x: held, y: sets.mnistVal.labels.subarray(0, nHeld) }, test: { x: test, y: sets.mnistTest.labels.subarray(0, nTest) }, ood: { 'Fashion-MNIST': ood },
     }, {
-      title: 'Risk report: LeNet-5 on MNIST (shipped examples)', mcSamples: 20, batchSize: 50, explain: { layer: DEMO.layer, perKind: 3 },
+      title: `Risk report: LeNet-5 on MNIST (shipped examples${cpu ? ', reduced for the CPU backend' : ''})`, mcSamples: cpu ? 10 : 20, batchSize: 50,
+      ...(cpu ? { sections: ['calibration', 'ood', 'failure'] as RiskReportSectionId[] } : { explain: { layer: DEMO.layer, perKind: 3 } }),
       progress: (stage) => {
         text.textContent = `computing: ${stage}…`;
         console.info(`riskReport: ${stage}`);
