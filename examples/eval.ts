@@ -116,7 +116,7 @@ if (run.has('ood')) {
 if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active') || run.has('bias') || run.has('guards') || run.has('report')) {
   const backend = await init({ backend: BACKEND });
   const log = (m: string) => console.log(`  ${m}`);
-  if (run.has('explain') || run.has('gradients') || run.has('guards')) {
+  if (run.has('explain') || run.has('gradients') || run.has('guards') || run.has('report')) {
     const mnist = await loadDemoData(0);
     const fashion = await loadFashionMnist({ split: { test: 2000, tune: 500 }, seed: 0, log });
     const { train, val, test } = mnist.splits;
