@@ -110,29 +110,54 @@ export interface TrainedModel {
   history: { epoch: number; loss: number; valAcc: number | null; seconds: number }[];
 }
 
+type History = TrainedModel['history'];
+
+/** A fresh LeNet-5 initialised from `seed` (the global generator is reseeded first). */
+function freshLeNet(seed: number, dropout: number): LeNet5 {
+  manualSeed(seed);
+  return new LeNet5({ dropout });
+}
+
 /**
- * Loads the checkpoint for `recipe` or trains it (and saves it) with `trainLeNet`, the demo's
- * training loop. `retrain` ignores an existing checkpoint.
+ * Loads the checkpoint at `path` into `make()` if its metadata `recipe` equals `key`; null when
+ * there is none or it is unusable (said in the log, the half-loaded model freed), so the caller
+ * trains a fresh one.
  */
-async function loadCached(recipe: Recipe, backend: Backend, log: (s: string) => void): Promise<TrainedModel | null> {
-  const path = join(checkpointDir(), `lenet5-${recipeHash(recipe)}.safetensors`);
+async function loadCheckpoint(
+  path: string, key: string, make: () => LeNet5, backend: Backend, log: (s: string) => void,
+): Promise<{ model: LeNet5; trainSeconds: number; history: History } | null> {
   if (!existsSync(path)) return null;
-  manualSeed(recipe.initSeed);
-  const model = new LeNet5({ dropout: recipe.dropout });
+  const model = make();
   try {
     const file = await loadSafetensors(path);
-    if (file.metadata.recipe !== stableJson(recipe)) throw new Error('recipe in the metadata does not match');
+    if (file.metadata.recipe !== key) throw new Error('recipe in the metadata does not match');
     tidy(() => {
       model.loadStateDict(safetensorsToTensors(file, backend));
     });
     model.eval();
-    const meta = JSON.parse(file.metadata.training ?? '{}') as { seconds?: number; history?: TrainedModel['history'] };
-    return { model, recipe, path, cached: true, trainSeconds: meta.seconds ?? NaN, history: meta.history ?? [] };
+    const meta = JSON.parse(file.metadata.training ?? '{}') as { seconds?: number; history?: History };
+    return { model, trainSeconds: meta.seconds ?? NaN, history: meta.history ?? [] };
   } catch (e) {
     log(`  checkpoint ${path} unusable (${e instanceof Error ? e.message : String(e)}); retraining`);
     model.dispose();
     return null;
   }
+}
+
+/** Saves a trained model with its recipe key and training record in the metadata. */
+async function saveCheckpoint(path: string, model: LeNet5, key: string, training: Record<string, unknown>): Promise<void> {
+  const sd = model.stateDict();
+  await saveSafetensors(path, sd, { recipe: key, training: JSON.stringify(training) });
+  for (const t of Object.values(sd)) t.dispose();
+}
+
+const recipePath = (recipe: Recipe): string => join(checkpointDir(), `lenet5-${recipeHash(recipe)}.safetensors`);
+
+/** The cached checkpoint of `recipe`, or null. */
+async function loadCached(recipe: Recipe, backend: Backend, log: (s: string) => void): Promise<TrainedModel | null> {
+  const path = recipePath(recipe);
+  const c = await loadCheckpoint(path, stableJson(recipe), () => freshLeNet(recipe.initSeed, recipe.dropout), backend, log);
+  return c && { ...c, recipe, path, cached: true };
 }
 
 /**
@@ -152,10 +177,7 @@ export async function obtainEnsemble(
   if (recipes.some((r) => r.epochs !== r0.epochs || r.batchSize !== r0.batchSize || r.lr !== r0.lr || r.dropout !== r0.dropout)) {
     throw new Error('obtainEnsemble: members must share epochs, batch size, lr and dropout to train stacked');
   }
-  const models = recipes.map((r) => {
-    manualSeed(r.initSeed);
-    return new LeNet5({ dropout: r.dropout });
-  });
+  const models = recipes.map((r) => freshLeNet(r.initSeed, r.dropout));
   const t0 = performance.now();
   const { histories } = await trainLeNetEnsemble(models, train, val, {
     epochs: r0.epochs, batchSize: r0.batchSize, lr: r0.lr, seeds: recipes.map((r) => r.dataSeed), augment: r0.augment, backend, log: opts.log,
@@ -164,45 +186,33 @@ export async function obtainEnsemble(
   const out: TrainedModel[] = [];
   for (let m = 0; m < models.length; m++) {
     const model = models[m].eval();
-    const path = join(checkpointDir(), `lenet5-${recipeHash(recipes[m])}.safetensors`);
-    const sd = model.stateDict();
-    await saveSafetensors(path, sd, { recipe: stableJson(recipes[m]), training: JSON.stringify({ seconds, history: histories[m], stackedWith: recipes.length }) });
-    for (const t of Object.values(sd)) t.dispose();
+    const path = recipePath(recipes[m]);
+    await saveCheckpoint(path, model, stableJson(recipes[m]), { seconds, history: histories[m], stackedWith: recipes.length });
     out.push({ model, recipe: recipes[m], path, cached: false, trainSeconds: seconds, history: histories[m] });
   }
   return out;
 }
 
+/**
+ * Loads the checkpoint for `recipe` or trains it (and saves it) with `trainLeNet`, the demo's
+ * training loop. `retrain` ignores an existing checkpoint.
+ */
 export async function obtainModel(
   recipe: Recipe, train: ImageSet, val: ImageSet, backend: Backend, opts: { retrain: boolean; log: (s: string) => void },
 ): Promise<TrainedModel> {
-  const path = join(checkpointDir(), `lenet5-${recipeHash(recipe)}.safetensors`);
-  manualSeed(recipe.initSeed);
-  const model = new LeNet5({ dropout: recipe.dropout });
-  if (!opts.retrain && existsSync(path)) {
-    try {
-      const file = await loadSafetensors(path);
-      const stored = file.metadata.recipe;
-      if (stored !== stableJson(recipe)) throw new Error('recipe in the metadata does not match');
-      tidy(() => {
-        model.loadStateDict(safetensorsToTensors(file, backend));
-      });
-      model.eval();
-      const meta = JSON.parse(file.metadata.training ?? '{}') as { seconds?: number; history?: TrainedModel['history'] };
-      return { model, recipe, path, cached: true, trainSeconds: meta.seconds ?? NaN, history: meta.history ?? [] };
-    } catch (e) {
-      opts.log(`  checkpoint ${path} unusable (${e instanceof Error ? e.message : String(e)}); retraining`);
-    }
+  if (!opts.retrain) {
+    const cached = await loadCached(recipe, backend, opts.log);
+    if (cached) return cached;
   }
+  const path = recipePath(recipe);
+  const model = freshLeNet(recipe.initSeed, recipe.dropout);
   const t0 = performance.now();
   const { history } = await trainLeNet(model, train, val, {
     epochs: recipe.epochs, batchSize: recipe.batchSize, lr: recipe.lr, seed: recipe.dataSeed, augment: recipe.augment, backend, log: opts.log,
   });
   const seconds = (performance.now() - t0) / 1000;
   model.eval();
-  const sd = model.stateDict();
-  await saveSafetensors(path, sd, { recipe: stableJson(recipe), training: JSON.stringify({ seconds, history }) });
-  for (const t of Object.values(sd)) t.dispose();
+  await saveCheckpoint(path, model, stableJson(recipe), { seconds, history });
   return { model, recipe, path, cached: false, trainSeconds: seconds, history };
 }
 
@@ -258,28 +268,15 @@ export async function obtainRecipeModel(
   const key = { kind: 'recipe-v1', spec, seed, split: MNIST_SPLIT, code: recipeCode() };
   const path = join(checkpointDir(), `lenet5-${spec.id}-${createHash('sha256').update(stableJson(key)).digest('hex').slice(0, 16)}.safetensors`);
   const recipe: Recipe = { ...baseRecipe(spec.epochs, seed), dropout: spec.dropout, lr: spec.lr, batchSize: spec.batchSize, code: key.code };
-  manualSeed(seed);
-  const model = new LeNet5({ dropout: spec.dropout });
-  if (!opts.retrain && existsSync(path)) {
-    try {
-      const file = await loadSafetensors(path);
-      if (file.metadata.recipe !== stableJson(key)) throw new Error('recipe in the metadata does not match');
-      tidy(() => {
-        model.loadStateDict(safetensorsToTensors(file, backend));
-      });
-      model.eval();
-      const meta = JSON.parse(file.metadata.training ?? '{}') as { seconds?: number; history?: TrainedModel['history'] };
-      return { model, recipe, path, cached: true, trainSeconds: meta.seconds ?? NaN, history: meta.history ?? [] };
-    } catch (e) {
-      opts.log(`  checkpoint ${path} unusable (${e instanceof Error ? e.message : String(e)}); retraining`);
-    }
+  if (!opts.retrain) {
+    const cached = await loadCheckpoint(path, stableJson(key), () => freshLeNet(seed, spec.dropout), backend, opts.log);
+    if (cached) return { ...cached, recipe, path, cached: true };
   }
+  const model = freshLeNet(seed, spec.dropout);
   const t0 = performance.now();
   const { history } = await trainRecipe(model, train, val, { ...spec, seed, backend, log: opts.log });
   const seconds = (performance.now() - t0) / 1000;
   model.eval();
-  const sd = model.stateDict();
-  await saveSafetensors(path, sd, { recipe: stableJson(key), training: JSON.stringify({ seconds, history }) });
-  for (const t of Object.values(sd)) t.dispose();
+  await saveCheckpoint(path, model, stableJson(key), { seconds, history });
   return { model, recipe, path, cached: false, trainSeconds: seconds, history };
 }
