@@ -52,10 +52,14 @@ export function checkBrowserBundle(file) {
   return text.length;
 }
 
-export async function buildBrowser(outfile = join(root, 'dist/browser/dubito.js')) {
+/**
+ * The browser ESM bundle (no Node modules: the plugin, the input check and the text check all
+ * enforce it). `entry` / `minify` serve the demo page (scripts/demo-web.mjs) with the same rules.
+ */
+export async function buildBrowser(outfile = join(root, 'dist/browser/dubito.js'), { entry = 'index.ts', minify = false } = {}) {
   const res = await build({
     absWorkingDir: root,
-    entryPoints: ['index.ts'],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     format: 'esm',
@@ -64,11 +68,12 @@ export async function buildBrowser(outfile = join(root, 'dist/browser/dubito.js'
     loader: { '.wgsl': 'text' },
     sourcemap: true,
     metafile: true,
+    minify,
     logLevel: 'warning',
     plugins: [noNodeModules],
   });
   const bad = Object.keys(res.metafile.inputs).filter((p) => /(^|\/)(platform\/|node_modules\/webgpu\/)/.test(p));
-  if (bad.length) throw new Error(`browser bundle pulls in Node-only inputs: ${bad.join(', ')}`);
+  if (bad.length) throw new Error(`browser bundle ${rel(outfile)} pulls in Node-only inputs: ${bad.join(', ')}`);
   const size = checkBrowserBundle(outfile);
   return { outfile, size, inputs: Object.keys(res.metafile.inputs).length };
 }

@@ -10,34 +10,17 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
 import sirv from 'sirv';
-import { checkBrowserBundle } from './build.mjs';
+import { buildBrowser } from './build.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const webDir = join(root, 'web');
 
-/** Bundles web/main.ts into `outDir`/main.js (ESM, browser platform, .wgsl as text). */
+/** Bundles web/main.ts into `outDir`/main.js with the library's browser-bundle rules (minified). */
 export async function buildDemo(outDir = join(root, '.cache', 'dubito', 'web')) {
   mkdirSync(outDir, { recursive: true });
   const outfile = join(outDir, 'main.js');
-  const res = await build({
-    absWorkingDir: root,
-    entryPoints: [join(webDir, 'main.ts')],
-    outfile,
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    loader: { '.wgsl': 'text' },
-    sourcemap: true,
-    metafile: true,
-    minify: true,
-    logLevel: 'warning',
-  });
-  const bad = Object.keys(res.metafile.inputs).filter((p) => /(^|\/)(platform\/|node_modules\/webgpu\/)/.test(p));
-  if (bad.length) throw new Error(`demo page bundle pulls in Node-only inputs: ${bad.join(', ')}`);
-  checkBrowserBundle(outfile);
+  await buildBrowser(outfile, { entry: join(webDir, 'main.ts'), minify: true });
   return { outfile, bytes: statSync(outfile).size };
 }
 
