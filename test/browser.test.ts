@@ -15,23 +15,11 @@ import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from './helpers/chromium.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pageDir = join(root, 'test/browser');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-/** Flags verified on these machines (README.md, "Getting a WebGPU adapter"); playwright adds --headless and a fresh profile dir. */
-const chromiumArgs = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-
 let tmp = '';
 let bundle = '';
 let server: Server | undefined;
@@ -87,15 +75,8 @@ describe('browser bundle', () => {
   });
 
   it('runs matmul + backward on WebGPU in headless Chromium', { timeout: 180_000 }, async (ctx) => {
-    if (!existsSync(chromiumPath)) {
-      const msg = `Chromium not found at ${chromiumPath} (install it: sudo bash .ci/install-system-deps.sh, or set CHROMIUM_PATH)`;
-      if (process.env.CI) throw new Error(`the browser test is required in CI: ${msg}`);
-      console.warn(`[dubito tests] SKIPPED browser test: ${msg}`);
-      ctx.skip();
-      return;
-    }
+    browser = await launchChromium(ctx, 'the browser test');
     baseUrl = await serve();
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs, timeout: 60_000 });
     const page = await browser.newPage();
     const logs: string[] = [];
     page.on('console', (m) => logs.push(`console.${m.type()}: ${m.text()}`));

@@ -1,6 +1,6 @@
 /**
  * The browser demo page (web/, `npm run demo:web`) in headless Chromium through playwright-core
- * (Debian's chromium, the flags of test/browser.test.ts): builds the page with
+ * (Debian's chromium, the flags of test/helpers/chromium.ts): builds the page with
  * scripts/demo-web.mjs into a temp dir, serves it offline (sirv on node:http), opens it, draws a
  * stroke with the mouse, loads a Fashion-MNIST example, and checks the numbers the page shows
  * against the library computed here in Node on the CPU reference backend for the same 28×28 input
@@ -12,13 +12,14 @@
  *
  * Chromium: /usr/bin/chromium (or $CHROMIUM_PATH). Missing → fails under CI, skipped locally.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './helpers/chromium.js';
 import {
   type Tensor, DeepEnsemble, Dropout, LeNet5, decodeSafetensors, energyDetector, guard, mcDropout, noGrad, safetensorsToTensors, setBackend,
   softmax, tensor, tidy,
@@ -26,8 +27,6 @@ import {
 import { cpu } from './helpers/backends.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const chromiumArgs = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const artifacts = resolve(process.env.DUBITO_ARTIFACTS ?? join(root, '.cache', 'dubito', 'artifacts'));
 /** The page's settings (web/main.ts, DEMO). */
 const DEMO = { mcSamples: 50, mcSeed: 1234, fpr: 0.05 };
@@ -174,20 +173,13 @@ async function heatmapsNonEmpty(page: Page) {
 
 describe('demo page (web/)', () => {
   it('draws, loads Fashion-MNIST, matches the library in Node, flags OOD, falls back to CPU', { timeout: 300_000 }, async (ctx) => {
-    if (!existsSync(chromiumPath)) {
-      const msg = `Chromium not found at ${chromiumPath} (install it: sudo bash .ci/install-system-deps.sh, or set CHROMIUM_PATH)`;
-      if (process.env.CI) throw new Error(`the demo page test is required in CI: ${msg}`);
-      console.warn(`[dubito tests] SKIPPED demo page test: ${msg}`);
-      ctx.skip();
-      return;
-    }
+    browser = await launchChromium(ctx, 'the demo page test');
     tmp = mkdtempSync(join(tmpdir(), 'dubito-demo-web-'));
     const { buildDemo, serveDemo } = await import('../scripts/demo-web.mjs');
     await buildDemo(tmp);
     const served = await serveDemo({ outDir: tmp, port: 0 });
     server = served.server;
     const nodeP = nodeSide();
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs, timeout: 60_000 });
     const logs: string[] = [];
     const page = await open(served.url, logs);
     const s0 = await pageState(page);
