@@ -22,7 +22,7 @@ export * from './optim/index.js';
 export { DataLoader, type DataLoaderOptions, type HostArray } from './data/loader.js';
 export { WeightedSampler, ClassBalancedSampler, classBalancedWeights, classWeights, type Sampler, type WeightedSamplerOptions, type ClassBalancedSamplerOptions } from './data/samplers.js';
 export { seededPermutation, sortKeyPermutation } from './data/permutation.js';
-export { fit, evaluate, type FitOptions, type EpochInfo, type LossFn } from './train.js';
+export { fit, evaluate, type FitOptions, type EpochInfo, type BatchInfo, type LossFn } from './train.js';
 export { LeNet5 } from './models/lenet.js';
 export { perSampleGrads, perSampleGradNorms, withLayerGradients, type LayerGradients, type PerSampleLoss, type PerSampleOptions, type PerSampleNorms, type NormMethod } from './per-sample-grads.js';
 // Variational (Bayes by backprop) layers.

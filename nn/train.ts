@@ -22,6 +22,16 @@ export interface EpochInfo {
   seconds: number;
 }
 
+export interface BatchInfo {
+  /** 1-based epoch and batch within it. */
+  epoch: number;
+  batch: number;
+  /** Batches per epoch. */
+  batches: number;
+  /** Mean loss of this batch. */
+  loss: number;
+}
+
 export interface FitOptions {
   epochs: number;
   optimizer: Optimizer<{ lr: number }>;
@@ -35,6 +45,12 @@ export interface FitOptions {
   validation?: DataLoader;
   /** Called after every epoch; returning `false` stops training. */
   onEpoch?: (info: EpochInfo) => void | boolean | Promise<void | boolean>;
+  /**
+   * Called after every optimiser step with the batch's mean loss (read back from the device, so
+   * it costs one readback per step: use it for live loss curves, not in tight loops); returning
+   * `false` stops training after this step.
+   */
+  onBatch?: (info: BatchInfo) => void | boolean | Promise<void | boolean>;
   /** Print progress (default true): `\r` updates on a TTY, otherwise one line per epoch. */
   progress?: boolean;
 }
@@ -119,10 +135,11 @@ export async function fit(model: Module<[Tensor], Tensor>, loader: DataLoader, o
     model.train();
     const acc = new Accumulator();
     let b = 0;
+    let stop = false;
     const nb = loader.length;
     for (const batch of loader) {
       const [x, y] = batch;
-      tidy(() => {
+      const batchLoss = tidy(() => {
         opts.optimizer.zeroGrad();
         const out = model.forward(x);
         const loss = lossFn(out, y);
@@ -130,10 +147,23 @@ export async function fit(model: Module<[Tensor], Tensor>, loader: DataLoader, o
         if (opts.clipGradNorm !== undefined) clipGradNorm(params, opts.clipGradNorm);
         opts.optimizer.step();
         acc.add(loss, noGrad(() => correctCount(out, y)), x.shape[0]);
+        return opts.onBatch ? keep(detach(loss)) : null;
       });
       for (const t of batch) t.dispose();
       b++;
       if (term?.isTTY) term.write(`\repoch ${e}/${opts.epochs} [${b}/${nb}]`);
+      if (batchLoss) {
+        let value: number;
+        try {
+          value = await batchLoss.item();
+        } finally {
+          batchLoss.dispose();
+        }
+        if ((await opts.onBatch!({ epoch: e, batch: b, batches: nb, loss: value })) === false) {
+          stop = true;
+          break;
+        }
+      }
     }
     if (b === 0) throw new ArgumentError(`fit: the loader yielded no batches in epoch ${e} (losses would be NaN)`);
     opts.optimizer.zeroGrad();
@@ -155,7 +185,7 @@ export async function fit(model: Module<[Tensor], Tensor>, loader: DataLoader, o
       term.write(`${term.isTTY ? '\r\x1b[K' : ''}${parts.join('  ')}\n`);
     }
     history.push(info);
-    if ((await opts.onEpoch?.(info)) === false) break;
+    if ((await opts.onEpoch?.(info)) === false || stop) break;
   }
   return history;
 }

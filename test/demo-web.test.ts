@@ -7,8 +7,11 @@
  * and the same MC-dropout seed: class probabilities, MC-dropout entropy / mutual information /
  * variation ratio, the ensemble's disagreement and the guard's threshold, score and verdict (the
  * Fashion example is flagged "not reliable"); the heatmap canvases are non-empty; the CPU
- * fallback (`?backend=cpu`) shows its notice and the same numbers. Screenshot:
- * $DUBITO_ARTIFACTS (default .cache/dubito/artifacts)/demo-web.png.
+ * fallback (`?backend=cpu`) shows its notice and the same numbers; one epoch of in-tab training gives
+ * the loss curve of the same recipe run in Node, and the panels switch to the new model. Screenshot:
+ * $DUBITO_ARTIFACTS (default .cache/dubito/artifacts)/demo-web.png (and demo-web-trained.png after the
+ * in-tab training). The time limit is generous: on a loaded 2-core machine the whole test took
+ * 246 s (the CPU-fallback report alone 137 s), in CI alone about 120 s.
  *
  * Chromium: /usr/bin/chromium (or $CHROMIUM_PATH). Missing → fails under CI, skipped locally.
  */
@@ -25,6 +28,7 @@ import {
   softmax, tensor, tidy,
 } from '../node.js';
 import { cpu } from './helpers/backends.js';
+import { trainDemoLeNet } from '../web/train-in-tab.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const artifacts = resolve(process.env.DUBITO_ARTIFACTS ?? join(root, '.cache', 'dubito', 'artifacts'));
@@ -88,7 +92,22 @@ async function nodeSide() {
   const all = g.apply(fx);
   const rejected = Array.from(await all.reliable.data(), (r) => r === 0);
   for (const t of [fx, all.score, all.reliable, all.prediction]) t?.dispose();
-  return { threshold: g.threshold, numbers, rejected };
+  // the page's in-tab training recipe, run here on the CPU reference for one epoch
+  const mnistTrain = { images: ex['mnistTrain.images'].data as Uint8Array, labels: ex['mnistTrain.labels'].data as Int32Array, count: ex['mnistTrain.labels'].shape[0] };
+  const trainOneEpoch = async () => {
+    setBackend(cpu);
+    const { model, losses } = await trainDemoLeNet(mnistTrain, { epochs: 1 });
+    const probsOf = async (input: ArrayLike<number>) => {
+      const x = tensor(Float32Array.from(input), [1, 1, 28, 28], { backend: cpu });
+      const p = tidy(() => noGrad(() => softmax(model.forward(x), -1)));
+      const out = Array.from(await p.data());
+      x.dispose();
+      p.dispose();
+      return out;
+    };
+    return { losses, probsOf };
+  };
+  return { threshold: g.threshold, numbers, rejected, trainOneEpoch };
 }
 
 // ---- the page -----------------------------------------------------------------------------------
@@ -172,7 +191,7 @@ async function heatmapsNonEmpty(page: Page) {
 }
 
 describe('demo page (web/)', () => {
-  it('draws, loads Fashion-MNIST, matches the library in Node, flags OOD, falls back to CPU', { timeout: 300_000 }, async (ctx) => {
+  it('draws, loads Fashion-MNIST, matches the library in Node, flags OOD, falls back to CPU', { timeout: 600_000 }, async (ctx) => {
     browser = await launchChromium(ctx, 'the demo page test');
     tmp = mkdtempSync(join(tmpdir(), 'dubito-demo-web-'));
     const { buildDemo, serveDemo } = await import('../scripts/demo-web.mjs');
@@ -216,6 +235,40 @@ describe('demo page (web/)', () => {
     await page.screenshot({ path: join(artifacts, 'demo-web.png'), fullPage: true });
     const timings = (await pageState(page)).timings;
     console.log(`[demo-web] WebGPU update times (ms): ${timings.map((t) => t.toFixed(0)).join(', ')}`);
+    expect(logs.filter((l) => l.startsWith('pageerror'))).toEqual([]);
+
+    // training in the tab: one epoch (20 steps of 50) on WebGPU; the loss curve equals the same
+    // recipe (web/train-in-tab.ts) run here on the CPU reference, the progress bar and the loss
+    // curve are drawn, and the live panels and the guard switch to the new model.
+    const nodeTrain = node.trainOneEpoch();
+    const tr = await page.evaluate(() => (window as unknown as { dubitoDemo: { trainInTab(e: number): Promise<{ losses: number[]; seconds: number; guardThreshold: number }> } }).dubitoDemo.trainInTab(1));
+    const want = await nodeTrain;
+    const drift = Math.max(...tr.losses.map((l, i) => Math.abs(l - want.losses[i])));
+    console.log(`[demo-web] in-tab training, 1 epoch on WebGPU: ${tr.seconds.toFixed(1)} s; loss ${tr.losses[0].toFixed(3)} → ${tr.losses[tr.losses.length - 1].toFixed(3)}; max |page − Node| ${drift.toExponential(2)}`);
+    expect(tr.losses.length).toBe(20);
+    expect(want.losses.length).toBe(20);
+    // 20 Adam steps in float32 on two backends: the trajectories drift apart by accumulated
+    // rounding (Adam's normalisation amplifies it on near-zero gradient entries), so the loss
+    // curves agree to 1e-2 absolute, not to the 1e-3 of a single forward.
+    tr.losses.forEach((l, i) => expect(Math.abs(l - want.losses[i]), `step ${i}: page ${l} vs Node ${want.losses[i]}`).toBeLessThan(1e-2));
+    expect(tr.losses.slice(-5).reduce((a, b) => a + b) / 5).toBeLessThan(tr.losses.slice(0, 5).reduce((a, b) => a + b) / 5);
+    const after = await pageState(page);
+    expect((after as unknown as { trained: boolean }).trained).toBe(true);
+    expect(tr.guardThreshold).not.toBe(node.threshold);
+    expect(await page.locator('#guardThreshold').textContent()).toBe(tr.guardThreshold.toFixed(3));
+    expect(await page.locator('#trainProgress').evaluate((e) => (e as HTMLProgressElement).value)).toBe(1);
+    expect(await page.locator('#trainText').textContent()).toMatch(/done in .* the panels now use this model/);
+    const lossLit = await page.evaluate(() => {
+      const c = document.getElementById('loss') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let lit = 0;
+      for (let i = 3; i < d.length; i += 4) if (d[i] > 0) lit++;
+      return lit;
+    });
+    expect(lossLit, 'loss curve pixels').toBeGreaterThan(50);
+    const trainedProbs = await want.probsOf(after.last!.input);
+    trainedProbs.forEach((p, k) => expect(Math.abs(after.last!.probs[k] - p), `trained model p[${k}]`).toBeLessThan(1e-2));
+    await page.screenshot({ path: join(artifacts, 'demo-web-trained.png'), fullPage: true });
     expect(logs.filter((l) => l.startsWith('pageerror'))).toEqual([]);
 
     // the CPU fallback: a visible notice and the same numbers

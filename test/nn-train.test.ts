@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import {
   type Backend, type Tensor, ArgumentError, ShapeError, DataLoader, Sequential, Linear, ReLU, Tanh, Dropout, Conv2d, MaxPool2d, Flatten, BatchNorm2d,
-  Adam, SGD, StepLR, fit, evaluate, crossEntropy, bceWithLogits, manualSeed, memory, setBackend, tensor, tidy,
+  Adam, SGD, StepLR, fit, evaluate, crossEntropy, bceWithLogits, manualSeed, memory, setBackend, tensor, tidy, keep, detach,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 import { Rng } from './helpers/compare.js';
@@ -138,6 +138,48 @@ describe('training smoke tests', () => {
     expect(lines[0]).toMatch(/^epoch 1\/5 {2}loss \d\.\d{4} {2}val_loss \d\.\d{4}/);
     model.dispose();
     optimizer.dispose();
+  });
+
+  it('fit: onBatch sees every step\'s batch loss (equal to a hand-run step), early stop mid-epoch, no leaked tensors', async () => {
+    setBackend(cpu);
+    const { x, y } = twoClass(24);
+    const loader = () => new DataLoader([x, y], { batchSize: 8 });
+    const build = () => {
+      manualSeed(5);
+      const model = new Sequential(new Linear(2, 6), new Tanh(), new Linear(6, 2));
+      return { model, optimizer: new SGD(model.parameters(), { lr: 0.3 }) };
+    };
+    // reference: the same steps by hand
+    const ref = build();
+    const want: number[] = [];
+    for (const [bx, by] of loader()) {
+      const l = tidy(() => {
+        ref.optimizer.zeroGrad();
+        const loss = crossEntropy(ref.model.forward(bx), by);
+        loss.backward();
+        ref.optimizer.step();
+        return keep(detach(loss));
+      });
+      want.push(await l.item());
+      for (const t of [l, bx, by]) t.dispose();
+    }
+    const run = build();
+    const seen: { epoch: number; batch: number; batches: number; loss: number }[] = [];
+    const before = memory().liveTensors;
+    const h = await fit(run.model, loader(), {
+      epochs: 3, optimizer: run.optimizer, progress: false,
+      onBatch: (info) => { seen.push(info); return !(info.epoch === 2 && info.batch === 2); },
+    });
+    expect(memory().liveTensors).toBe(before);
+    expect(seen.map((s) => [s.epoch, s.batch, s.batches])).toEqual([[1, 1, 3], [1, 2, 3], [1, 3, 3], [2, 1, 3], [2, 2, 3]]);
+    seen.slice(0, 3).forEach((s, i) => expect(s.loss).toBe(want[i]));
+    expect(h.length).toBe(2);
+    // epoch 1's mean loss is the mean of its three batch losses (equal batch sizes)
+    expect(h[0].loss).toBeCloseTo((want[0] + want[1] + want[2]) / 3, 6);
+    for (const m of [ref, run]) {
+      m.model.dispose();
+      m.optimizer.dispose();
+    }
   });
 
   it('a tiny CNN takes training steps on both backends and agrees', async (ctx) => {

@@ -9,10 +9,11 @@
  * `window.dubitoDemo` exposes the state for the Playwright test (test/demo-web.test.ts).
  */
 import {
-  type DetectorGuard, type RGBImage, type RiskReportSectionId, type Tensor, Adam, DeepEnsemble, Dropout, LeNet5,
-  contrastCam, crossEntropy, decodeSafetensors, energyDetector, gradCam, guard, heatmapImages, heatmapOverlays, init, inputImage,
-  keep, manualSeed, mcDropout, memory, noGrad, riskReport, safetensorsToTensors, softmax, tensor, tidy, voice,
+  type DetectorGuard, type RGBImage, type RiskReportSectionId, type Tensor, DeepEnsemble, Dropout, LeNet5,
+  contrastCam, decodeSafetensors, energyDetector, gradCam, guard, heatmapImages, heatmapOverlays, init, inputImage,
+  mcDropout, memory, noGrad, riskReport, safetensorsToTensors, softmax, tensor, tidy, voice,
 } from '../index.js';
+import { TRAIN_IN_TAB, trainDemoLeNet } from './train-in-tab.js';
 
 /** Settings of every live update (the Node side of the test uses the same). */
 export const DEMO = { mcSamples: 50, mcSeed: 1234, fpr: 0.05, layer: 'features.4', dropout: 0.3 } as const;
@@ -329,9 +330,10 @@ async function settle() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// training a LeNet in the tab (Adam 2e-3, batch 50, on the 1,000 shipped MNIST-train images)
+// training a LeNet in the tab (web/train-in-tab.ts: Adam 2e-3, batch 50, on the 1,000 shipped
+// MNIST-train images, the library's DataLoader and fit)
 
-async function trainInTab(epochs = 2) {
+async function trainInTab(epochs: number = TRAIN_IN_TAB.epochs) {
   const btn = $<HTMLButtonElement>('train');
   btn.disabled = true;
   const bar = $<HTMLProgressElement>('trainProgress');
@@ -339,51 +341,34 @@ async function trainInTab(epochs = 2) {
   const lossCanvas = $<HTMLCanvasElement>('loss');
   bar.hidden = false;
   lossCanvas.hidden = false;
-  manualSeed(0);
-  const model = new LeNet5({ dropout: DEMO.dropout });
-  const opt = new Adam(model.parameters(), { lr: 2e-3 });
-  const B = 50;
-  const set = sets.mnistTrain;
-  const steps = Math.floor(set.count / B);
-  const losses: number[] = [];
   const t0 = performance.now();
-  model.train();
-  for (let e = 0; e < epochs; e++) {
-    const perm = Array.from({ length: set.count }, (_, i) => i).sort(() => Math.random() - 0.5);
-    for (let s = 0; s < steps; s++) {
-      const xs = new Float32Array(B * 784);
-      const ys = new Int32Array(B);
-      for (let b = 0; b < B; b++) {
-        const j = perm[s * B + b];
-        for (let p = 0; p < 784; p++) xs[b * 784 + p] = set.images[j * 784 + p] / 255;
-        ys[b] = set.labels[j];
-      }
-      const loss = tidy(() => {
-        opt.zeroGrad();
-        const l = crossEntropy(model.forward(toX(xs, B)), tensor(ys, [B], { dtype: 'int32', backend: be }));
-        l.backward();
-        opt.step();
-        return keep(l.detach());
-      });
-      losses.push(await loss.item());
-      loss.dispose();
-      const done = (e * steps + s + 1) / (epochs * steps);
-      const elapsed = (performance.now() - t0) / 1000;
-      bar.value = done;
-      text.textContent = `epoch ${e + 1}/${epochs}, step ${s + 1}/${steps}, loss ${losses[losses.length - 1].toFixed(3)}, ETA ${((elapsed / done) * (1 - done)).toFixed(0)} s`;
-      drawLoss(lossCanvas, losses);
-    }
+  const shown: number[] = [];
+  try {
+    await settle();
+    const { model, losses } = await trainDemoLeNet(sets.mnistTrain, {
+      epochs,
+      onStep: (step, steps, loss) => {
+        shown.push(loss);
+        const done = (step + 1) / steps;
+        const elapsed = (performance.now() - t0) / 1000;
+        bar.value = done;
+        text.textContent = `step ${step + 1}/${steps}, loss ${loss.toFixed(3)}, ETA ${((elapsed / done) * (1 - done)).toFixed(0)} s`;
+        drawLoss(lossCanvas, shown);
+      },
+    });
+    // the trained model takes over the live panels; the guard is recalibrated for it
+    lenet.dispose();
+    lenet = model;
+    await calibrateGuard();
+    state.trained = true;
+    const seconds = (performance.now() - t0) / 1000;
+    text.textContent += ` — done in ${seconds.toFixed(1)} s; the panels now use this model`;
+    schedule();
+    await settle();
+    return { losses, seconds, guardThreshold: theGuard.threshold };
+  } finally {
+    btn.disabled = false;
   }
-  opt.zeroGrad();
-  model.eval();
-  // the trained model takes over the live panels; the guard is recalibrated for it
-  lenet.dispose();
-  lenet = model;
-  await calibrateGuard();
-  state.trained = true;
-  text.textContent += ` — done in ${((performance.now() - t0) / 1000).toFixed(1)} s; the panels now use this model`;
-  btn.disabled = false;
-  schedule();
 }
 
 function drawLoss(c: HTMLCanvasElement, losses: number[]) {
