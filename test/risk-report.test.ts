@@ -121,6 +121,13 @@ describe('riskReport', () => {
     expect(r.ood!.guard.threshold).toBe(tau);
     expect(r.ood!.guard.realisedFpr).toBe(rejectionRate(heldScores, tau));
     expect(r.ood!.sets.noise.guardRejected).toBe(rejectionRate(table.get('energy (T=1)')!.scores.outDist, tau));
+    // the raw scores it exposes are the detectors' own (same settings, same batches)
+    expect(Object.keys(r.scores.heldOut)).toEqual(r.detectors);
+    expect(Array.from(r.scores.heldOut['energy (T=1)'])).toEqual(Array.from(heldScores));
+    for (const row of table.rows) {
+      expect(Array.from(r.scores.test[row.name]), row.name).toEqual(Array.from(row.scores.inDist));
+      expect(Array.from(r.scores.ood.noise[row.name]), row.name).toEqual(Array.from(row.scores.outDist));
+    }
 
     // explanation gallery: 2 most uncertain, up to 2 confidently wrong, 2 most OOD-looking, each with 3 PNGs
     const kinds = r.explanations!.items.map((i) => i.kind);

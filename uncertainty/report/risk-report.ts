@@ -6,8 +6,9 @@
  * 1. calibration — accuracy, ECE / MCE (equal-width bins), NLL and Brier of softmax(z) on the
  *    test split, before and after temperature scaling (`fitTemperatureHost` on the held-out
  *    split, Guo et al. 2017), with reliability diagrams;
- * 2. OOD detection — every applicable {@link Detector} through `evaluateDetectors` (AUROC,
- *    AUPR-In, AUPR-Out, FPR95; OOD positive, scores higher = more OOD) per OOD set, ROC curves and
+ * 2. OOD detection — every applicable {@link Detector} scored once on each split (`scoreAll`) and
+ *    `oodMetrics` (AUROC, AUPR-In, AUPR-Out, FPR95; OOD positive, scores higher = more OOD: the
+ *    numbers of `evaluateDetectors`) for test vs each OOD set, ROC curves and
  *    score histograms, and the rejection guard (`calibrateThreshold` on the held-out scores at
  *    `fpr`): the fraction of each OOD set it rejects;
  * 3. failure prediction — for the confidence max softmax(z/T) and for every detector
@@ -34,11 +35,11 @@ import { fitTemperatureHost, type TemperatureFit } from '../calibration.js';
 import { type Detector, scoreAll } from '../detector.js';
 import { energyDetector, entropyDetector, ensembleDetector, maxLogitDetector, mcDropoutDetector, mspDetector } from '../detectors.js';
 import { DeepEnsemble } from '../ensemble.js';
-import { evaluateDetectors } from '../evaluate.js';
+import type { DetectorEvaluation } from '../evaluate.js';
 import { calibrateThreshold, rejectionRate } from '../guard.js';
 import { softmaxRows } from '../host.js';
 import {
-  auprError, auprSuccess, aurc, brier, confidenceAndCorrect, nll, type ReliabilityDiagram, reliabilityDiagram, riskCoverageCurve, rocCurve,
+  auprError, auprSuccess, aurc, brier, confidenceAndCorrect, nll, oodMetrics, type ReliabilityDiagram, reliabilityDiagram, riskCoverageCurve, rocCurve,
 } from '../metrics.js';
 import { escapeMarkdownCell, fmt, markdownTable, pct } from './markdown.js';
 import { escapeXml, histogramOverlay, linePlot, PALETTE, reliabilityBars } from './svg.js';
@@ -195,6 +196,13 @@ export interface RiskReport {
   failure: { rows: FailureRow[] } | null;
   groups: { rows: GroupRow[] } | null;
   explanations: { layer: string; items: GalleryItem[] } | null;
+  /**
+   * Every detector's scores (float64, higher = more OOD, in row order) on the held-out split, the
+   * test split and each OOD set, by detector name: for your own tables and thresholds (e.g.
+   * `calibrateThreshold(scores.heldOut[name], fpr)` is the guard of any detector). The OOD sets
+   * are scored only when the 'ood' section runs.
+   */
+  scores: { heldOut: Record<string, Float64Array>; test: Record<string, Float64Array>; ood: Record<string, Record<string, Float64Array>> };
   /** The extra sections' results (built-in sections are in the fields above). */
   extra: ReportSection[];
   /** One paragraph in plain language. */
@@ -364,18 +372,27 @@ export async function riskReport(model: ReportModel, data: RiskReportData, optio
   const guardName = options.guardDetector ?? (detectors.find((d) => d.name.startsWith('energy')) ?? detectors[0])?.name;
   if (guardName !== undefined && !heldScores.has(guardName)) throw new ArgumentError(`riskReport: options.guardDetector '${guardName}' is not one of the detectors (${detectors.map((d) => d.name).join(', ')})`);
   const threshold = guardName !== undefined ? calibrateThreshold(heldScores.get(guardName)!, fpr) : NaN;
-  const oodTables: Record<string, Awaited<ReturnType<typeof evaluateDetectors>>> = {};
+  // Each detector scores every set once: the OOD tables reuse the test scores (oodMetrics on
+  // the same score lists gives exactly what evaluateDetectors would).
+  const oodScores: Record<string, Map<string, Float64Array>> = {};
+  const oodTables: Record<string, { rows: DetectorEvaluation[]; get(name: string): DetectorEvaluation | undefined }> = {};
   let ood: RiskReport['ood'] = null;
   if (want.has('ood') && Object.keys(oodSets).length > 0 && detectors.length > 0) {
     const sets: Record<string, OodSetResult> = {};
     for (const [name, x] of Object.entries(oodSets)) {
-      const table = await evaluateDetectors(detectors, { inDist: data.test.x, outDist: x, batchSize: bs });
-      oodTables[name] = table;
-      const g = table.get(guardName!)!;
+      const scored = new Map<string, Float64Array>();
+      for (const d of detectors) scored.set(d.name, await scoreAll(d, x, bs));
+      oodScores[name] = scored;
+      const rows: DetectorEvaluation[] = detectors.map((d) => {
+        const inDist = testScores.get(d.name)!;
+        const outDist = scored.get(d.name)!;
+        return { name: d.name, detector: d, ...oodMetrics(inDist, outDist), scores: { inDist, outDist } };
+      });
+      oodTables[name] = { rows, get: (n) => rows.find((r) => r.name === n) };
       sets[name] = {
         count: x.shape[0],
-        rows: table.rows.map((r) => ({ name: r.name, auroc: r.auroc, auprIn: r.auprIn, auprOut: r.auprOut, fpr95: r.fpr95 })),
-        guardRejected: rejectionRate(g.scores.outDist, threshold),
+        rows: rows.map((r) => ({ name: r.name, auroc: r.auroc, auprIn: r.auprIn, auprOut: r.auprOut, fpr95: r.fpr95 })),
+        guardRejected: rejectionRate(scored.get(guardName!)!, threshold),
       };
     }
     ood = {
@@ -601,6 +618,10 @@ table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding
   return {
     title, numClasses: k, counts: { heldOut: nHeld, test: nTest, ood: Object.fromEntries(Object.entries(oodSets).map(([n, x]) => [n, x.shape[0]])) },
     detectors: detectors.map((d) => d.name), calibration, ood, failure, groups, explanations, extra, summary, sections, markdown, html, results, resultsJson, seconds,
+    scores: {
+      heldOut: Object.fromEntries(heldScores), test: Object.fromEntries(testScores),
+      ood: Object.fromEntries(Object.entries(oodScores).map(([n, m]) => [n, Object.fromEntries(m)])),
+    },
     files: () => ({ 'index.html': html, 'index.md': markdown, 'results.json': resultsJson }),
   };
 }
