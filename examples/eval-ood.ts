@@ -8,10 +8,15 @@
  * 2. Scores MNIST-test (1,000, ID) vs Fashion-MNIST (2,000, OOD) with MSP, max-logit, entropy,
  *    energy, ODIN (T, ε tuned on MNIST-val vs a disjoint Fashion-MNIST tuning set of 500),
  *    Mahalanobis (fit on the training features), MC dropout (T = 50, one batched pass) and the
- *    ensemble (one stacked pass) — every one a `Detector`, evaluated by `evaluateDetectors`:
- *    AUROC, AUPR-In, AUPR-Out, FPR@95TPR; calibration before/after temperature scaling;
- *    overconfidence on Fashion-MNIST; the 5%-FPR guard (`guard(detector, { fpr })`).
- * 3. Prints the tables and writes a report folder (index.md + SVG plots).
+ *    ensemble (one stacked pass) — every one a `Detector`, all evaluated by ONE `riskReport` call
+ *    (the library's one-call report; this group is a thin user of it): AUROC, AUPR-In, AUPR-Out,
+ *    FPR@95TPR, calibration before/after temperature scaling, failure prediction, and the raw
+ *    scores from which the tuning-pair table and each detector's 5%-FPR guard
+ *    (`guard(detector, { fpr, heldOutScores })`) are built; plus what riskReport does not cover:
+ *    the ODIN grid, the MC-dropout and ensemble predictive means' calibration, overconfidence on
+ *    Fashion-MNIST.
+ * 3. Prints the tables and writes a report folder (index.md + SVG plots, and riskReport's own
+ *    HTML as risk-report.html).
  *
  * Options:
  *   --epochs N        epochs per model (default 12)
@@ -33,8 +38,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import {
-  DeepEnsemble, type Detector, type ImageSet, MahalanobisDetector, Sequential, type Tensor, brier, confidenceAndCorrect, enableMCDropout,
-  energyDetector, ensembleDetector, entropyDetector, evaluateDetectors, fitTemperatureHost, guard, init, keep, loadFashionMnist, maxLogitDetector,
+  DeepEnsemble, type Detector, type ImageSet, MahalanobisDetector, MNIST_CLASS_NAMES, oodMetrics, riskReport, Sequential, type Tensor, brier, confidenceAndCorrect, enableMCDropout,
+  energyDetector, ensembleDetector, entropyDetector, evaluateDetectors, guard, init, keep, loadFashionMnist, maxLogitDetector,
   mcDropout, mcDropoutDetector, memory, mspDetector, nll, noGrad, odinDetector, reliabilityDiagram, rejectionRate, rocCurve, shutdown,
   softmaxRows, tensor, tidy, type LeNet5, type OodReport, report,
 } from '../node.js';
@@ -235,30 +240,19 @@ interface ScoreRow {
 const rows: ScoreRow[] = [];
 
 /**
- * The whole OOD evaluation of a family of detectors, through the Detector protocol: the table
- * on the test pair (MNIST-test vs Fashion-test) and on the tuning pair (MNIST-val vs
- * Fashion-tune), and the guard calibrated on the MNIST-val scores. For your own data the same
- * evaluation is three lines:
+ * The detectors of every family are collected here and evaluated together, at the end, by one
+ * `riskReport` call (the library's one-call report): it scores each detector once on MNIST-val,
+ * MNIST-test, Fashion-test and Fashion-tune and returns the tables and the raw scores; the rows
+ * below are read from it. For your own data the same evaluation is one call:
  *
- *   const detectors = [mspDetector(net), energyDetector(net), odinDetector(net, { temperature: 1000, epsilon: 0.001 })];
- *   const table = await evaluateDetectors(detectors, { inDist: myTestImages, outDist: myOodImages });
- *   console.log(table.format());
+ *   const r = await riskReport(net, { heldOut: { x: xVal, y: yVal }, test: { x: xTest, y: yTest }, ood: { fashion } });
+ *   console.log(r.summary);
  */
-async function evaluateFamily(family: ScoreRow['family'], detectors: Detector[]): Promise<void> {
-  const onTest = await evaluateDetectors(detectors, { inDist: X.test, outDist: X.fTest, batchSize: BATCH });
-  const onTune = await evaluateDetectors(detectors, { inDist: X.val, outDist: X.fTune, batchSize: BATCH });
-  for (let i = 0; i < detectors.length; i++) {
-    const t = onTest.rows[i];
-    const u = onTune.rows[i];
-    const g = await guard(detectors[i], { fpr: TARGET_FPR, heldOutScores: u.scores.inDist });
-    rows.push({
-      name: t.name, family,
-      sets: { val: u.scores.inDist, test: t.scores.inDist, fTune: u.scores.outDist, fTest: t.scores.outDist },
-      ood: t, tune: u,
-      guard: { threshold: g.threshold, fprTest: rejectionRate(t.scores.inDist, g.threshold), acceptFashion: 1 - rejectionRate(t.scores.outDist, g.threshold) },
-    });
-  }
-  console.log(onTest.format().split('\n').map((l) => `  ${l}`).join('\n'));
+const registered: { family: ScoreRow['family']; detector: Detector }[] = [];
+const disposeAfterReport: { dispose(): void }[] = [];
+function register(family: ScoreRow['family'], detectors: Detector[]): void {
+  for (const detector of detectors) registered.push({ family, detector });
+  console.log(`  detectors: ${detectors.map((d) => d.name).join(', ')}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -281,8 +275,7 @@ const outputs = await timed('single model: logits + features on 4 sets', async (
   return r;
 });
 
-await timed('logit scores (MSP, max-logit, entropy, energy)', () =>
-  evaluateFamily('single', [mspDetector(model), maxLogitDetector(model), entropyDetector(model), energyDetector(model, { temperature: 1 })]));
+register('single', [mspDetector(model), maxLogitDetector(model), entropyDetector(model), energyDetector(model, { temperature: 1 })]);
 
 // ODIN: grid on MNIST-val (ID) vs Fashion-tune (OOD), disjoint from Fashion-test.
 const odinGrid: { T: number; eps: number; auroc: number; fpr95: number }[] = [];
@@ -299,7 +292,7 @@ const odinBest = await timed(`ODIN grid (${ODIN_T.length}×${ODIN_EPS.length}) o
     console.log(`  ODIN T=${T}: AUROC(val/tune) ${odinGrid.filter((g) => g.T === T).map((g) => `ε=${g.eps}:${g.auroc.toFixed(4)}`).join(' ')}`);
   }
   valTune.dispose();
-  await evaluateFamily('single', [odinDetector(model, { temperature: best.T, epsilon: best.eps })]);
+  register('single', [odinDetector(model, { temperature: best.T, epsilon: best.eps })]);
   return best;
 });
 
@@ -309,8 +302,8 @@ const maha = await timed('Mahalanobis (fit on train features)', async () => {
   const trainX = images(train);
   await det.fit({ x: trainX, labels: train.labels, numClasses: 10, batchSize: BATCH });
   trainX.dispose();
-  await evaluateFamily('single', [det]);
-  det.dispose();
+  register('single', [det]);
+  disposeAfterReport.push(det);
   return { jitter: det.jitter };
 });
 
@@ -350,7 +343,7 @@ await timed(`MC dropout (T=${MC_SAMPLES}, ${BATCH}·${MC_SAMPLES} rows per batch
   // The detectors switch the head's dropout on for each score call themselves.
   const mc = (measure: 'predictiveEntropy' | 'mutualInformation' | 'variationRatio') =>
     mcDropoutDetector(mcHead, { measure, samples: MC_SAMPLES, seed: MC_SEED, maxRowsPerPass: MC_MAX_ROWS, trunk: penultimate });
-  await evaluateFamily('MC dropout', [mc('predictiveEntropy'), mc('mutualInformation'), mc('variationRatio')]);
+  register('MC dropout', [mc('predictiveEntropy'), mc('mutualInformation'), mc('variationRatio')]);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -382,25 +375,51 @@ await timed(`deep ensemble (M=${MEMBERS}, one stacked pass per batch)`, async ()
       memberAcc.push(ok / test.count);
     }
   }
-  await evaluateFamily('ensemble', (['predictiveEntropy', 'mutualInformation', 'variationRatio', 'meanEnergy'] as const).map((measure) => ensembleDetector(ens, { measure })));
-  ens.dispose();
+  register('ensemble', (['predictiveEntropy', 'mutualInformation', 'variationRatio', 'meanEnergy'] as const).map((measure) => ensembleDetector(ens, { measure })));
+  disposeAfterReport.push(ens);
 });
+
+// ---------------------------------------------------------------------------------------------
+// every detector in one riskReport: calibration (temperature on MNIST-val), the OOD tables
+// (MNIST-test vs Fashion-test; MNIST-val vs Fashion-tune from the returned scores), failure
+// prediction; the guard of each detector from its MNIST-val scores
+
+const FASHION = 'Fashion-MNIST';
+const FASHION_TUNE = 'Fashion-MNIST (tuning)';
+const risk = await timed(`riskReport: ${registered.length} detectors on MNIST-val, MNIST-test, Fashion-test, Fashion-tune`, () => riskReport(model, {
+  heldOut: { x: X.val, y: val.labels }, test: { x: X.test, y: test.labels }, ood: { [FASHION]: X.fTest, [FASHION_TUNE]: X.fTune },
+}, {
+  title: 'Risk report: LeNet-5 (eval recipe), MNIST vs Fashion-MNIST', detectors: registered.map((r) => r.detector), fitDetectors: false,
+  sections: ['calibration', 'ood', 'failure'], fpr: TARGET_FPR, bins: 15, batchSize: BATCH, guardDetector: 'energy (T=1)', classNames: MNIST_CLASS_NAMES,
+}));
+for (const d of disposeAfterReport) d.dispose();
+for (const { family, detector } of registered) {
+  const name = detector.name;
+  const sets: ScoreSets = { val: risk.scores.heldOut[name], test: risk.scores.test[name], fTune: risk.scores.ood[FASHION_TUNE][name], fTest: risk.scores.ood[FASHION][name] };
+  const t = risk.ood!.sets[FASHION].rows.find((r) => r.name === name)!;
+  const g = await guard(detector, { fpr: TARGET_FPR, heldOutScores: sets.val });
+  rows.push({
+    name, family, sets, ood: t, tune: oodMetrics(sets.val, sets.fTune),
+    guard: { threshold: g.threshold, fprTest: rejectionRate(sets.test, g.threshold), acceptFashion: 1 - rejectionRate(sets.fTest, g.threshold) },
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // calibration: temperature scaling fitted on MNIST-val logits
 
-const ts = fitTemperatureHost(outputs.val.logits, 10, val.labels);
-interface CalRow { name: string; probs: Float64Array | Float32Array; acc: number; ece: number; mce: number; nll: number; brier: number; diagram: ReturnType<typeof reliabilityDiagram> }
+const ts = risk.calibration!.temperature;
+interface CalRow { name: string; acc: number; ece: number; mce: number; nll: number; brier: number; diagram: ReturnType<typeof reliabilityDiagram> }
 function calRow(name: string, probs: Float64Array | Float32Array, labels: Int32Array): CalRow {
   const { confidence, correct } = confidenceAndCorrect(probs, labels, { numClasses: 10 });
   const diagram = reliabilityDiagram(confidence, correct, { bins: 15 });
   let acc = 0;
   for (const c of correct) acc += c;
-  return { name, probs, acc: acc / correct.length, ece: diagram.ece, mce: diagram.mce, nll: nll(probs, labels, { numClasses: 10 }), brier: brier(probs, labels, { numClasses: 10 }), diagram };
+  return { name, acc: acc / correct.length, ece: diagram.ece, mce: diagram.mce, nll: nll(probs, labels, { numClasses: 10 }), brier: brier(probs, labels, { numClasses: 10 }), diagram };
 }
+const fromReport = (name: string, c: NonNullable<typeof risk.calibration>['before']): CalRow => ({ name, acc: c.accuracy, ece: c.ece, mce: c.mce, nll: c.nll, brier: c.brier, diagram: c.diagram });
 const cal: CalRow[] = [
-  calRow('single, T = 1', softmaxRows(outputs.test.logits, 10), test.labels),
-  calRow(`single, temperature-scaled (T = ${ts.temperature.toFixed(3)})`, softmaxRows(outputs.test.logits, 10, 1 / ts.temperature), test.labels),
+  fromReport('single, T = 1', risk.calibration!.before),
+  fromReport(`single, temperature-scaled (T = ${ts.temperature.toFixed(3)})`, risk.calibration!.after),
   calRow(`MC dropout mean (T = ${MC_SAMPLES})`, mcMeans.test, test.labels),
   calRow(`ensemble mean (M = ${MEMBERS})`, ensMeans.test, test.labels),
 ];
@@ -534,6 +553,13 @@ Temperature fitted on the ${val.count} MNIST-val logits (\`fitTemperatureHost\`,
 ${markdownTable(calHeaders, calCells)}
 ![Reliability diagrams](reliability.svg)
 
+## Failure prediction (MNIST-test, errors of the single model)
+
+From the riskReport call (confidence = −score; max softmax after temperature scaling first). AURC: area under the
+risk–coverage curve (lower is better); AUPR-Error: errors as positives (higher is better). The full report with its
+plots: [risk-report.html](risk-report.html).
+
+${markdownTable(['confidence', 'AURC', 'AUPR-Error', 'AUPR-Success'], risk.failure!.rows.map((r) => [r.name, fmt(r.aurc), fmt(r.auprError), fmt(r.auprSuccess)]))}
 ## Overconfidence on Fashion-MNIST
 
 ${markdownTable(ocHeaders, ocCells)}
@@ -563,9 +589,10 @@ ${markdownTable(['model', 'init seed', 'data seed', 'final val acc', 'training',
 
 ${markdownTable(['step', 'wall time'], [...timings.map(([k, v]) => [k, duration(v)] as Cell[]), ['total', duration(wall)]])}
 `;
+write('risk-report.html', risk.html);
 const recipesOut = process.argv.includes('--no-recipes') ? null : await timed('recipe comparison', recipesPart);
 write('index.md', recipesOut ? `${md}\n${recipesOut.markdown}` : md);
-console.log(`\nReport: ${join(OUT, 'index.md')} (+ roc.svg, histograms.svg, reliability.svg${recipesOut ? ', recipes.md, roc-<recipe>.svg' : ''})`);
+console.log(`\nReport: ${join(OUT, 'index.md')} (+ risk-report.html, roc.svg, histograms.svg, reliability.svg${recipesOut ? ', recipes.md, roc-<recipe>.svg' : ''})`);
 for (const [k, v] of timings) console.log(`  ${k.padEnd(70)} ${duration(v)}`);
 for (const t of Object.values(X)) t.dispose();
 const mem = memory();
@@ -592,6 +619,11 @@ cal.forEach((c, i) => {
   for (const k of ['acc', 'ece', 'mce', 'nll', 'brier'] as const) results[`calibration.${calIds[i]}.${k === 'acc' ? 'accuracy' : k}`] = c[k];
 });
 results['calibration.temperature'] = ts.temperature;
+for (const r of risk.failure!.rows) {
+  const id = slug(r.name.startsWith('ODIN') ? 'ODIN' : r.name);
+  results[`failure.${id}.aurc`] = r.aurc;
+  results[`failure.${id}.auprError`] = r.auprError;
+}
 results['time.oodSeconds'] = wall;
 if (recipesOut) Object.assign(results, recipesOut.results);
 const resultsPath = arg('results', '');
