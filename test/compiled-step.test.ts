@@ -8,7 +8,8 @@
 //   steps) and with SGD (momentum, dampening, weight decay); on WebGPU the steps after the
 //   second are replays (fewer JS ops: `recorded`, dispatch count per step = the recording's).
 // * loadStateDict between replays (state tensors replaced) is seen: the step records again.
-// * Another input shape or dtype → ShapeError / DTypeError; train/eval switch → ArgumentError.
+// * Another input shape or dtype → ShapeError / DTypeError; train/eval switch or a parameter
+//   added after compiling → ArgumentError.
 // * No leak: live tensors and pooled GPU bytes in use flat over many replays, back to the start
 //   after dispose.
 // * recordStep / recordReplay with `state`: an in-place update is replayed; an in-place update
@@ -16,7 +17,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   Adam, ArgumentError, type Backend, Conv2d, DTypeError, Dropout, Flatten, Linear, MaxPool2d, type Optimizer, ReLU, SGD, Sequential, ShapeError, StepLR,
-  type Tensor, WebGPUBackend, crossEntropy, dispose, dropout, manualSeed, memory, recordReplay, recordStep, setBackend, tensor, tidy,
+  type Tensor, WebGPUBackend, crossEntropy, dispose, dropout, manualSeed, memory, parameter, recordReplay, recordStep, setBackend, tensor, tidy,
 } from '../node.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
 import { values } from './helpers/compare.js';
@@ -146,7 +147,14 @@ async function errorsAndLeaks(be: Backend) {
   expect(() => step.step(x, y)).toThrow(/Sequential was switched to eval mode after the step was compiled in train mode/);
   net.train();
   step.step(x, y).dispose();
-  dispose([small, ys, yf]);
+  // Adding a parameter after compiling.
+  const extra = parameter(tensor([1, 2], [2], { backend: be }));
+  opt.paramGroups[0].params.push(extra);
+  expect(() => step.step(x, y)).toThrow(ArgumentError);
+  expect(() => step.step(x, y)).toThrow(/the parameters of group 0 changed since the step was compiled/);
+  opt.paramGroups[0].params.pop();
+  step.step(x, y).dispose();
+  dispose([small, ys, yf, extra]);
   step.dispose();
   expect(() => step.step(x, y)).toThrow(ArgumentError);
   opt.dispose();
