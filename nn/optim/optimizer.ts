@@ -114,7 +114,10 @@ export abstract class Optimizer<H extends { lr: number }> {
    * of the fused update kernels are re-read per replay, so the current learning rate (an
    * `LRScheduler` step between calls), betas, eps, weight decay and Adam's bias corrections
    * 1 − βᵗ are honoured; dropout masks drawn from the global generator continue its stream.
-   * The returned loss is detached and owned by the caller; `.grad` is null after a call.
+   * The returned loss is detached and owned by the caller; `.grad` is null after a call (there
+   * is no hook between backward and update, e.g. for gradient clipping: use the eager step).
+   * Cost per replay: two buffer copies per parameter and state tensor (into the recording's
+   * private buffer, and out to a fresh storage), no op graph.
    *
    * Handled by recording again (transparently): a change that selects another kernel (a weight
    * decay, momentum or other hyperparameter switched between zero and non-zero, a boolean
