@@ -1,5 +1,6 @@
 // Profiles one LeNet-5 training step (batch 64, crossEntropy, Adam) on dubito's WebGPU backend:
-// dispatches and wall time per phase (forward / backward / optimiser, each followed by sync).
+// dispatches and wall time per phase (forward / backward / optimiser, each followed by sync),
+// then the un-synced step eager ("encode": JS time until the step returns) and replayed.
 // Usage: node scripts/run-ts.mjs bench/profile-lenet.ts [steps]
 import { performance } from 'node:perf_hooks';
 import * as D from '../node.js';
@@ -64,10 +65,33 @@ async function main() {
     l.dispose();
     ph.step.push(performance.now() - t0);
   }
+  // The same step compiled (Optimizer.compile): call 1 eager, call 2 recorded, then replays.
+  const compiled = opt.compile((a, b) => D.crossEntropy(model.forward(a), b), { model });
+  for (let s = 0; s < 2; s++) {
+    const l = compiled.step(x, y);
+    await l.data();
+    l.dispose();
+  }
+  const rp = { encode: [] as number[], step: [] as number[] };
+  let replayDispatches = 0;
+  for (let s = 0; s < steps; s++) {
+    const c0 = be.dispatchCount;
+    const t0 = performance.now();
+    const l = compiled.step(x, y);
+    rp.encode.push(performance.now() - t0);
+    replayDispatches = be.dispatchCount - c0;
+    await l.data();
+    l.dispose();
+    rp.step.push(performance.now() - t0);
+  }
+  const recordedDispatches = compiled.dispatches;
+  compiled.dispose();
   const med = (a: number[]) => { const s = [...a].slice(2).sort((p, q) => p - q); return s[Math.floor(s.length / 2)]; };
   const mn = (a: number[]) => Math.min(...a.slice(2));
   console.log(`dispatches: fwd ${dc.fwd}, bwd ${dc.bwd}, opt ${dc.opt}; submits so far ${be.submitCount}`);
   for (const [k, v] of Object.entries(ph)) console.log(`${k.padEnd(6)} median ${med(v).toFixed(1)} ms, min ${mn(v).toFixed(1)} ms`);
+  console.log(`replayed (Optimizer.compile): ${replayDispatches} dispatches per step (recorded ${recordedDispatches})`);
+  for (const [k, v] of Object.entries(rp)) console.log(`replay ${k.padEnd(6)} median ${med(v).toFixed(1)} ms, min ${mn(v).toFixed(1)} ms`);
   console.log(`live tensors ${D.memory().liveTensors}`);
   D.shutdown();
 }

@@ -484,6 +484,28 @@ const lenetTrainStep: Workload<LenetTrainDubito, LenetTrainTf> = {
   ],
 };
 
+interface LenetReplayDubito extends LenetTrainDubito { compiled: D.CompiledStep }
+
+/**
+ * The same training step compiled with `Optimizer.compile`: the row's first run (the checked
+ * step) is eager, the second (warm-up) is recorded, the timed reps replay the recorded
+ * forward/backward/Adam dispatches (parameters and moments updated in place, Adam's bias
+ * corrections re-written per step) without running the JS op graph.
+ */
+const lenetTrainStepReplayed: Workload<LenetReplayDubito, LenetTrainTf> = {
+  ...lenetTrainStep,
+  name: 'LeNet training step b64 (Adam, no dropout, replayed)',
+  setupDubito: (x, be) => {
+    const s = lenetTrainStep.setupDubito(x, be);
+    return { ...s, compiled: s.opt.compile((a, b) => D.crossEntropy(s.model.forward(a), b), { model: s.model }) };
+  },
+  runDubito: (s) => s.compiled.step(s.x, s.y),
+  teardownDubito: (s) => {
+    s.compiled.dispose();
+    lenetTrainStep.teardownDubito!(s);
+  },
+};
+
 // Ensemble training: M = 5 LeNet-5 members, each its own weights and its own batch of 64, one
 // Adam step each. Three ways: dubito's stacked trainer (ONE forward/backward/optimiser pass for
 // all members: grouped convs, batched matmuls, one fused Adam kernel per stacked parameter),
@@ -854,6 +876,32 @@ function fc1FromTf(k: Float32Array): Float32Array {
   return out;
 }
 
+/**
+ * The MC dropout pass recorded once with `recordReplay` (in the setup, untimed) and replayed:
+ * the same dispatches (the fixed seed gives the same masks every run, as the eager row's
+ * `seed: 1234` does), without the JS op graph of the T·B-row forward and the score reductions.
+ */
+function mcReplayed(B: number, modes: readonly RunMode[]): Workload<McDubito & { rec: D.Replayable }, McTf> {
+  const base = mcWorkload(B, modes);
+  return {
+    ...base,
+    name: `${base.name} (replayed)`,
+    setupDubito: (x, be) => {
+      const s = base.setupDubito(x, be);
+      const rec = D.recordReplay((input) => {
+        const r = D.mcDropout(s.model, input, { samples: MC_T, seed: 1234, maxRowsPerPass: MC_MAX_ROWS });
+        return [r.mean, r.perClassVariance];
+      }, [s.x]);
+      return { ...s, rec };
+    },
+    runDubito: (s) => s.rec.run(s.x),
+    teardownDubito: (s) => {
+      s.rec.dispose();
+      base.teardownDubito!(s);
+    },
+  };
+}
+
 // ---------------------------------------------------------------- the list
 
 /**
@@ -877,10 +925,13 @@ export const workloads: Entry[] = [
   resBlockFwd,
   resBlockBwd,
   lenetTrainStep,
+  lenetTrainStepReplayed,
   ensembleStacked,
   ensembleSequential,
   mcWorkload(100, FULL),
+  mcReplayed(100, FULL),
   mcWorkload(32, QUICK),
+  mcReplayed(32, QUICK),
   // TF.js's loop of T=50 forwards took 150 s for 250 inputs on lavapipe (load average ~13), so
   // 2000 inputs would take tens of minutes per run: TF.js runs 100 of them, extrapolated ×20.
   mcWorkload(2000, FULL, 100),

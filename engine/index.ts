@@ -19,4 +19,4 @@ export { shapesEqual, sizeOf, type Shape } from './shape.js';
  * draw for a `(seed, offset)`, as host arrays (for seeded shuffles, synthetic data and tests).
  */
 export { randomBits, blocksFor, randomUniform, randomNormal } from './random/philox.js';
-export { recordReplay, type Replayable } from './capture.js';
+export { recordReplay, recordStep, type Replayable, type RecordOptions, type RecordedStep } from './capture.js';

@@ -52,6 +52,8 @@ export const runtime = {
   /** Backends destroyed by `shutdown()`: their tensors can no longer be used. */
   destroyed: new WeakSet<Backend>(),
   debug: { warnLeaks: false } as Required<DebugOptions>,
+  /** Called by `Tensor.assign` before an in-place update (set while engine/capture.ts records a step). */
+  onAssign: null as ((t: Tensor) => void) | null,
 };
 
 /** Turns debug aids on or off (see {@link DebugOptions}); returns the previous settings. */

@@ -48,6 +48,11 @@ function untrack(s: Storage): void {
 
 let nextId = 1;
 
+/** The id the next tensor will get (ids increase: tensors made before a point have smaller ids). */
+export function nextTensorId(): number {
+  return nextId;
+}
+
 export type NestedArray = number | NestedArray[];
 
 /**
@@ -157,6 +162,7 @@ export class Tensor {
       throw new ShapeError(`${what}: cannot assign a ${fmtShape(src.shape)} tensor into ${fmtShape(this.shape)}`);
     }
     if (this.dtype !== src.dtype) throw new DTypeError(`${what}: cannot assign ${src.dtype} into ${this.dtype} ${fmtShape(this.shape)}`);
+    runtime.onAssign?.(this);
     this.held.storage = s;
     src.held.storage = dst;
     src.dispose();

@@ -99,8 +99,11 @@ function checkInputs(op: string, [p, ...others]: readonly Tensor[]): OutInfo {
 // ---- Adam / AdamW ----
 interface AdamAttrs {
   h: AdamOptions;
-  /** 1-based step count (bias corrections). */
-  step: number;
+  /**
+   * 1-based step count (bias corrections); a function is read when the kernel's uniforms are
+   * packed, so a replayed step (engine/capture.ts) sees the optimiser's current count.
+   */
+  step: number | (() => number);
   /** Decoupled weight decay (AdamW) instead of L2 added to the gradient (Adam). */
   decoupled: boolean;
   /** Inputs: [p, grad] on the first step, [p, grad, m, v] after, plus vmax with `useMax`. */
@@ -118,7 +121,7 @@ const ADAM_STEP = defineMultiOp<AdamAttrs>({
   },
   cpu([p, g, m0, v0, vmax0], a, [out]) {
     const r = rounder(out.dtype);
-    const s = adamScalars(a.h, a.step);
+    const s = adamScalars(a.h, typeof a.step === 'function' ? a.step() : a.step);
     const B1 = r(s.b1), OMB1 = r(s.omb1), B2 = r(s.b2), OMB2 = r(s.omb2), SQ = r(s.sqrt_bc2), EPS = r(s.eps), LR = r(s.lr_bc1), WD = r(s.wd), DECAY = r(s.decay);
     const mode = wdMode(a);
     const P = p.data, G = g.data;
@@ -157,7 +160,8 @@ const ADAM_STEP = defineMultiOp<AdamAttrs>({
         out_p: outP.buffer,
         out_m: outM.buffer,
         out_v: outV.buffer,
-        adam: { n, ...adamScalars(a.h, a.step) },
+        // Live uniform: the learning rate and the bias corrections are re-read per replay.
+        adam: () => ({ n, ...adamScalars(a.h, typeof a.step === 'function' ? a.step() : a.step) }),
       },
       workgroups: grid1D(n),
     });
@@ -168,9 +172,11 @@ const ADAM_STEP = defineMultiOp<AdamAttrs>({
  * One Adam/AdamW step for one parameter (torch.optim.Adam/AdamW arithmetic):
  *   d = ±grad (+ wd·p for Adam's L2; AdamW decays p ← p·(1 − lr·wd) instead),
  *   m = β₁m + (1−β₁)d, v = β₂v + (1−β₂)d², p ← p − (lr/(1−β₁ᵗ))·m / (√v̂/√(1−β₂ᵗ) + eps)
- * with v̂ = max(vmax, v) under AMSGrad. `m0`/`v0` null on the first step; `step` is 1-based.
+ * with v̂ = max(vmax, v) under AMSGrad. `m0`/`v0` null on the first step; `step` is 1-based
+ * (or a function returning it: the WebGPU kernel's scalars — lr, bias corrections — are then
+ * re-read from `h` and `step()` whenever a recorded step is replayed, see engine/capture.ts).
  */
-export function fusedAdam(p: Tensor, grad: Tensor, m0: Tensor | null, v0: Tensor | null, vmax0: Tensor | null, h: AdamOptions, step: number, decoupled: boolean): FusedAdamResult {
+export function fusedAdam(p: Tensor, grad: Tensor, m0: Tensor | null, v0: Tensor | null, vmax0: Tensor | null, h: AdamOptions, step: number | (() => number), decoupled: boolean): FusedAdamResult {
   const first = !m0 || !v0;
   // Without a running max yet (first step, or AMSGrad switched on later) v itself is used.
   const useMax = h.amsgrad && !first && !!vmax0;
@@ -229,7 +235,7 @@ function sgdDispatch(gpu: WebGPUBackend, p: GpuArg, g: GpuArg, b0: GpuArg | unde
     kernel: OPTIM,
     entry: 'sgd_step',
     constants: { FIRST: a.first, MOMENTUM: a.h.momentum !== 0, NESTEROV: a.h.nesterov, MAXIMIZE: a.h.maximize, WEIGHT_DECAY: a.h.weightDecay !== 0 },
-    bindings: { p: p.buffer, grad: g.buffer, buf0: (b0 ?? p).buffer, out_p: outP.buffer, out_buf: scratch, sgd: { n, ...sgdScalars(a.h) } },
+    bindings: { p: p.buffer, grad: g.buffer, buf0: (b0 ?? p).buffer, out_p: outP.buffer, out_buf: scratch, sgd: () => ({ n, ...sgdScalars(a.h) }) },
     workgroups: grid1D(n),
   });
   if (!outB) gpu.freeBuffer(scratch);
@@ -238,7 +244,8 @@ function sgdDispatch(gpu: WebGPUBackend, p: GpuArg, g: GpuArg, b0: GpuArg | unde
 /**
  * One SGD step for one parameter (torch.optim.SGD arithmetic): d = ±grad + wd·p;
  * b = d on the first step, then μb + (1−dampening)d; d = d + μb (Nesterov) or b; p ← p − lr·d.
- * `buf0` null on the first step (or without momentum).
+ * `buf0` null on the first step (or without momentum). The WebGPU kernel re-reads its scalars
+ * (lr, momentum, dampening, weight decay) from `h` whenever a recorded step is replayed.
  */
 export function fusedSgd(p: Tensor, grad: Tensor, buf0: Tensor | null, h: SGDOptions): FusedSgdResult {
   const first = !buf0 || h.momentum === 0;

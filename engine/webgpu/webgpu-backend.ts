@@ -18,9 +18,13 @@ export interface DispatchSpec {
   constants?: Record<string, number | boolean>;
   /**
    * Resources by WGSL variable name: storage buffers, and uniform structs as plain objects of
-   * their fields by name (packed with the reflected layout, see `packUniforms`).
+   * their fields by name (packed with the reflected layout, see `packUniforms`). A uniform may
+   * also be given as a function returning its values ("live" uniform): it is called once per
+   * dispatch, and again before every replay of a recording (engine/capture.ts), whose uniform
+   * buffer is rewritten when the packed bytes changed — for scalars that change between
+   * otherwise identical steps (an optimiser's learning rate and bias corrections).
    */
-  bindings: Record<string, GPUBuffer | UniformValues>;
+  bindings: Record<string, GPUBuffer | UniformValues | (() => UniformValues)>;
   workgroups: readonly [number, number, number];
 }
 
@@ -47,8 +51,12 @@ export interface Recording {
   pinned: GPUBuffer[];
   /** Uniform buffers of the recorded dispatches. */
   uniforms: GPUBuffer[];
-  /** Uniform buffers holding a Philox stream, with their recorded values. */
-  philox: { kernel: Kernel; name: string; values: UniformValues; buffer: GPUBuffer }[];
+  /**
+   * Uniform buffers re-packed per replay: those holding a Philox stream (fields offset_lo /
+   * offset_hi, advanced per replay) and the live ones (`live`: re-evaluated per replay), with
+   * the values and bytes last written.
+   */
+  patched: { kernel: Kernel; name: string; values: UniformValues; live: (() => UniformValues) | null; bytes: Uint32Array; buffer: GPUBuffer }[];
   /** Storages from before the recording that recorded ops read (one reference each). */
   held: GpuStorage[];
   /** Storages created while recording. */
@@ -413,7 +421,7 @@ export class WebGPUBackend implements Backend {
    */
   beginRecording(): void {
     if (this.recording) throw new DeviceError('capture: a recording is already in progress on this backend');
-    this.recording = { commands: [], pinned: [], uniforms: [], philox: [], held: [], created: new Set() };
+    this.recording = { commands: [], pinned: [], uniforms: [], patched: [], held: [], created: new Set() };
   }
 
   /** Ends the recording and returns it (replay with `replayRecording`, free with `releaseRecording`). */
@@ -441,34 +449,40 @@ export class WebGPUBackend implements Backend {
     }
   }
 
-  private recordDispatch(kernel: Kernel, p: CachedPipeline, bindGroup: GPUBindGroup, wg: [number, number, number], spec: DispatchSpec, uniforms: GPUBuffer[]): void {
+  private recordDispatch(p: CachedPipeline, bindGroup: GPUBindGroup, wg: [number, number, number], uniforms: { kernel: Kernel; name: string; values: UniformValues; live: (() => UniformValues) | null; bytes: Uint32Array; buffer: GPUBuffer }[]): void {
     const r = this.recording!;
     r.commands.push({ kind: 'dispatch', pipeline: p.pipeline, bindGroup, wg });
-    r.uniforms.push(...uniforms);
-    // Philox streams (uniform fields offset_lo/offset_hi): re-packed with an advanced offset per replay.
-    let u = 0;
-    for (const { name, uniform } of p.bindingNames) {
-      if (!uniform) continue;
-      const values = spec.bindings[name] as UniformValues;
-      const ub = uniforms[u++];
-      if (typeof values.offset_lo === 'number' && typeof values.offset_hi === 'number') r.philox.push({ kernel, name, values: { ...values }, buffer: ub });
+    for (const u of uniforms) {
+      r.uniforms.push(u.buffer);
+      // Philox streams (uniform fields offset_lo/offset_hi) are re-packed with an advanced offset
+      // per replay; live uniforms are re-evaluated.
+      if (u.live || (typeof u.values.offset_lo === 'number' && typeof u.values.offset_hi === 'number')) r.patched.push({ ...u, values: { ...u.values } });
     }
   }
 
   /**
    * Encodes a recording again: the same pipelines and bind groups (so the same buffers), with
-   * every Philox stream's block offset advanced by `philoxShift` from its recorded value.
+   * every Philox stream's block offset advanced by `philoxShift` from its recorded value and
+   * every live uniform re-evaluated (its buffer rewritten when its bytes changed).
    */
   replayRecording(r: Recording, philoxShift: number): void {
     this.checkAlive('replay');
-    if (philoxShift !== 0 && r.philox.length) {
-      // Uniform writes are queue operations: submit what is encoded first so they land after it.
-      this.flush();
-      for (const p of r.philox) {
-        const off = (p.values.offset_lo as number) + (p.values.offset_hi as number) * 2 ** 32 + philoxShift;
-        const bytes = packUniforms(p.kernel, p.name, { ...p.values, offset_lo: off % 2 ** 32, offset_hi: Math.floor(off / 2 ** 32) });
-        this.device.queue.writeBuffer(p.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let flushed = false;
+    for (const u of r.patched) {
+      let values = u.live ? u.live() : u.values;
+      if (typeof values.offset_lo === 'number' && typeof values.offset_hi === 'number' && philoxShift !== 0) {
+        const off = (values.offset_lo as number) + (values.offset_hi as number) * 2 ** 32 + (u.live ? 0 : philoxShift);
+        values = { ...values, offset_lo: off % 2 ** 32, offset_hi: Math.floor(off / 2 ** 32) };
       }
+      const bytes = packUniforms(u.kernel, u.name, values);
+      if (bytes.length === u.bytes.length && bytes.every((w, i) => w === u.bytes[i])) continue;
+      // Uniform writes are queue operations: submit what is encoded first so they land after it.
+      if (!flushed) {
+        this.flush();
+        flushed = true;
+      }
+      this.device.queue.writeBuffer(u.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      u.bytes = bytes;
     }
     for (const c of r.commands) {
       if (c.kind === 'copy') {
@@ -568,15 +582,17 @@ export class WebGPUBackend implements Backend {
     const kernel = asKernel(spec.kernel);
     const p = this.pipelineFor(kernel, spec.entry ?? 'main', spec.constants);
     const entries: GPUBindGroupEntry[] = [];
-    const uniformsToFree: GPUBuffer[] = [];
+    const uniforms: { kernel: Kernel; name: string; values: UniformValues; live: (() => UniformValues) | null; bytes: Uint32Array; buffer: GPUBuffer }[] = [];
     for (const { name, binding, uniform } of p.bindingNames) {
       const b = spec.bindings[name];
       if (b === undefined) throw new KernelCompileError(kernel.name, undefined, `no ${uniform ? 'uniform values' : 'buffer'} given for binding '${name}'`);
       if (uniform) {
-        const bytes = packUniforms(kernel, name, b as UniformValues);
+        const live = typeof b === 'function' ? (b as () => UniformValues) : null;
+        const values = live ? live() : (b as UniformValues);
+        const bytes = packUniforms(kernel, name, values);
         const ub = this.uniformPool.acquire(bytes.byteLength);
         this.device.queue.writeBuffer(ub, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        uniformsToFree.push(ub);
+        uniforms.push({ kernel, name, values, live, bytes, buffer: ub });
         entries.push({ binding, resource: { buffer: ub } });
       } else entries.push({ binding, resource: this.storageBinding(kernel.name, name, b as GPUBuffer) });
     }
@@ -586,8 +602,8 @@ export class WebGPUBackend implements Backend {
     this.pass.setPipeline(p.pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
-    if (this.recording) this.recordDispatch(kernel, p, bindGroup, [x, y, z], spec, uniformsToFree);
-    else for (const ub of uniformsToFree) this.uniformPool.release(ub, true);
+    if (this.recording) this.recordDispatch(p, bindGroup, [x, y, z], uniforms);
+    else for (const u of uniforms) this.uniformPool.release(u.buffer, true);
     this.dispatchCount++;
     if (++this.queued >= this.maxQueued) this.flush();
   }

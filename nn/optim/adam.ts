@@ -31,7 +31,8 @@ function adamUpdate(set: (s: ParamState, k: string, v: Tensor) => void, p: Tenso
   const m0 = (s.expAvg as Tensor | undefined) ?? null;
   const v0 = (s.expAvgSq as Tensor | undefined) ?? null;
   const vmax0 = g.amsgrad ? ((s.maxExpAvgSq as Tensor | undefined) ?? null) : null;
-  const r = fusedAdam(p, grad, m0, v0, vmax0, g, step, decoupled);
+  // The step count is passed as a getter so that a replayed step (Optimizer.compile) re-reads it.
+  const r = fusedAdam(p, grad, m0, v0, vmax0, g, () => s.step as number, decoupled);
   set(s, 'expAvg', r.expAvg);
   set(s, 'expAvgSq', r.expAvgSq);
   if (r.maxExpAvgSq) set(s, 'maxExpAvgSq', r.maxExpAvgSq);
