@@ -42,7 +42,7 @@ import {
 } from '../node.js';
 import { MNIST_SPLIT, loadDemoData } from './mnist-training.js';
 import {
-  type TrainedModel, baseRecipe, checkpointDir, freshLeNet, loadCached, loadCheckpoint, obtainModel, saveCheckpoint, stableJson, stackedMemberRecipe,
+  type TrainedModel, baseRecipe, checkpointDir, freshLeNet, loadCached, loadCheckpoint, obtainEnsemble, obtainModel, saveCheckpoint, stableJson, stackedMemberRecipe,
 } from './eval-models.js';
 import { type OutlierLoss, trainWithOutliers } from './dirichlet-training.js';
 
@@ -197,7 +197,6 @@ export async function evalDirichlet(o: EvalDirichletOptions): Promise<EvalDirich
   } else {
     for (const c of cachedMembers) c?.model.dispose();
     if (o.trainEnsemble) {
-      const { obtainEnsemble } = await import('./eval-models.js');
       members = (await obtainEnsemble(memberRecipes, train, val, backend, { retrain: false, log })).map((m) => m.model);
       notes.push(`${MODEL_LABEL.ensemble}: ${M} members trained stacked`);
     } else {
