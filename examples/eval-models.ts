@@ -83,7 +83,7 @@ export function baseRecipe(epochs: number, seed: number): Recipe {
 }
 
 /** Stable JSON (sorted keys) so the hash does not depend on property order. */
-function stableJson(v: unknown): string {
+export function stableJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
   if (v && typeof v === 'object') {
     return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
@@ -113,7 +113,7 @@ export interface TrainedModel {
 type History = TrainedModel['history'];
 
 /** A fresh LeNet-5 initialised from `seed` (the global generator is reseeded first). */
-function freshLeNet(seed: number, dropout: number): LeNet5 {
+export function freshLeNet(seed: number, dropout: number): LeNet5 {
   manualSeed(seed);
   return new LeNet5({ dropout });
 }
@@ -123,7 +123,7 @@ function freshLeNet(seed: number, dropout: number): LeNet5 {
  * there is none or it is unusable (said in the log, the half-loaded model freed), so the caller
  * trains a fresh one.
  */
-async function loadCheckpoint(
+export async function loadCheckpoint(
   path: string, key: string, make: () => LeNet5, backend: Backend, log: (s: string) => void,
 ): Promise<{ model: LeNet5; trainSeconds: number; history: History } | null> {
   if (!existsSync(path)) return null;
@@ -145,7 +145,7 @@ async function loadCheckpoint(
 }
 
 /** Saves a trained model with its recipe key and training record in the metadata. */
-async function saveCheckpoint(path: string, model: LeNet5, key: string, training: Record<string, unknown>): Promise<void> {
+export async function saveCheckpoint(path: string, model: LeNet5, key: string, training: Record<string, unknown>): Promise<void> {
   const sd = model.stateDict();
   await saveSafetensors(path, sd, { recipe: key, training: JSON.stringify(training) });
   for (const t of Object.values(sd)) t.dispose();
@@ -154,7 +154,7 @@ async function saveCheckpoint(path: string, model: LeNet5, key: string, training
 const recipePath = (recipe: Recipe): string => join(checkpointDir(), `lenet5-${recipeHash(recipe)}.safetensors`);
 
 /** The cached checkpoint of `recipe`, or null. */
-async function loadCached(recipe: Recipe, backend: Backend, log: (s: string) => void): Promise<TrainedModel | null> {
+export async function loadCached(recipe: Recipe, backend: Backend, log: (s: string) => void): Promise<TrainedModel | null> {
   const path = recipePath(recipe);
   const c = await loadCheckpoint(path, stableJson(recipe), () => freshLeNet(recipe.initSeed, recipe.dropout), backend, log);
   return c && { ...c, recipe, path, cached: true };

@@ -28,6 +28,11 @@
  *              round for each acquisition. Keys `active.<acquisition>.{labels[], accuracy[]}`.
  *   bias       examples/eval-bias.ts (opt-in): biased MNIST (a 3% style subgroup, 10×-rarer
  *              digits), imbalance remedies and DB-VAE. Keys `bias.<experiment>.<method>.*`.
+ *   dirichlet  examples/eval-dirichlet.ts (opt-in: trains 2 LeNets with outliers, ~10 min the first time):
+ *              prior network and outlier-exposure LeNet (Fashion-MNIST 0–4 outliers) vs the plain LeNet
+ *              (and the cached ensemble) on Fashion 5–9 / Gaussian / uniform noise, calibration of α/α₀.
+ *              Keys `dirichlet.<model>.<score>.<oodset>.{auroc,fpr95}`, `dirichlet.<model>.{accuracy,ece,nll}`,
+ *              `dirichlet.protocol`, `times.dirichlet`.
  *   guards     examples/eval-guards.ts (opt-in, long: 52 min the first time on the shared 2-core machine):
  *              the VAE-loss and WGAN-GP + inverter δz guards. Nested keys `vaeGuard.*`, `wganInverter.*`.
  *
@@ -40,6 +45,7 @@
  *   --gradcon-epochs N, --gradcon-classes 0,1,...   (gradcon group)
  *   --active-rounds N, --active-pool P, --active-steps S   (active group)
  *   --bias-epochs N   (bias group, default 4)
+ *   --dirichlet-ensemble   (dirichlet group: train the ensemble if it is not cached)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,8 +64,9 @@ import { evalActive } from './eval-active.js';
 import { evalConformal } from './eval-conformal.js';
 
 import { runReportEval } from './eval-report.js';
+import { evalDirichlet } from './eval-dirichlet.js';
 
-const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes', 'conformal', 'active', 'bias', 'guards', 'report'] as const;
+const GROUPS = ['ood', 'explain', 'gradients', 'gradcon', 'bayes', 'conformal', 'active', 'bias', 'guards', 'report', 'dirichlet'] as const;
 type Group = (typeof GROUPS)[number];
 
 function arg(name: string, fallback: string): string {
@@ -84,7 +91,7 @@ const RETRAIN = process.argv.includes('--retrain');
 const resultsFile = join(OUT, 'results.json');
 mkdirSync(OUT, { recursive: true });
 
-type Value = number | (number | null)[] | null | { [key: string]: Value };
+type Value = number | string | (number | null)[] | null | { [key: string]: Value };
 const results: Record<string, Value> = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) : {};
 const times: Record<string, number> = {};
 function save(): void {
@@ -113,7 +120,7 @@ if (run.has('ood')) {
   save();
 }
 
-if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active') || run.has('bias') || run.has('guards') || run.has('report')) {
+if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has('conformal') || run.has('active') || run.has('bias') || run.has('guards') || run.has('report') || run.has('dirichlet')) {
   const backend = await init({ backend: BACKEND });
   const log = (m: string) => console.log(`  ${m}`);
   if (run.has('explain') || run.has('gradients') || run.has('guards') || run.has('report')) {
@@ -203,6 +210,16 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
     console.log(r.table);
     Object.assign(results, r.results);
     times.bias = (performance.now() - t0) / 1000;
+    save();
+  }
+  if (run.has('dirichlet')) {
+    const t0 = performance.now();
+    console.log('=== eval group: dirichlet');
+    const r = await evalDirichlet({ backend, epochs: EPOCHS, retrain: RETRAIN, trainEnsemble: process.argv.includes('--dirichlet-ensemble'), outDir: OUT, log: console.log });
+    console.log(r.markdown);
+    Object.assign(results, r.results);
+    times.dirichlet = (performance.now() - t0) / 1000;
+    results['times.dirichlet'] = times.dirichlet;
     save();
   }
   shutdown();

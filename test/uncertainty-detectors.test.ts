@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import {
   type Backend, type Detector, type Tensor, ArgumentError, DeepEnsemble, DetectorGuard, Dropout, Linear, MahalanobisDetector, NotFittedError,
   NotReliableClassification, ReLU, Sequential, Tanh, calibrateThreshold, dirichletDetector, dirichletDifferentialEntropy,
-  dirichletExpectedEntropy, dirichletMutualInformation, dirichletPrecisionScore, dirichletPredictiveEntropy, energyDetector, energyScore,
+  dirichletExpectedEntropy, dirichletMaxProbabilityScore, dirichletMutualInformation, dirichletPrecisionScore, dirichletPredictiveEntropy, energyDetector, energyScore,
+  DTypeError, ShapeError,
   enableMCDropout, ensembleDetector, entropyDetector, entropyScore, evaluateDetectors, guard, manualSeed, maxLogitDetector, maxLogitScore,
   mcDropout, mcDropoutDetector, meanEnergyScore, memory, mspDetector, mspScore, noGrad, odinDetector, odinScore, oodMetrics, scoreAll,
   setBackend, tensor, tidy, uniform, vacuity, dispose,
@@ -62,6 +63,7 @@ async function adaptersEqualFunctions(be: Backend): Promise<void> {
     [dirichletDetector(model, { measure: 'expectedEntropy', concentration: (z) => z.exp().add(1) }), () => dirichletExpectedEntropy(f(x).exp().add(1))],
     [dirichletDetector(model, { measure: 'predictiveEntropy', concentration: 'exp' }), () => dirichletPredictiveEntropy(f(x).exp())],
     [dirichletDetector((t) => f(t).exp(), { measure: 'differentialEntropy' }), () => dirichletDifferentialEntropy(f(x).exp())],
+    [dirichletDetector(model, { measure: 'maxProbability', concentration: 'exp' }), () => dirichletMaxProbabilityScore(f(x).exp())],
   ];
   // MC dropout: the adapter vs mcDropout with the same seed (MC dropout switched on by hand).
   const mcOld = () => {
@@ -200,6 +202,70 @@ describe('new score functions', () => {
     const h = await vals(dirichletPredictiveEntropy(tensor(alpha)));
     const mi = await vals(dirichletMutualInformation(tensor(alpha)));
     h.forEach((v, i) => expect(Math.abs(v - (gotEE[i] + mi[i]))).toBeLessThan(1e-5));
+  });
+});
+
+describe('Dirichlet detectors on fixed concentrations', () => {
+  // α rows: flat K = 3; a confident row; a spread row with a tie for the maximum.
+  const alpha = [[1, 1, 1], [10, 2, 0.5], [4, 4, 2]];
+
+  it('maxProbability = −max_k α_k/α₀, and every measure by hand (float64)', async () => {
+    setBackend(cpu);
+    const a64 = tensor(alpha, undefined, { dtype: 'float64' });
+    const want: Record<string, number[]> = {
+      maxProbability: [-1 / 3, -10 / 12.5, -0.4],
+      vacuity: [1, 3 / 12.5, 0.3],
+      precision: [-3, -12.5, -10],
+    };
+    for (const [measure, w] of Object.entries(want)) {
+      const got = await vals(dirichletDetector(undefined, { measure: measure as 'vacuity' }).score(a64));
+      got.forEach((v, i) => expect(Math.abs(v - w[i]), `${measure} [${i}]`).toBeLessThan(1e-14));
+    }
+    expect(await vals(dirichletMaxProbabilityScore(a64))).toEqual(await vals(dirichletDetector(undefined, { measure: 'maxProbability' }).score(a64)));
+    expect(dirichletDetector(undefined, { measure: 'maxProbability' }).name).toBe('Dirichlet MSP of the mean');
+    // −max p ∈ [−1, −1/K]; the flat Dirichlet sits at −1/K, its upper end.
+    expect(await vals(dirichletMaxProbabilityScore(tensor([[1e6, 1, 1], [1, 1, 1]])))).toEqual([expect.closeTo(-1, 5), expect.closeTo(-1 / 3, 6)]);
+    a64.dispose();
+  });
+
+  it('non-positive or NaN concentrations are an ArgumentError naming the detector and the row (cpu)', () => {
+    setBackend(cpu);
+    const before = memory().liveTensors;
+    for (const bad of [0, -0.5, NaN]) {
+      const a = tensor([[1, 2, 3], [2, bad, 1]]);
+      for (const measure of ['vacuity', 'precision', 'mutualInformation', 'expectedEntropy', 'predictiveEntropy', 'differentialEntropy', 'maxProbability'] as const) {
+        const d = dirichletDetector(undefined, { measure });
+        expect(() => d.score(a), `${measure} ${bad}`).toThrow(ArgumentError);
+        expect(() => d.score(a), `${measure} ${bad}`).toThrow(new RegExp(`dirichletDetector \\(${d.name}\\).*\\[2,3\\].*positive.*row 1 has minimum ${String(bad)}`));
+      }
+      a.dispose();
+    }
+    // A model whose output becomes α through `concentration`: the check sees α, not the logits.
+    const z = tensor([[0, -1, 2]]);
+    expect(() => dirichletDetector((t) => t, { concentration: (o) => o.sub(1) }).score(z)).toThrow(/row 0 has minimum -2/);
+    const ok = dirichletDetector((t) => t, { concentration: 'exp' }).score(z);
+    const rank1 = tensor([1, 2, 3]);
+    const ints = tensor([[1, 2]], undefined, { dtype: 'int32' });
+    expect(() => dirichletDetector(undefined, { measure: 'vacuity' }).score(rank1)).toThrow(ShapeError);
+    expect(() => dirichletDetector(undefined, { measure: 'vacuity' }).score(ints)).toThrow(DTypeError);
+    dispose([z, ok, rank1, ints]);
+    expect(memory().liveTensors).toBe(before); // a throwing score frees what it made
+  });
+
+  it('webgpu: a row with a non-positive concentration scores NaN, the others are exact', async (ctx) => {
+    const be = await requireWebGPU(ctx);
+    setBackend(be);
+    const a = tensor([[10, 2, 0.5], [1, 0, 1], [4, 4, 2], [-1, 3, 3]]);
+    const d = dirichletDetector(undefined, { measure: 'maxProbability' });
+    const got = await vals(d.score(a));
+    expect(Number.isNaN(got[1]) && Number.isNaN(got[3])).toBe(true);
+    expect(got[0]).toBeCloseTo(-0.8, 6);
+    expect(got[2]).toBeCloseTo(-0.4, 6);
+    const p = d.predict!(a);
+    expect(await vals(p.prediction)).toEqual([0, 0, 0, 1]); // argmax α, first maximum on ties
+    expect((await vals(p.score)).map(Number.isNaN)).toEqual([false, true, false, true]);
+    a.dispose();
+    setBackend(cpu);
   });
 });
 

@@ -14,7 +14,7 @@
  * | `new MahalanobisDetector({ features })` | min_c (f−μ_c)ᵀΣ⁻¹(f−μ_c) (Lee et al. 2018) | itself (mahalanobis.ts) |
  * | `mcDropoutDetector(model, { measure, samples })` | H[p̄], BALD MI, variation ratio over T dropout passes (Gal & Ghahramani 2016) | `mcDropoutLogits` + `predictiveEntropy` / `mutualInformation` / `variationRatio` |
  * | `ensembleDetector(ensemble, { measure })` | the same three over M members, or the mean member energy (Lakshminarayanan et al. 2017) | `DeepEnsemble.forward` + the same, `meanEnergyScore` |
- * | `dirichletDetector(model, { measure })` | vacuity K/α₀, −α₀, Dirichlet MI, expected entropy, predictive entropy, differential entropy (Sensoy et al. 2018; Malinin & Gales 2018) | `vacuity`, `dirichlet…` |
+ * | `dirichletDetector(model, { measure })` | vacuity K/α₀, −α₀, Dirichlet MI, expected entropy, predictive entropy, differential entropy, −max_k α_k/α₀ (Sensoy et al. 2018; Malinin & Gales 2018) | `vacuity`, `dirichlet…` |
  *
  * `model` is anything that maps a batch to outputs: a function or a module with `forward`. For
  * the logit adapters it may be omitted, and the inputs are then the logits themselves. Scores
@@ -23,18 +23,19 @@
  * and `guard` do) when no gradient is wanted.
  */
 import {
-  argmax, ArgumentError, composite, exp, fmtShape, noGrad, ShapeError, softmax, type Tensor, tidy,
+  argmax, ArgumentError, composite, exp, fmtShape, noGrad, ShapeError, softmax, type Tensor, tidy, where,
 } from '../engine/index.js';
 import { type Module } from '../nn/module.js';
 import { Dropout } from '../nn/layers/dropout.js';
 import { type Detector, type ModelLike, type ScoredBatch, asModelFn } from './detector.js';
 import {
-  dirichletDifferentialEntropy, dirichletExpectedEntropy, dirichletMutualInformation, dirichletPrecisionScore, dirichletPredictiveEntropy,
+  dirichletDifferentialEntropy, dirichletExpectedEntropy, dirichletMaxProbabilityScore, dirichletMutualInformation, dirichletPrecisionScore, dirichletPredictiveEntropy,
   energyScore, entropyScore, maxLogitScore, meanEnergyScore, mspScore, mutualInformation, predictiveEntropy, predictiveMean, variationRatio, vacuity,
 } from './scores.js';
 import { type OdinOptions, odinScore } from './odin.js';
 import { type McDropoutOptions, mcDropoutLogits } from './sampling.js';
 import type { DeepEnsemble } from './ensemble.js';
+import { checkConcentrations } from './dirichlet.js';
 
 const identity = (x: Tensor): Tensor => x;
 
@@ -296,7 +297,7 @@ export function ensembleDetector(ensemble: DeepEnsemble, opts: EnsembleDetectorO
 }
 
 /** The Dirichlet uncertainty measures (all higher = more uncertain). */
-export type DirichletMeasure = 'vacuity' | 'precision' | 'mutualInformation' | 'expectedEntropy' | 'predictiveEntropy' | 'differentialEntropy';
+export type DirichletMeasure = 'vacuity' | 'precision' | 'mutualInformation' | 'expectedEntropy' | 'predictiveEntropy' | 'differentialEntropy' | 'maxProbability';
 
 const DIRICHLET: Record<DirichletMeasure, { fn: (a: Tensor) => Tensor; label: string }> = {
   vacuity: { fn: vacuity, label: 'vacuity' },
@@ -305,6 +306,7 @@ const DIRICHLET: Record<DirichletMeasure, { fn: (a: Tensor) => Tensor; label: st
   expectedEntropy: { fn: dirichletExpectedEntropy, label: 'expected entropy' },
   predictiveEntropy: { fn: dirichletPredictiveEntropy, label: 'predictive entropy' },
   differentialEntropy: { fn: dirichletDifferentialEntropy, label: 'differential entropy' },
+  maxProbability: { fn: dirichletMaxProbabilityScore, label: 'MSP of the mean' },
 };
 
 export interface DirichletDetectorOptions extends DetectorOptions {
@@ -327,7 +329,12 @@ export interface DirichletDetectorOptions extends DetectorOptions {
  * - 'expectedEntropy': E[H[p]] = ψ(α₀+1) − Σ_k (α_k/α₀) ψ(α_k+1) — {@link dirichletExpectedEntropy},
  * - 'predictiveEntropy': H[α/α₀] — {@link dirichletPredictiveEntropy},
  * - 'differentialEntropy': H[Dir(α)] — {@link dirichletDifferentialEntropy},
+ * - 'maxProbability': −max_k α_k/α₀, the MSP of the mean p = α/α₀ — {@link dirichletMaxProbabilityScore},
  * all higher = more uncertain. Prediction = argmax α.
+ *
+ * α must be positive: on the CPU backend a row with a non-positive (or NaN) concentration throws
+ * an ArgumentError naming the detector and the row; on WebGPU, where checking would cost a
+ * readback per batch, that row's score is NaN instead (never a silently wrong number).
  */
 export function dirichletDetector(model?: ModelLike, opts: DirichletDetectorOptions = {}): OutputDetector {
   const measure = opts.measure ?? 'mutualInformation';
@@ -336,5 +343,12 @@ export function dirichletDetector(model?: ModelLike, opts: DirichletDetectorOpti
   const c = opts.concentration ?? 'alpha';
   const toAlpha = c === 'alpha' ? identity : c === 'exp' ? (z: Tensor) => exp(z) : c;
   if (typeof toAlpha !== 'function') throw new ArgumentError(`dirichletDetector: concentration must be 'alpha', 'exp' or a function, got ${String(c)}`);
-  return new OutputDetector(opts.name ?? `Dirichlet ${m.label}`, (out) => composite(() => m.fn(toAlpha(out))), model);
+  const name = opts.name ?? `Dirichlet ${m.label}`;
+  const rule = (out: Tensor) => composite(() => {
+    const alpha = toAlpha(out);
+    const bad = checkConcentrations(`dirichletDetector (${name})`, alpha);
+    const s = m.fn(alpha);
+    return bad ? where(bad, NaN, s) : s;
+  });
+  return new OutputDetector(name, rule, model);
 }

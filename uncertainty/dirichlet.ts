@@ -112,6 +112,17 @@ function checkAlpha(op: string, alpha: Tensor, name = 'alpha'): Tensor | null {
   return null;
 }
 
+/**
+ * Validates Dirichlet concentrations α [B, K] for `op` (used by `dirichletDetector`): float32 or
+ * float64, rank 2, every entry > 0. Where the values are on the host (the CPU backend) a
+ * non-positive or NaN entry throws an ArgumentError naming `op`, the row and its minimum; on
+ * WebGPU (no readback) it returns a bool [B] mask of the offending rows, whose results the caller
+ * sets to NaN. Returns null when nothing is left to flag.
+ */
+export function checkConcentrations(op: string, alpha: Tensor): Tensor | null {
+  return checkAlpha(op, alpha);
+}
+
 /** Float one-hot [B, K] of int32 targets [B]; flags out-of-range targets on the device (see module doc). */
 function oneHotTargets(op: string, target: Tensor, B: number, K: number, dtype: Tensor['dtype']): { y: Tensor; bad: Tensor | null } {
   if (target.dtype !== 'int32') throw new DTypeError(`${op}: class targets must be int32 [B], got ${target.dtype} ${fmtShape(target.shape)}`);

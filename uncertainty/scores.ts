@@ -222,6 +222,17 @@ export function dirichletMean(alpha: Tensor): Tensor {
 }
 
 /**
+ * Maximum probability of the Dirichlet mean, negated: −max_k α_k/α₀ ∈ [−1, −1/K] (the MSP of
+ * the expected prediction p = α/α₀, as Malinin & Gales 2018 report it next to their Dirichlet
+ * measures; the same rule as {@link mspScore}, applied to p instead of softmax(z)). Higher = more
+ * uncertain. [B,K] → [B].
+ */
+export function dirichletMaxProbabilityScore(alpha: Tensor): Tensor {
+  requireRank('dirichletMaxProbabilityScore', alpha, 2, 'concentrations [B, K]');
+  return composite(() => neg(div(max(alpha, -1), sum(alpha, -1))));
+}
+
+/**
  * Vacuity (Sensoy et al. 2018, "uncertainty mass" u = K / S): K / α₀ — 1 for the flat
  * Dirichlet α = 1, → 0 as evidence grows. Higher = more uncertain. [B,K] → [B].
  */
