@@ -39,7 +39,7 @@ export interface GuardsConfig {
 }
 
 export const DEFAULT_GUARDS: GuardsConfig = {
-  vaeEpochs: 5, wganSteps: 200, nCritic: 3, inverterSteps: 200, dzCandidates: 16, dzSteps: 16, dzRadius: 0.25, dzN: 500,
+  vaeEpochs: 30, wganSteps: 200, nCritic: 3, inverterSteps: 200, dzCandidates: 16, dzSteps: 16, dzRadius: 0.25, dzN: 500,
 };
 
 function codeHash(): string {
