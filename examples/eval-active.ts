@@ -12,8 +12,14 @@
  * (deterministic) and the T passes run through dropout + the last layer only — the same
  * distribution as T full passes, as one batched pass over the whole pool.
  *
+ * `--model gal` uses instead the network of Gal, Islam & Ghahramani (2017) — conv 32@4×4, ReLU,
+ * conv 32@4×4, ReLU, max-pool 2, dropout 0.25, dense 128, ReLU, dropout 0.5, dense 10 — whose
+ * dropout after the convolutions makes the whole network stochastic: the pool is scored with T
+ * full MC-dropout passes (`mcDropout`, chunked by `maxRowsPerPass`), still one batched
+ * computation per chunk.
+ *
  *   node scripts/run-ts.mjs examples/eval-active.ts [--rounds N] [--pool P] [--steps S] [--samples T]
- *        [--acquisitions bald,variationRatio,...] [--backend auto|webgpu|cpu]
+ *        [--acquisitions bald,variationRatio,...] [--model lenet|gal] [--backend auto|webgpu|cpu]
  *
  * `evalActive(opts)` returns `results` keyed `active.<acquisition>.{labels, accuracy}` (arrays
  * per round) plus `active.config.*`, `active.<acquisition>.seconds` and
@@ -23,10 +29,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  ACQUISITIONS, Adam, type Acquisition, type ActiveLearningResult, type Backend, type ImageSet, LeNet5, type Module, type PoolScorer, Sequential,
+  ACQUISITIONS, Adam, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, type Tensor, type Acquisition, type ActiveLearningResult, type Backend, type ImageSet, LeNet5, type Module, type PoolScorer, Sequential,
   acquisitionScores, crossEntropy, enableMCDropout, indexSelect, init, manualSeed, mcDropout, noGrad, report, runActiveLearning, shutdown, tensor, tidy,
 } from '../node.js';
-import { evaluateAccuracy, loadDemoData, permutation } from './mnist-training.js';
+import { evaluateAccuracy, loadDemoData, permutation, predictProbs } from './mnist-training.js';
 
 export interface EvalActiveOptions {
   backend: Backend;
@@ -40,8 +46,18 @@ export interface EvalActiveOptions {
   steps?: number;
   samples?: number;
   seed?: number;
+  /** 'lenet' (default: LeNet-5, dropout before the last layer) or 'gal' (Gal et al. 2017's network, dropout after the convolutions too). */
+  model?: 'lenet' | 'gal';
   outDir?: string;
   log?: (line: string) => void;
+}
+
+/** Gal, Islam & Ghahramani (2017)'s MNIST network for Bayesian active learning. */
+function galNet(): Sequential {
+  return new Sequential(
+    new Conv2d(1, 32, 4), new ReLU(), new Conv2d(32, 32, 4), new ReLU(), new MaxPool2d(2), new Dropout(0.25), new Flatten(),
+    new Linear(32 * 11 * 11, 128), new ReLU(), new Dropout(0.5), new Linear(128, 10),
+  );
 }
 
 function subset(set: ImageSet, idx: ArrayLike<number>): ImageSet {
@@ -69,9 +85,10 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
   const poolX = tensor(pool.images, [P, 1, 28, 28], { backend });
   const poolY = tensor(pool.labels, [P], { dtype: 'int32', backend });
 
-  const train = async (labelled: Int32Array, round: number): Promise<LeNet5> => {
+  const kind = o.model ?? 'lenet';
+  const train = async (labelled: Int32Array, round: number): Promise<Module> => {
     manualSeed(1000 + seed); // the same initialisation every round and for every acquisition
-    const model = new LeNet5({ dropout: 0.5 });
+    const model: Module = kind === 'gal' ? galNet() : new LeNet5({ dropout: 0.5 });
     const opt = new Adam(model.parameters(), { lr: 2e-3 });
     const N = labelled.length;
     const B = Math.min(32, N);
@@ -89,7 +106,7 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
       const loss = tidy(() => {
         opt.zeroGrad();
         const rows = indexSelect(ids, 0, tensor(batch, [B], { dtype: 'int32', backend }));
-        const l = crossEntropy(model.forward(indexSelect(poolX, 0, rows)), indexSelect(poolY, 0, rows));
+        const l = crossEntropy(model.forward(indexSelect(poolX, 0, rows)) as Tensor, indexSelect(poolY, 0, rows));
         l.backward();
         opt.step();
         return l.detach();
@@ -102,17 +119,30 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
     model.eval();
     return model;
   };
-  const evaluate = async (model: LeNet5) => (await evaluateAccuracy(model, o.test, 500, backend)).accuracy;
+  const evaluate = async (model: Module) => {
+    if (model instanceof LeNet5) return (await evaluateAccuracy(model, o.test, 500, backend)).accuracy;
+    model.eval();
+    const probs = await predictProbs((x) => model.forward(x) as Tensor, o.test, 500, backend);
+    let correct = 0;
+    for (let i = 0; i < o.test.count; i++) {
+      let best = 0;
+      for (let c = 1; c < 10; c++) if (probs[i * 10 + c] > probs[i * 10 + best]) best = c;
+      if (best === o.test.labels[i]) correct++;
+    }
+    return correct / o.test.count;
+  };
   // Dropout + the last Linear layer: the only stochastic part of LeNet-5.
   const head = (model: LeNet5): Module => {
     const c = model.classifier.children();
     return new Sequential(model.dropout, c[c.length - 1]);
   };
-  const score: PoolScorer<LeNet5> = async (model, unlabelled, acquisition, round) => {
+  const score: PoolScorer<Module> = async (model, unlabelled, acquisition, round) => {
     enableMCDropout(model);
     const s = tidy(() => noGrad(() => {
       const x = indexSelect(poolX, 0, tensor(unlabelled, [unlabelled.length], { dtype: 'int32', backend }));
-      const mc = mcDropout(head(model), model.penultimate(x), { samples: T, seed: 9000 + round });
+      const mc = model instanceof LeNet5
+        ? mcDropout(head(model), model.penultimate(x), { samples: T, seed: 9000 + round })
+        : mcDropout(model, x, { samples: T, seed: 9000 + round, maxRowsPerPass: 4000 });
       return acquisitionScores(mc.probs, acquisition);
     }));
     enableMCDropout(model, false);
@@ -125,6 +155,7 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
     'active.config.pool': P, 'active.config.rounds': rounds, 'active.config.k': k, 'active.config.initial': initialPerClass * 10,
     'active.config.steps': steps, 'active.config.samples': T, 'active.config.test': o.test.count,
   };
+  const prefix = kind === 'gal' ? 'active.gal' : 'active';
   const runs: ActiveLearningResult[] = [];
   for (const acquisition of acquisitions) {
     const r = await runActiveLearning({
@@ -132,12 +163,12 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
       train, evaluate, score, dispose: (m) => m.dispose(), log: (l) => log(`  ${l}`),
     });
     log(`${acquisition}: ${r.seconds.toFixed(1)} s (pool scoring ${r.scoreSeconds.toFixed(1)} s)`);
-    results[`active.${acquisition}.labels`] = r.labels;
-    results[`active.${acquisition}.accuracy`] = r.accuracy;
-    results[`active.${acquisition}.seconds`] = r.seconds;
+    results[`${prefix}.${acquisition}.labels`] = r.labels;
+    results[`${prefix}.${acquisition}.accuracy`] = r.accuracy;
+    results[`${prefix}.${acquisition}.seconds`] = r.seconds;
     const perClass = new Array<number>(10).fill(0);
     for (const a of r.acquired) for (const i of a) perClass[pool.labels[i]]++;
-    results[`active.${acquisition}.acquiredPerClass`] = perClass; // labels acquired per digit (start set excluded)
+    results[`${prefix}.${acquisition}.acquiredPerClass`] = perClass; // labels acquired per digit (start set excluded)
     runs.push(r);
   }
   poolX.dispose();
@@ -152,14 +183,14 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
   if (o.outDir) {
     mkdirSync(o.outDir, { recursive: true });
     const svg = report.linePlot({
-      title: `MNIST active learning (pool ${P}, ${steps} Adam steps per round, T = ${T})`,
+      title: `MNIST active learning, ${kind === 'gal' ? 'Gal et al. network' : 'LeNet-5'} (pool ${P}, ${steps} Adam steps per round, T = ${T})`,
       xLabel: 'labelled images', yLabel: 'test error (%)',
       series: runs.map((r) => ({ name: r.acquisition, x: r.labels, y: r.accuracy.map((a) => (1 - a) * 100), dash: r.acquisition === 'random' ? '6 4' : undefined })),
       legend: 'top-right',
     });
-    writeFileSync(join(o.outDir, 'active.svg'), svg);
+    writeFileSync(join(o.outDir, kind === 'gal' ? 'active-gal.svg' : 'active.svg'), svg);
     const secs = runs.map((r) => `${r.acquisition} ${r.seconds.toFixed(0)} s`).join(', ');
-    writeFileSync(join(o.outDir, 'active.md'), `# Active learning on MNIST\n\npool ${P}, start ${initialPerClass * 10} labels, k = ${k}, ${rounds} rounds, ${steps} Adam steps per round, T = ${T} MC-dropout samples; time: ${secs}\n\n${table}\n`);
+    writeFileSync(join(o.outDir, kind === 'gal' ? 'active-gal.md' : 'active.md'), `# Active learning on MNIST (${kind === 'gal' ? 'Gal et al. 2017 network' : 'LeNet-5'})\n\npool ${P}, start ${initialPerClass * 10} labels, k = ${k}, ${rounds} rounds, ${steps} Adam steps per round, T = ${T} MC-dropout samples; time: ${secs}\n\n${table}\n`);
   }
   return { results, table, runs };
 }
@@ -178,9 +209,10 @@ if (process.argv[1] && /eval-active/.test(process.argv[1])) {
   const r = await evalActive({
     backend, train: splits.train, test: splits.test, acquisitions, outDir, log: console.log,
     pool: Number(arg('pool', '2000')), rounds: Number(arg('rounds', '20')), steps: Number(arg('steps', '100')), samples: Number(arg('samples', '20')),
+    model: arg('model', 'lenet') as 'lenet' | 'gal',
   });
   console.log(r.table);
-  for (const a of acquisitions) console.log(`${a}: acquired per digit ${JSON.stringify(r.results[`active.${a}.acquiredPerClass`])}`);
+  for (const a of acquisitions) console.log(`${a}: acquired per digit ${JSON.stringify(r.results[`${arg('model', 'lenet') === 'gal' ? 'active.gal' : 'active'}.${a}.acquiredPerClass`])}`);
   console.log(`backend ${backend.name}; total ${((performance.now() - t0) / 1000).toFixed(1)} s; ${outDir}`);
   shutdown();
 }

@@ -43,7 +43,8 @@
  *   --only G[,G]      groups to run
  *   --json PATH       also write the merged results to PATH
  *   --gradcon-epochs N, --gradcon-classes 0,1,...   (gradcon group)
- *   --active-rounds N, --active-pool P, --active-steps S   (active group)
+ *   --active-rounds N, --active-pool P, --active-steps S, --active-samples T, --active-model lenet|gal,
+ *   --active-acquisitions a,b   (active group; with --active-model gal the keys are active.gal.*)
  *   --bias-epochs N   (bias group, default 4)
  *   --dirichlet-ensemble   (dirichlet group: train the ensemble if it is not cached)
  */
@@ -51,7 +52,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { init, loadFashionMnist, shutdown } from '../node.js';
+import { type Acquisition, init, loadFashionMnist, shutdown } from '../node.js';
 import { baseRecipe, obtainModel } from './eval-models.js';
 import { explainTable, runExplainEval } from './eval-explain.js';
 import { evalFailure, evalGradientOod } from './eval-gradients.js';
@@ -197,6 +198,8 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
     const r = await evalActive({
       backend, train: splits.train, test: splits.test, outDir: join(OUT, 'active'), log: console.log,
       rounds: Number(arg('active-rounds', '20')), pool: Number(arg('active-pool', '2000')), steps: Number(arg('active-steps', '100')),
+      samples: Number(arg('active-samples', '20')), model: arg('active-model', 'lenet') as 'lenet' | 'gal',
+      ...(process.argv.includes('--active-acquisitions') ? { acquisitions: arg('active-acquisitions', '').split(',') as Acquisition[] } : {}),
     });
     console.log(r.table);
     Object.assign(results, r.results);
