@@ -13,17 +13,8 @@ import {
   Adam, Linear, PriorNetwork, ReLU, Sequential, type Tensor, dirichletDetector, energyDetector, evaluateDetectors, init, manualSeed, mspDetector,
   noGrad, outlierExposureLoss, priorNetworkLoss, shutdown, tensor, tidy,
 } from '../node.js';
+import { rng } from './toy-random.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = rng(1);
 const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

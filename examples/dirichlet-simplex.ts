@@ -21,19 +21,10 @@ import {
   Adam, Linear, ReLU, Sequential, PriorNetwork, type Tensor, cpuBackend, dirichletDifferentialEntropy, dirichletExpectedEntropy, dirichletMutualInformation,
   init, keep, manualSeed, priorNetworkLoss, report, tensor, tidy, vacuity,
 } from '../node.js';
+import { rng } from './toy-random.js';
 
 const { panelGrid, simplexDensitySvg } = report;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface SimplexToyResult {
   svg: string;
