@@ -12,7 +12,7 @@
  *   explain    examples/eval-explain.ts: VOICE IoU / SNR (correct vs incorrect vs Fashion-MNIST),
  *              deletion / insertion AUCs, batched-vs-loop timing, the gallery. Keys `explain.*`.
  *   gradients  examples/eval-gradients.ts: gradient-norm, stage-2, GradNorm and introspective
- *              OOD, attacks, failure prediction, Gaussian-noise shift. Keys `ood.*`, `attacks.*`,
+ *              OOD, attacks, failure prediction, MNIST-C-style shift table. Keys `ood.*`, `attacks.*`,
  *              `failure.*`, `shift.*`.
  *   report     examples/eval-report.ts: riskReport on the same protocol (cached eval LeNet-5):
  *              index.html / index.md / results.json in <out>/report/. Keys `report.*`.
@@ -48,7 +48,7 @@ import { dirname, join, resolve } from 'node:path';
 import { init, loadFashionMnist, shutdown } from '../node.js';
 import { baseRecipe, obtainModel } from './eval-models.js';
 import { explainTable, runExplainEval } from './eval-explain.js';
-import { evalFailure, evalGradientOod } from './eval-gradients.js';
+import { evalFailure, evalGradientOod, shiftTable } from './eval-gradients.js';
 import { evalGradcon } from './eval-gradcon.js';
 import { evalBayes } from './eval-bayes.js';
 import { evalBias } from './eval-bias.js';
@@ -134,8 +134,14 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
     if (run.has('gradients')) {
       const t0 = performance.now();
       console.log('=== eval group: gradients');
-      const ctx = { model: single.model, backend, train, test, fashion: fashion.splits.test, log: console.log, outDir: join(OUT, 'gradients') };
-      Object.assign(results, await evalGradientOod(ctx), await evalFailure(ctx));
+      const gn = arg('gradients-n', '');
+      const ctx = {
+        model: single.model, backend, train, val, test, fashion: fashion.splits.test, log: console.log, outDir: join(OUT, 'gradients'),
+        ...(gn ? { nTrain: Number(gn), nTest: Number(gn) } : {}),
+      };
+      const g = { ...(await evalGradientOod(ctx)), ...(await evalFailure(ctx)) };
+      console.log(shiftTable(g));
+      Object.assign(results, g);
       times.gradients = (performance.now() - t0) / 1000;
       save();
     }
