@@ -112,8 +112,9 @@ async function attackAll(x: Tensor, y: Tensor, bs: number, fn: (xb: Tensor, yb: 
     const xb = x.slice([s], [n, 1, 28, 28]);
     const yb = y.slice([s], [n]);
     parts.push(await fn(xb, yb));
-    xb.dispose();
-    yb.dispose();
+    // a full-range slice is the tensor itself: dispose only real slices
+    if (xb !== x) xb.dispose();
+    if (yb !== y) yb.dispose();
   }
   if (parts.length === 1) return parts[0];
   const out = concat(parts, 0);
