@@ -134,10 +134,13 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
     if (run.has('gradients')) {
       const t0 = performance.now();
       console.log('=== eval group: gradients');
+      // Full size by default (all test / Fashion rows, 2000 training rows); --gradients-n N uses N
+      // test and N Fashion rows, --gradients-n-train M the first M training rows (stage-2 H, introspective H).
       const gn = arg('gradients-n', '');
+      const gnt = arg('gradients-n-train', '');
       const ctx = {
         model: single.model, backend, train, val, test, fashion: fashion.splits.test, log: console.log, outDir: join(OUT, 'gradients'),
-        ...(gn ? { nTrain: Number(gn), nTest: Number(gn) } : {}),
+        ...(gn ? { nTest: Number(gn) } : {}), ...(gnt ? { nTrain: Number(gnt) } : {}),
       };
       const g = { ...(await evalGradientOod(ctx)), ...(await evalFailure(ctx)) };
       console.log(shiftTable(g));
