@@ -2,14 +2,19 @@
  * The "gradients at inference" evaluation group: gradient OOD detectors (sum of norms, the
  * stage-2 detector H, GradNorm, the introspective MSP), adversarial attacks, the failure-prediction
  * table (MCP, MC dropout, ConfidNet, the TCP oracle) and introspective learning under Gaussian
- * noise. Every function returns flat `{ key: number }` records with the stable keys of
- * `results.json`:
+ * noise, blur, rotation and contrast (the MNIST-C-style shift table). Every function returns flat
+ * `{ key: number }` records with the stable keys of `results.json`:
  *
  *   ood.<id>.{auroc,auprIn,auprOut,fpr95}              MNIST-test vs Fashion-MNIST-test
  *   attacks.<attack>.accuracy                          the classifier on attacked MNIST-test
  *   attacks.<attack>.<id>.auroc                        clean MNIST-test vs its attacked copy
  *   failure.<id>.{auprError,auprSuccess,fpr95,aurc}    MNIST-test
- *   shift.gaussianNoise.<severity>.<model>.{accuracy,ece}
+ *   shift.<corruption>.<severity>.<model>.{accuracy,ece}  corruption ∈ clean (severity 0),
+ *       gaussianNoise, gaussianBlur, rotation, contrast (severities 1..3, MNIST_C_SHIFTS);
+ *       model ∈ lenet (the plain network), introspective (stage-2 H on introspective features)
+ *
+ * ConfidNet's head is trained on the validation split (held out from the classifier) when
+ * `val` is given, so that its true-class-probability targets include real errors.
  *
  * The challenge data of H are Gaussian-noise images and FGSM examples of TRAINING images, never
  * Fashion-MNIST or the test images. Standalone (small sizes, the cached LeNet of `npm run eval`):
@@ -30,9 +35,11 @@ import {
   auprSuccess,
   bim,
   concat,
+  contrastImages,
   ece,
   fgsm,
   fprAtTpr,
+  gaussianBlur,
   gradNormDetector,
   gradientNormDetector,
   iterativeLeastLikely,
@@ -47,6 +54,7 @@ import {
   precisionRecallCurve,
   report,
   riskCoverageCurve,
+  rotateImagesBy,
   scoreAll,
   softmax,
   tensor,
@@ -62,6 +70,14 @@ export interface GradientEvalContext {
   test: ImageSet;
   /** Fashion-MNIST test images (OOD, never used for fitting). */
   fashion: ImageSet;
+  /**
+   * A split the classifier was NOT trained on (the eval's validation split). When given,
+   * ConfidNet's head is trained on it (`confidnetSplit` 'val', the default then), so the TCP
+   * targets include real errors; without it, on the first `nTrain` training rows.
+   */
+  val?: ImageSet;
+  /** Which split trains ConfidNet's head (default 'val' when `val` is given, else 'train'). */
+  confidnetSplit?: 'val' | 'train';
   /** Rows used from each set (default: all of test / fashion, 2000 of train). */
   nTrain?: number;
   nTest?: number;
@@ -96,8 +112,9 @@ async function attackAll(x: Tensor, y: Tensor, bs: number, fn: (xb: Tensor, yb: 
     const xb = x.slice([s], [n, 1, 28, 28]);
     const yb = y.slice([s], [n]);
     parts.push(await fn(xb, yb));
-    xb.dispose();
-    yb.dispose();
+    // a full-range slice is the tensor itself: dispose only real slices
+    if (xb !== x) xb.dispose();
+    if (yb !== y) yb.dispose();
   }
   if (parts.length === 1) return parts[0];
   const out = concat(parts, 0);
@@ -189,9 +206,56 @@ export async function evalGradientOod(ctx: GradientEvalContext): Promise<Results
     adv.dispose();
     log(`  attacks.${name}: accuracy ${r[`attacks.${name}.accuracy`].toFixed(4)}; AUROC ${detectors.map(([id]) => `${id} ${r[`attacks.${name}.${id}.auroc`].toFixed(3)}`).join(', ')}`);
   }
-  // Introspective learning under Gaussian noise (MNIST-C-style, 3 severities, seeded).
-  for (const [sev, sigma] of [[1, 0.1], [2, 0.2], [3, 0.3]] as const) {
-    const xs = tidy(() => noGrad(() => minimum(maximum(xTest.add(normal(xTest.shape, { std: sigma, seed: 100 + sev, backend: ctx.backend })), 0), 1)));
+  // Introspective learning vs the plain LeNet under MNIST-C-style shifts (MNIST_C_SHIFTS).
+  Object.assign(r, await evalShift(ctx, model, intro, xTest, testLabels, bs));
+  stage2.h.dispose();
+  intro.h.dispose();
+  for (const t of [xTrain, yTrain, xTest, yTest, xF]) t.dispose();
+  return r;
+}
+
+/**
+ * The MNIST-C-style corruptions of the shift table (Mu & Gilmer 2019's MNIST-C and Hendrycks &
+ * Dietterich 2019's ImageNet-C in spirit; our own parameters, every image corrupted alike, made
+ * with the library's ops on the test tensor, seeded):
+ *
+ *   clean          severity 0: the test images as they are
+ *   gaussianNoise  clip(x + 𝒩(0, σ²), 0, 1), σ = 0.1 / 0.2 / 0.3 (Philox seed 100 + severity)
+ *   gaussianBlur   `gaussianBlur(x, σ)`, σ = 1 / 1.5 / 2 px (zero padding)
+ *   rotation       `rotateImagesBy(x, θ)`, θ = 20° / 35° / 50° counter-clockwise, bilinear, zero
+ *                  fill (the eval LeNet was trained with random rotations up to ±12°)
+ *   contrast       `contrastImages(x, c)` = clip((x − m)·c + m, 0, 1), m the image mean,
+ *                  c = 0.4 / 0.2 / 0.1
+ */
+export const MNIST_C_SHIFTS: { kind: string; severity: number; param: number; apply: (x: Tensor, backend: Backend) => Tensor }[] = [
+  { kind: 'clean', severity: 0, param: 0, apply: (x) => x.add(0) },
+  ...[0.1, 0.2, 0.3].map((sigma, i) => ({
+    kind: 'gaussianNoise', severity: i + 1, param: sigma,
+    apply: (x: Tensor, backend: Backend) => minimum(maximum(x.add(normal(x.shape, { std: sigma, seed: 101 + i, backend })), 0), 1),
+  })),
+  ...[1, 1.5, 2].map((sigma, i) => ({ kind: 'gaussianBlur', severity: i + 1, param: sigma, apply: (x: Tensor) => gaussianBlur(x, sigma) })),
+  ...[20, 35, 50].map((deg, i) => ({ kind: 'rotation', severity: i + 1, param: deg, apply: (x: Tensor) => rotateImagesBy(x, deg) })),
+  ...[0.4, 0.2, 0.1].map((c, i) => ({ kind: 'contrast', severity: i + 1, param: c, apply: (x: Tensor) => contrastImages(x, c) })),
+];
+
+/**
+ * Accuracy and ECE (15 equal-width bins of the max softmax probability) of the plain LeNet
+ * (`lenet`) and the introspective classifier H (`introspective`) on every corruption of
+ * {@link MNIST_C_SHIFTS}: keys `shift.<kind>.<severity>.<model>.{accuracy,ece}`, plus
+ * `shift.mean.<model>.{accuracy,ece}` over the 12 corrupted sets (clean excluded) and
+ * `shift.introspectiveEceWins` / `shift.introspectiveAccuracyWithinHalfPp`: on how many of the 12
+ * the introspective ECE is ≤ the plain one, and its accuracy ≥ the plain one − 0.5 pp.
+ */
+export async function evalShift(ctx: GradientEvalContext, model: LeNet5, intro: IntrospectiveClassifier, xTest: Tensor, labels: ArrayLike<number>, bs: number): Promise<Results> {
+  const log = ctx.log ?? (() => {});
+  const r: Results = {};
+  const nTe = xTest.shape[0];
+  const sums = { lenet: { accuracy: 0, ece: 0 }, introspective: { accuracy: 0, ece: 0 } };
+  let eceWins = 0;
+  let accOk = 0;
+  for (const sh of MNIST_C_SHIFTS) {
+    const xs = tidy(() => noGrad(() => sh.apply(xTest, ctx.backend)));
+    const key = `shift.${sh.kind}.${sh.severity}`;
     for (const [mid, probsOf] of [
       ['lenet', (x: Tensor) => softmax(model.forward(x), 1)],
       ['introspective', (x: Tensor) => softmax(intro.logits(x), 1)],
@@ -205,29 +269,58 @@ export async function evalGradientOod(ctx: GradientEvalContext): Promise<Results
           let k = 0;
           for (let j = 1; j < 10; j++) if (p[i * 10 + j] > p[i * 10 + k]) k = j;
           conf[s + i] = p[i * 10 + k];
-          correct[s + i] = k === testLabels[s + i] ? 1 : 0;
+          correct[s + i] = k === labels[s + i] ? 1 : 0;
         }
       }
-      r[`shift.gaussianNoise.${sev}.${mid}.accuracy`] = correct.reduce((a, b) => a + b, 0) / nTe;
-      r[`shift.gaussianNoise.${sev}.${mid}.ece`] = ece(conf, correct);
+      r[`${key}.${mid}.accuracy`] = correct.reduce((a, b) => a + b, 0) / nTe;
+      r[`${key}.${mid}.ece`] = ece(conf, correct);
+      if (sh.kind !== 'clean') {
+        sums[mid].accuracy += r[`${key}.${mid}.accuracy`] / (MNIST_C_SHIFTS.length - 1);
+        sums[mid].ece += r[`${key}.${mid}.ece`] / (MNIST_C_SHIFTS.length - 1);
+      }
     }
     xs.dispose();
-    log(`  shift.gaussianNoise.${sev}: lenet acc ${r[`shift.gaussianNoise.${sev}.lenet.accuracy`].toFixed(4)} ECE ${r[`shift.gaussianNoise.${sev}.lenet.ece`].toFixed(4)}; introspective acc ${r[`shift.gaussianNoise.${sev}.introspective.accuracy`].toFixed(4)} ECE ${r[`shift.gaussianNoise.${sev}.introspective.ece`].toFixed(4)}`);
+    if (sh.kind !== 'clean') {
+      if (r[`${key}.introspective.ece`] <= r[`${key}.lenet.ece`]) eceWins++;
+      if (r[`${key}.introspective.accuracy`] >= r[`${key}.lenet.accuracy`] - 0.005) accOk++;
+    }
+    log(`  ${key} (${sh.param}): lenet acc ${r[`${key}.lenet.accuracy`].toFixed(4)} ECE ${r[`${key}.lenet.ece`].toFixed(4)}; introspective acc ${r[`${key}.introspective.accuracy`].toFixed(4)} ECE ${r[`${key}.introspective.ece`].toFixed(4)}`);
   }
-  stage2.h.dispose();
-  intro.h.dispose();
-  for (const t of [xTrain, yTrain, xTest, yTest, xF]) t.dispose();
+  for (const mid of ['lenet', 'introspective'] as const) {
+    r[`shift.mean.${mid}.accuracy`] = sums[mid].accuracy;
+    r[`shift.mean.${mid}.ece`] = sums[mid].ece;
+  }
+  r['shift.introspectiveEceWins'] = eceWins;
+  r['shift.introspectiveAccuracyWithinHalfPp'] = accOk;
   return r;
 }
 
-/** Failure prediction on MNIST-test: MCP, MC-dropout entropy and variation ratio, ConfidNet, the TCP oracle. */
+/** Markdown table of the shift keys (one row per corruption and severity). */
+export function shiftTable(r: Results): string {
+  const f = (v: number | undefined, d = 4) => (v === undefined ? '—' : v.toFixed(d));
+  const rows = MNIST_C_SHIFTS.map((sh) => {
+    const k = `shift.${sh.kind}.${sh.severity}`;
+    return `| ${sh.kind} | ${sh.severity} (${sh.param}) | ${f(r[`${k}.lenet.accuracy`])} | ${f(r[`${k}.introspective.accuracy`])} | ${f(r[`${k}.lenet.ece`])} | ${f(r[`${k}.introspective.ece`])} |`;
+  });
+  return ['| corruption | severity (parameter) | accuracy LeNet | accuracy introspective | ECE LeNet | ECE introspective |', '|---|---|---|---|---|---|', ...rows,
+    `| mean of the 12 corrupted | | ${f(r['shift.mean.lenet.accuracy'])} | ${f(r['shift.mean.introspective.accuracy'])} | ${f(r['shift.mean.lenet.ece'])} | ${f(r['shift.mean.introspective.ece'])} |`].join('\n');
+}
+
+/** ConfidNet's training settings in the eval (Adam on the MSE to the true-class probability). */
+export const CONFIDNET_FIT = { epochs: 20, lr: 1e-4 };
+
+/**
+ * Failure prediction on MNIST-test: MCP, MC-dropout entropy and variation ratio, ConfidNet (the
+ * paper's head, `confidnet`, and our head on top of logit(MCP), `confidnetMcp`), the TCP oracle.
+ * Both heads are trained on `ctx.val` (held out from the classifier) unless `confidnetSplit` is
+ * 'train'; `failure.confidnet.fitRows` / `fitOnHeldOut` record which.
+ */
 export async function evalFailure(ctx: GradientEvalContext): Promise<Results> {
   const log = ctx.log ?? (() => {});
   const bs = ctx.batchSize ?? 128;
   const nTr = ctx.nTrain ?? 2000;
   const nTe = ctx.nTest ?? ctx.test.count;
   const model = ctx.model.eval();
-  const xTrain = images(ctx, ctx.train, nTr);
   const xTest = images(ctx, ctx.test, nTe);
   const labels = ctx.test.labels.subarray(0, nTe);
   const probs = new Float64Array(nTe * 10);
@@ -245,20 +338,32 @@ export async function evalFailure(ctx: GradientEvalContext): Promise<Results> {
     mcp[i] = probs[i * 10 + k];
     tcp[i] = probs[i * 10 + labels[i]];
   }
-  const t0 = performance.now();
-  const cn = new ConfidNet({ name: 'confidnet', features: (x) => model.penultimate(x), logits: (x) => model.forward(x) }, 84);
-  await cn.fit({ x: xTrain, labels: ctx.train.labels.subarray(0, Math.min(nTr, ctx.train.count)), epochs: 20, lr: 1e-4, batchSize: bs });
-  log(`  ConfidNet fitted on ${nTr} MNIST-train rows (${((performance.now() - t0) / 1000).toFixed(1)} s, final MSE ${cn.lastLoss.toExponential(3)})`);
+  const split = ctx.confidnetSplit ?? (ctx.val ? 'val' : 'train');
+  if (split === 'val' && !ctx.val) throw new Error("evalFailure: confidnetSplit 'val' needs ctx.val (a split the classifier was not trained on)");
+  const fitSet = split === 'val' ? ctx.val! : ctx.train;
+  const nFit = split === 'val' ? fitSet.count : Math.min(nTr, fitSet.count);
+  const xFit = images(ctx, fitSet, nFit);
+  // The paper's head, and our variant on top of logit(MCP) (head starting at zero: ĉ = MCP untrained).
+  const heads: ConfidNet[] = [];
+  for (const [name, base] of [['confidnet', 'none'], ['confidnetMcp', 'mcp']] as const) {
+    const t = performance.now();
+    const cn = new ConfidNet({ name, base, features: (x) => model.penultimate(x), logits: (x) => model.forward(x) }, 84);
+    await cn.fit({ x: xFit, labels: fitSet.labels.subarray(0, nFit), ...CONFIDNET_FIT, batchSize: bs });
+    heads.push(cn);
+    log(`  ${name} (base ${base}) fitted on ${nFit} MNIST-${split} rows (${((performance.now() - t) / 1000).toFixed(1)} s, final MSE ${cn.lastLoss.toExponential(3)})`);
+  }
+  xFit.dispose();
   const neg = (a: Float64Array) => a.map((v) => -v);
   const confs: [string, Float64Array][] = [
     ['mcp', mcp],
     ['mcDropoutEntropy', neg(await scoreAll(mcDropoutDetector(model, { samples: 20, seed: 3, measure: 'predictiveEntropy' }), xTest, bs))],
     ['mcDropoutVariationRatio', neg(await scoreAll(mcDropoutDetector(model, { samples: 20, seed: 3, measure: 'variationRatio' }), xTest, bs))],
-    ['confidnet', neg(await scoreAll(cn, xTest, bs))],
+    ['confidnet', neg(await scoreAll(heads[0], xTest, bs))],
+    ['confidnetMcp', neg(await scoreAll(heads[1], xTest, bs))],
     ['tcp', tcp],
   ];
   model.eval();
-  const r: Results = { 'failure.errors': nTe - correct.reduce((a, b) => a + b, 0) };
+  const r: Results = { 'failure.errors': nTe - correct.reduce((a, b) => a + b, 0), 'failure.confidnet.fitRows': nFit, 'failure.confidnet.fitOnHeldOut': split === 'val' ? 1 : 0 };
   for (const [id, c] of confs) {
     r[`failure.${id}.auprError`] = auprError(c, correct);
     r[`failure.${id}.auprSuccess`] = auprSuccess(c, correct);
@@ -267,13 +372,12 @@ export async function evalFailure(ctx: GradientEvalContext): Promise<Results> {
     log(`  failure.${id}: AUPR-Error ${r[`failure.${id}.auprError`].toFixed(4)}  AUPR-Success ${r[`failure.${id}.auprSuccess`].toFixed(4)}  FPR95 ${r[`failure.${id}.fpr95`].toFixed(4)}  AURC ${r[`failure.${id}.aurc`].toFixed(5)}`);
   }
   if (ctx.outDir) writeFailurePlots(ctx.outDir, confs, correct, log);
-  for (const p of cn.head.parameters()) p.dispose();
-  xTrain.dispose();
+  for (const cn of heads) for (const p of cn.head.parameters()) p.dispose();
   xTest.dispose();
   return r;
 }
 
-const FAILURE_COLORS: Record<string, string> = { mcp: '#1f77b4', mcDropoutEntropy: '#ff7f0e', mcDropoutVariationRatio: '#2ca02c', confidnet: '#d62728', tcp: '#7f7f7f' };
+const FAILURE_COLORS: Record<string, string> = { mcp: '#1f77b4', mcDropoutEntropy: '#ff7f0e', mcDropoutVariationRatio: '#2ca02c', confidnet: '#d62728', confidnetMcp: '#9467bd', tcp: '#7f7f7f' };
 
 /**
  * failure-risk-coverage.svg (selective risk vs coverage: keep the most confident fraction) and
@@ -323,10 +427,11 @@ if (isMain) {
   const fashion = await loadFashionMnist({ split: { test: 2000, tune: 500 }, seed: 0 });
   const trained = await obtainModel(baseRecipe(Number(arg('epochs', '12')), 0), mnist.splits.train, mnist.splits.val, backend, { retrain: false, log: console.log });
   console.log(`LeNet ${trained.cached ? 'loaded from' : 'trained and saved to'} ${trained.path}; backend ${backend.name}; n = ${n}`);
-  const ctx: GradientEvalContext = { model: trained.model, backend, train: mnist.splits.train, test: mnist.splits.test, fashion: fashion.splits.test, nTrain: n, nTest: n, log: console.log };
+  const ctx: GradientEvalContext = { model: trained.model, backend, train: mnist.splits.train, val: mnist.splits.val, test: mnist.splits.test, fashion: fashion.splits.test, nTrain: n, nTest: n, log: console.log };
   const t0 = performance.now();
   const results = { ...(await evalGradientOod(ctx)), ...(await evalFailure(ctx)) };
   console.log(JSON.stringify(results, null, 1));
+  console.log(shiftTable(results));
   console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const out = arg('json', '');
   if (out) {

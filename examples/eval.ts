@@ -12,7 +12,7 @@
  *   explain    examples/eval-explain.ts: VOICE IoU / SNR (correct vs incorrect vs Fashion-MNIST),
  *              deletion / insertion AUCs, batched-vs-loop timing, the gallery. Keys `explain.*`.
  *   gradients  examples/eval-gradients.ts: gradient-norm, stage-2, GradNorm and introspective
- *              OOD, attacks, failure prediction, Gaussian-noise shift. Keys `ood.*`, `attacks.*`,
+ *              OOD, attacks, failure prediction, MNIST-C-style shift table. Keys `ood.*`, `attacks.*`,
  *              `failure.*`, `shift.*`.
  *   report     examples/eval-report.ts: riskReport on the same protocol (cached eval LeNet-5):
  *              index.html / index.md / results.json in <out>/report/. Keys `report.*`.
@@ -55,7 +55,7 @@ import { dirname, join, resolve } from 'node:path';
 import { type Acquisition, init, loadFashionMnist, shutdown } from '../node.js';
 import { baseRecipe, obtainModel } from './eval-models.js';
 import { explainTable, runExplainEval } from './eval-explain.js';
-import { evalFailure, evalGradientOod } from './eval-gradients.js';
+import { evalFailure, evalGradientOod, shiftTable } from './eval-gradients.js';
 import { evalGradcon } from './eval-gradcon.js';
 import { evalBayes } from './eval-bayes.js';
 import { evalBias } from './eval-bias.js';
@@ -142,8 +142,17 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
     if (run.has('gradients')) {
       const t0 = performance.now();
       console.log('=== eval group: gradients');
-      const ctx = { model: single.model, backend, train, test, fashion: fashion.splits.test, log: console.log, outDir: join(OUT, 'gradients') };
-      Object.assign(results, await evalGradientOod(ctx), await evalFailure(ctx));
+      // Full size by default (all test / Fashion rows, 2000 training rows); --gradients-n N uses N
+      // test and N Fashion rows, --gradients-n-train M the first M training rows (stage-2 H, introspective H).
+      const gn = arg('gradients-n', '');
+      const gnt = arg('gradients-n-train', '');
+      const ctx = {
+        model: single.model, backend, train, val, test, fashion: fashion.splits.test, log: console.log, outDir: join(OUT, 'gradients'),
+        ...(gn ? { nTest: Number(gn) } : {}), ...(gnt ? { nTrain: Number(gnt) } : {}),
+      };
+      const g = { ...(await evalGradientOod(ctx)), ...(await evalFailure(ctx)) };
+      console.log(shiftTable(g));
+      Object.assign(results, g);
       times.gradients = (performance.now() - t0) / 1000;
       save();
     }

@@ -1,12 +1,13 @@
 /**
  * A short tour of per-sample gradients (the README's "Gradients at inference" excerpt): a small
  * MLP on random data, per-sample gradients of every Linear weight and bias, and per-layer squared
- * gradient norms computed without materialising [B, out, in].
+ * gradient norms computed without materialising [B, out, in]; then the MNIST-C-style shifts of
+ * the gradients eval (blur, rotation by an angle, contrast) on two random images.
  *   node scripts/run-ts.mjs examples/gradients-quickstart.ts
  */
 import {
-  Linear, ReLU, Sequential, crossEntropy, dispose, init, manualSeed, perSampleGradNorms, normal, perSampleGrads, randint, shutdown,
-  type Tensor,
+  Linear, ReLU, Sequential, contrastImages, crossEntropy, dispose, gaussianBlur, init, manualSeed, perSampleGradNorms, normal, perSampleGrads,
+  randint, rotateImagesBy, shutdown, uniform, type Tensor,
 } from '../node.js';
 
 await init({ backend: 'auto' });
@@ -23,6 +24,11 @@ const { names, norms, methods } = perSampleGradNorms(net, lossFn, x, y, { params
 console.log(Object.entries(g).map(([k, t]) => `${k} [${t.shape}]`).join(', '));
 console.log(names, methods, await norms.toArray());
 
-dispose([x, y, norms, ...Object.values(g)]);
+// MNIST-C-style corruptions with the library's own ops, every image alike (severity 2 of the table)
+const imgs = uniform([2, 1, 28, 28], { seed: 1 });
+const shifted = [gaussianBlur(imgs, 1.5), rotateImagesBy(imgs, 35), contrastImages(imgs, 0.2)];
+console.log(shifted.map((t) => `[${t.shape}]`).join(' '));
+
+dispose([x, y, norms, imgs, ...shifted, ...Object.values(g)]);
 net.dispose();
 shutdown();

@@ -31,7 +31,7 @@ export {
   type VariationalOptions, type Conv2dVariationalOptions, type NoiseStream, type VariationalPredictiveOptions,
 } from './layers/variational.js';
 
-export { invertImages, rotateImages, gaussianBlur, gaussianKernel, gaussianNoiseImages, uniformNoiseImages, type NoiseImageOptions } from './data/shifts.js';
+export { invertImages, rotateImages, rotateImagesBy, rotationTaps, contrastImages, gaussianBlur, gaussianKernel, gaussianNoiseImages, uniformNoiseImages, type NoiseImageOptions } from './data/shifts.js';
 
 // generative guards: the VAE and the WGAN-GP generator / critic / inverter
 export { VAE, vaeLoss, type VaeOptions, type VaeOutput } from './models/vae.js';

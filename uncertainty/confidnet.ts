@@ -13,6 +13,13 @@
  * instead — the classifier then never saw the points whose TCP the head learns). Only the head is
  * trained; the classifier's features and logits are computed without gradient.
  * As a {@link Detector}: score = −ĉ (higher = more likely a failure / more uncertain).
+ *
+ * Option `base: 'mcp'` (our variant, not in the paper): ĉ(x) = sigmoid(logit(MCP(x)) + head(f(x)))
+ * with logit(MCP) = z_max − log Σ_{k ≠ argmax} exp z_k ({@link mcpLogit}, the log-odds of the
+ * maximum softmax probability computed without rounding it to 1) and the head's last layer
+ * initialised at zero, so the untrained head returns MCP exactly and training only learns a
+ * correction to it. Meant for small held-out splits with few errors, where a head learned from
+ * scratch does not even reach MCP's ranking.
  */
 import {
   ArgumentError,
@@ -26,7 +33,11 @@ import {
   gather,
   keep,
   manualSeed,
+  max,
   mean,
+  oneHot,
+  logsumexp,
+  zeros,
   noGrad,
   sigmoid,
   softmax,
@@ -55,6 +66,19 @@ export function confidNetLoss(confidence: Tensor, logits: Tensor, labels: Tensor
   });
 }
 
+/**
+ * logit(MCP) [B] for logits z [B, K] (K ≥ 2): log(p_max / (1 − p_max)) = z_max − logsumexp of the
+ * other K − 1 logits, finite even where p_max rounds to 1.
+ */
+export function mcpLogit(logits: Tensor): Tensor {
+  if (logits.rank !== 2 || logits.shape[1] < 2) throw new ShapeError(`mcpLogit: expected logits [B, K] with K ≥ 2, got ${fmtShape(logits.shape)}`);
+  const [B, K] = logits.shape;
+  return composite(() => {
+    const others = logits.sub(oneHot(argmax(logits, 1), K, logits.dtype === 'float64' ? 'float64' : 'float32').mul(1e30));
+    return max(logits, 1).sub(logsumexp(others, 1)).reshape([B]);
+  });
+}
+
 export interface ConfidNetOptions {
   /** The frozen classifier's penultimate features, x → [B, D] (e.g. `(x) => lenet.penultimate(x)`). */
   features: ModelLike;
@@ -62,6 +86,11 @@ export interface ConfidNetOptions {
   logits: ModelLike;
   /** Hidden width of the head (default 400). */
   hidden?: number;
+  /**
+   * 'none' (default, the paper): ĉ = sigmoid(head(f)). 'mcp': ĉ = sigmoid(logit(MCP) + head(f)),
+   * the head's last layer starting at zero (see the module comment).
+   */
+  base?: 'none' | 'mcp';
   name?: string;
 }
 
@@ -84,6 +113,7 @@ export class ConfidNet implements Detector {
   private readonly featureFn: (x: Tensor) => Tensor;
   private readonly logitFn: (x: Tensor) => Tensor;
   private fitted = false;
+  readonly base: 'none' | 'mcp';
   /** Mean training loss of the last epoch. */
   lastLoss = NaN;
 
@@ -94,19 +124,34 @@ export class ConfidNet implements Detector {
     this.name = opts.name ?? 'ConfidNet';
     this.featureFn = asModelFn(opts.features);
     this.logitFn = asModelFn(opts.logits);
+    this.base = opts.base ?? 'none';
+    if (this.base !== 'none' && this.base !== 'mcp') throw new ArgumentError(`ConfidNet: base must be 'none' or 'mcp', got '${String(this.base)}'`);
     this.head = new Sequential(
       new Linear(inFeatures, h), new ReLU(), new Linear(h, h), new ReLU(), new Linear(h, h), new ReLU(), new Linear(h, h), new ReLU(), new Linear(h, 1),
     );
+    if (this.base === 'mcp') this.head.loadStateDict({ '8.weight': zeros([1, h]), '8.bias': zeros([1]) }, { strict: false });
   }
 
-  /** ĉ = sigmoid(head(f)) for penultimate features f [B, D] → [B]. */
-  confidenceFromFeatures(f: Tensor): Tensor {
-    return composite(() => sigmoid(this.head.forward(f)).reshape([f.shape[0]]));
+  /**
+   * ĉ = sigmoid(head(f) [+ baseLogit]) for penultimate features f [B, D] → [B]; `baseLogit` [B]
+   * (logit(MCP), see {@link mcpLogit}) is required with `base: 'mcp'` and refused otherwise.
+   */
+  confidenceFromFeatures(f: Tensor, baseLogit?: Tensor): Tensor {
+    if ((this.base === 'mcp') !== (baseLogit !== undefined)) {
+      throw new ArgumentError(`${this.name}: confidenceFromFeatures: ${this.base === 'mcp' ? "base 'mcp' needs the logit(MCP) [B] of the rows" : "a base logit is only used with base 'mcp'"}`);
+    }
+    return composite(() => {
+      const h = this.head.forward(f).reshape([f.shape[0]]);
+      return sigmoid(baseLogit ? h.add(baseLogit) : h);
+    });
   }
 
   /** ĉ(x) ∈ (0, 1), [B]: the predicted true-class probability. */
   confidence(x: Tensor): Tensor {
-    return composite(() => this.confidenceFromFeatures(noGrad(() => this.featureFn(x))));
+    return composite(() => {
+      const f = noGrad(() => this.featureFn(x));
+      return this.confidenceFromFeatures(f, this.base === 'mcp' ? noGrad(() => mcpLogit(this.logitFn(x))) : undefined);
+    });
   }
 
   /** Trains the head (Adam on {@link confidNetLoss}); the classifier stays frozen. */
@@ -114,6 +159,7 @@ export class ConfidNet implements Detector {
     const bs = data.batchSize ?? 128;
     const feats: Tensor[] = [];
     const tcps: Tensor[] = [];
+    const bases: Tensor[] = [];
     const y = data.labels instanceof Tensor ? await data.labels.data() : data.labels;
     let row = 0;
     try {
@@ -121,28 +167,32 @@ export class ConfidNet implements Detector {
         const B = x.shape[0];
         if (row + B > y.length) throw new ShapeError(`${this.name}: fit: ${y.length} labels for more input rows`);
         const lab = fromHost(Array.from({ length: B }, (_, i) => y[row + i]), [B, 1], 'int32', x.backend);
-        tcps.push(keep(gather(softmax(this.logitFn(x), 1), lab, 1).reshape([B])));
+        const z = this.logitFn(x);
+        tcps.push(keep(gather(softmax(z, 1), lab, 1).reshape([B])));
+        if (this.base === 'mcp') bases.push(keep(mcpLogit(z)));
         row += B;
         return this.featureFn(x);
       })), (f) => { feats.push(f.detach()); });
       if (row !== y.length) throw new ShapeError(`${this.name}: fit: ${y.length} labels for ${row} input rows`);
       const F = concat(feats, 0);
       const T = concat(tcps, 0);
+      const M = bases.length ? concat(bases, 0) : null;
       try {
-        await this.train(F, T, data);
+        await this.train(F, T, M, data);
       } finally {
         F.dispose();
         T.dispose();
+        M?.dispose();
       }
     } finally {
-      for (const t of [...feats, ...tcps]) t.dispose();
+      for (const t of [...feats, ...tcps, ...bases]) t.dispose();
     }
     this.head.eval();
     this.fitted = true;
     return this;
   }
 
-  private async train(F: Tensor, T: Tensor, data: ConfidNetFitOptions): Promise<void> {
+  private async train(F: Tensor, T: Tensor, M: Tensor | null, data: ConfidNetFitOptions): Promise<void> {
     const N = F.shape[0];
     const be = F.backend;
     manualSeed(data.seed ?? 0);
@@ -166,7 +216,7 @@ export class ConfidNet implements Detector {
         losses.push(tidy(() => {
           const ix = fromHost(idx, [idx.length], 'int32', be);
           opt.zeroGrad();
-          const c = this.confidenceFromFeatures(F.indexSelect(0, ix));
+          const c = this.confidenceFromFeatures(F.indexSelect(0, ix), M ? M.indexSelect(0, ix) : undefined);
           const loss = mean(square(c.sub(T.indexSelect(0, ix))));
           loss.backward();
           opt.step();
@@ -193,7 +243,7 @@ export class ConfidNet implements Detector {
     if (!this.fitted) throw new NotFittedError(`${this.name}: not fitted; call fit({ x, labels }) first`);
     return tidy(() => noGrad(() => {
       const z = this.logitFn(x);
-      return { prediction: argmax(z, 1), score: this.confidenceFromFeatures(this.featureFn(x)).neg() };
+      return { prediction: argmax(z, 1), score: this.confidenceFromFeatures(this.featureFn(x), this.base === 'mcp' ? mcpLogit(z) : undefined).neg() };
     }));
   }
 }
