@@ -227,6 +227,11 @@ export class ConfidNet implements Detector {
         let tot = 0;
         for (const l of losses) tot += (await l.data())[0];
         this.lastLoss = tot / losses.length;
+      } else if (losses.length) {
+        // One readback per epoch bounds the work queued on the device: without it thousands of
+        // steps are submitted ahead of a slow adapter, and Dawn on lavapipe was seen to crash
+        // (segfault) at ~1,900 queued steps (the gradients eval's stage-2 fit on 4,000 rows).
+        await losses[losses.length - 1].data();
       }
       for (const l of losses) l.dispose();
     }
