@@ -247,10 +247,10 @@ describe('demo page (web/)', () => {
     console.log(`[demo-web] in-tab training, 1 epoch on WebGPU: ${tr.seconds.toFixed(1)} s; loss ${tr.losses[0].toFixed(3)} → ${tr.losses[tr.losses.length - 1].toFixed(3)}; max |page − Node| ${drift.toExponential(2)}`);
     expect(tr.losses.length).toBe(20);
     expect(want.losses.length).toBe(20);
-    // 20 Adam steps in float32 on two backends: the trajectories drift apart by accumulated
-    // rounding (Adam's normalisation amplifies it on near-zero gradient entries), so the loss
-    // curves agree to 1e-2 absolute, not to the 1e-3 of a single forward.
-    tr.losses.forEach((l, i) => expect(Math.abs(l - want.losses[i]), `step ${i}: page ${l} vs Node ${want.losses[i]}`).toBeLessThan(1e-2));
+    // 20 Adam steps in float32 on two backends: the trajectories can drift apart by accumulated
+    // rounding, so the curves are compared at 1e-4 absolute (measured: 4.8e-7 on SwiftShader vs
+    // the CPU reference).
+    tr.losses.forEach((l, i) => expect(Math.abs(l - want.losses[i]), `step ${i}: page ${l} vs Node ${want.losses[i]}`).toBeLessThan(1e-4));
     expect(tr.losses.slice(-5).reduce((a, b) => a + b) / 5).toBeLessThan(tr.losses.slice(0, 5).reduce((a, b) => a + b) / 5);
     const after = await pageState(page);
     expect((after as unknown as { trained: boolean }).trained).toBe(true);
