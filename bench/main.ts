@@ -307,7 +307,7 @@ async function runRow(w: Workload, tf: TF, gpuBe: Backend, opts: Options): Promi
     if (w.tfExtrapolate) row.note = [row.note, `TF.js EXTRAPOLATED: ${w.tfExtrapolate.label}`].filter(Boolean).join('; ');
     row.speedup = row.tfjs.medianMs / row.dubito.medianMs;
     row.speedupOfMin = row.tfjs.minMs / row.dubito.minMs;
-    if (dt.length < opts.minReps) row.note = `only ${dt.length} rep(s): time cap ${((4 * opts.budgetMs) / 1000).toFixed(0)} s`;
+    if (dt.length < opts.minReps) row.note = [row.note, `only ${dt.length} rep(s): time cap ${((4 * opts.budgetMs) / 1000).toFixed(0)} s`].filter(Boolean).join('; ');
 
     // dubito's CPU reference, for scale (small rows only).
     row.cpu = null;
