@@ -155,7 +155,7 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
     'active.config.pool': P, 'active.config.rounds': rounds, 'active.config.k': k, 'active.config.initial': initialPerClass * 10,
     'active.config.steps': steps, 'active.config.samples': T, 'active.config.test': o.test.count,
   };
-  const prefix = kind === 'gal' ? 'active.gal' : 'active';
+  const prefix = `${kind === 'gal' ? 'active.gal' : 'active'}${seed ? `.seed${seed}` : ''}`;
   const runs: ActiveLearningResult[] = [];
   for (const acquisition of acquisitions) {
     const r = await runActiveLearning({
@@ -188,9 +188,10 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
       series: runs.map((r) => ({ name: r.acquisition, x: r.labels, y: r.accuracy.map((a) => (1 - a) * 100), dash: r.acquisition === 'random' ? '6 4' : undefined })),
       legend: 'top-right',
     });
-    writeFileSync(join(o.outDir, kind === 'gal' ? 'active-gal.svg' : 'active.svg'), svg);
+    const stem = `${kind === 'gal' ? 'active-gal' : 'active'}${seed ? `-seed${seed}` : ''}`;
+    writeFileSync(join(o.outDir, `${stem}.svg`), svg);
     const secs = runs.map((r) => `${r.acquisition} ${r.seconds.toFixed(0)} s`).join(', ');
-    writeFileSync(join(o.outDir, kind === 'gal' ? 'active-gal.md' : 'active.md'), `# Active learning on MNIST (${kind === 'gal' ? 'Gal et al. 2017 network' : 'LeNet-5'})\n\npool ${P}, start ${initialPerClass * 10} labels, k = ${k}, ${rounds} rounds, ${steps} Adam steps per round, T = ${T} MC-dropout samples; time: ${secs}\n\n${table}\n`);
+    writeFileSync(join(o.outDir, `${stem}.md`), `# Active learning on MNIST (${kind === 'gal' ? 'Gal et al. 2017 network' : 'LeNet-5'})\n\npool ${P}, start ${initialPerClass * 10} labels, k = ${k}, ${rounds} rounds, ${steps} Adam steps per round, T = ${T} MC-dropout samples; time: ${secs}\n\n${table}\n`);
   }
   return { results, table, runs };
 }

@@ -44,7 +44,7 @@
  *   --json PATH       also write the merged results to PATH
  *   --gradcon-epochs N, --gradcon-classes 0,1,...   (gradcon group)
  *   --active-rounds N, --active-pool P, --active-steps S, --active-samples T, --active-model lenet|gal,
- *   --active-acquisitions a,b   (active group; with --active-model gal the keys are active.gal.*)
+ *   --active-acquisitions a,b, --active-seed S   (active group; keys active[.gal][.seed<S>].*)
  *   --bias-epochs N   (bias group, default 4)
  *   --dirichlet-ensemble   (dirichlet group: train the ensemble if it is not cached)
  */
@@ -207,7 +207,7 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
     const r = await evalActive({
       backend, train: splits.train, test: splits.test, outDir: join(OUT, 'active'), log: console.log,
       rounds: Number(arg('active-rounds', '20')), pool: Number(arg('active-pool', '2000')), steps: Number(arg('active-steps', '100')),
-      samples: Number(arg('active-samples', '20')), model: arg('active-model', 'lenet') as 'lenet' | 'gal',
+      samples: Number(arg('active-samples', '20')), model: arg('active-model', 'lenet') as 'lenet' | 'gal', seed: Number(arg('active-seed', '0')),
       ...(process.argv.includes('--active-acquisitions') ? { acquisitions: arg('active-acquisitions', '').split(',') as Acquisition[] } : {}),
     });
     console.log(r.table);
