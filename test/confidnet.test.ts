@@ -17,6 +17,25 @@ import {
 import { cpu, requireWebGPU } from './helpers/backends.js';
 import { Rng } from './helpers/compare.js';
 
+/**
+ * A fixed 3-class linear classifier on N random 4-d features, with labels equal to its own
+ * prediction except for a `flip` fraction of rows (its failures): TCP is then mostly a function
+ * of the features, so a ConfidNet head can learn it.
+ */
+async function toyFailures(seed: number, N: number, flip: number) {
+  const rng = new Rng(seed);
+  const feats = fromHost(Array.from({ length: N * 4 }, () => rng.normal()), [N, 4], 'float32');
+  const Wc = fromHost([1, -1, 0.5, 0, -0.5, 1, 0, 1, 0.3, 0.2, -1, 0.4], [3, 4], 'float32');
+  const logits = (f: Tensor) => matmul(f, Wc, { transposeB: true }).mul(2);
+  const zv = await logits(feats).data();
+  const labels = Array.from({ length: N }, (_, i) => {
+    const r = Array.from(zv.slice(3 * i, 3 * i + 3));
+    const a = r.indexOf(Math.max(...r));
+    return rng.next() < flip ? (a + 1) % 3 : a;
+  });
+  return { N, feats, logits, labels, zv };
+}
+
 describe('ConfidNet (Corbière et al. 2019)', () => {
   it('loss: exact mean (ĉ − softmax(z)_y)²', async () => {
     setBackend(cpu);
@@ -35,19 +54,9 @@ describe('ConfidNet (Corbière et al. 2019)', () => {
 
   it('the head: five Linear layers with ReLU, sigmoid output; trains towards TCP; score = −ĉ', async () => {
     setBackend(cpu);
-    const rng = new Rng(3);
-    const N = 200;
-    const feats = fromHost(Array.from({ length: N * 4 }, () => rng.normal()), [N, 4], 'float32');
-    const Wc = fromHost([1, -1, 0.5, 0, -0.5, 1, 0, 1, 0.3, 0.2, -1, 0.4], [3, 4], 'float32');
-    const logits = (f: Tensor) => matmul(f, Wc, { transposeB: true }).mul(2);
     // Labels: the classifier's own prediction, flipped for 10% of rows (failures), so TCP is
     // mostly a function of the features and learnable.
-    const zv = await logits(feats).data();
-    const labels = Array.from({ length: N }, (_, i) => {
-      const r = Array.from(zv.slice(3 * i, 3 * i + 3));
-      const a = r.indexOf(Math.max(...r));
-      return rng.next() < 0.1 ? (a + 1) % 3 : a;
-    });
+    const { N, feats, logits, labels } = await toyFailures(3, 200, 0.1);
     const cn = new ConfidNet({ features: (x) => x, logits, hidden: 16 }, 4);
     expect(cn.head.children().filter((m) => m instanceof Linear).map((m) => (m as Linear).outFeatures)).toEqual([16, 16, 16, 16, 1]);
     expect(() => cn.score(feats)).toThrow(NotFittedError);
@@ -98,17 +107,7 @@ describe('ConfidNet (Corbière et al. 2019)', () => {
 
   it("base 'mcp': the untrained head returns MCP exactly; training lowers the loss; score = −ĉ", async () => {
     setBackend(cpu);
-    const rng = new Rng(5);
-    const N = 120;
-    const feats = fromHost(Array.from({ length: N * 4 }, () => rng.normal()), [N, 4], 'float32');
-    const Wc = fromHost([1, -1, 0.5, 0, -0.5, 1, 0, 1, 0.3, 0.2, -1, 0.4], [3, 4], 'float32');
-    const logits = (f: Tensor) => matmul(f, Wc, { transposeB: true }).mul(2);
-    const zv = await logits(feats).data();
-    const labels = Array.from({ length: N }, (_, i) => {
-      const r = Array.from(zv.slice(3 * i, 3 * i + 3));
-      const a = r.indexOf(Math.max(...r));
-      return rng.next() < 0.15 ? (a + 1) % 3 : a;
-    });
+    const { N, feats, logits, labels, zv } = await toyFailures(5, 120, 0.15);
     const cn = new ConfidNet({ features: (x) => x, logits, hidden: 8, base: 'mcp' }, 4);
     const c0 = await cn.confidence(feats).data();
     for (let i = 0; i < N; i++) {
