@@ -219,33 +219,32 @@ function linearViews(s: Site, B: number): { A: Tensor; D: Tensor } {
   return { A: s.a!.reshape([B, -1, m.inFeatures]), D: s.dy!.reshape([B, -1, m.outFeatures]) };
 }
 
-function convWeightGrads(s: Site, B: number): Tensor {
-  const m = s.module as Conv2d;
-  const a = s.a!;
-  const dy = s.dy!;
-  if (a.rank !== 4) throw new ShapeError(`perSampleGrads: Conv2d '${s.name}' needs a batched input [B, C, H, W], got ${fmtShape(a.shape)}`);
-  const [, Cin, H, W] = a.shape;
-  const [, Cout, Ho, Wo] = dy.shape;
-  const ws = m.weight.shape;
-  const g = conv2dBackwardWeight(a.reshape([1, B * Cin, H, W]), dy.reshape([1, B * Cout, Ho, Wo]), [B * Cout, ws[1], ws[2], ws[3]], {
+/**
+ * The per-sample conv2d backward-weight of `x` [B, Cx, H, W] against `dy` [B, Cy, Ho, Wo] in one
+ * dispatch: the batch folded into the channels and the groups (B·groups), so sample b only meets
+ * sample b. Returns [B, ...weightShape] (weightShape = [Cy, Cx/groups, kH, kW] as the kernel sees it).
+ */
+function foldedBackwardWeight(x: Tensor, dy: Tensor, B: number, weightShape: readonly number[], m: { stride: Conv2d['stride']; padding: Conv2d['padding']; dilation: Conv2d['dilation']; groups: number }): Tensor {
+  const [, Cx, H, W] = x.shape;
+  const [, Cy, Ho, Wo] = dy.shape;
+  const g = conv2dBackwardWeight(x.reshape([1, B * Cx, H, W]), dy.reshape([1, B * Cy, Ho, Wo]), [B * Cy, weightShape[1], weightShape[2], weightShape[3]], {
     stride: m.stride, padding: m.padding, dilation: m.dilation, groups: B * m.groups,
   });
-  return g.reshape([B, ...ws]);
+  return g.reshape([B, ...weightShape]);
+}
+
+function convWeightGrads(s: Site, B: number): Tensor {
+  const m = s.module as Conv2d;
+  if (s.a!.rank !== 4) throw new ShapeError(`perSampleGrads: Conv2d '${s.name}' needs a batched input [B, C, H, W], got ${fmtShape(s.a!.shape)}`);
+  return foldedBackwardWeight(s.a!, s.dy!, B, m.weight.shape, m);
 }
 
 /** ConvTranspose2d: ∇W_b = backward-weight of the adjoint conv2d (δ_b as input, a_b as its output gradient). */
 function convTransposeWeightGrads(s: Site, B: number): Tensor {
   const m = s.module as ConvTranspose2d;
-  const a = s.a!;
-  const dy = s.dy!;
-  if (a.rank !== 4) throw new ShapeError(`perSampleGrads: ConvTranspose2d '${s.name}' needs a batched input [B, C, H, W], got ${fmtShape(a.shape)}`);
-  const [, Cin, H, W] = a.shape;
-  const [, Cout, Ho, Wo] = dy.shape;
-  const ws = m.weight.shape; // [Cin, Cout/g, kH, kW]
-  const g = conv2dBackwardWeight(dy.reshape([1, B * Cout, Ho, Wo]), a.reshape([1, B * Cin, H, W]), [B * Cin, ws[1], ws[2], ws[3]], {
-    stride: m.stride, padding: m.padding, dilation: m.dilation, groups: B * m.groups,
-  });
-  return g.reshape([B, ...ws]);
+  if (s.a!.rank !== 4) throw new ShapeError(`perSampleGrads: ConvTranspose2d '${s.name}' needs a batched input [B, C, H, W], got ${fmtShape(s.a!.shape)}`);
+  // weight [Cin, Cout/g, kH, kW]: the adjoint conv maps dy (Cout channels) to a (Cin channels)
+  return foldedBackwardWeight(s.dy!, s.a!, B, m.weight.shape, m);
 }
 
 /** BatchNorm (eval): the normalised input x̂ and the non-channel axes of a [B, C, ...] input. */
