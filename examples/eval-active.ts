@@ -30,7 +30,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   ACQUISITIONS, Adam, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, type Tensor, type Acquisition, type ActiveLearningResult, type Backend, type ImageSet, LeNet5, type Module, type PoolScorer, Sequential,
-  acquisitionScores, crossEntropy, enableMCDropout, indexSelect, init, manualSeed, mcDropout, noGrad, report, runActiveLearning, shutdown, tensor, tidy,
+  accuracy, acquisitionScores, crossEntropy, enableMCDropout, indexSelect, init, manualSeed, mcDropout, noGrad, report, runActiveLearning, shutdown, tensor, tidy,
 } from '../node.js';
 import { evaluateAccuracy, loadDemoData, permutation, predictProbs } from './mnist-training.js';
 
@@ -123,13 +123,7 @@ export async function evalActive(o: EvalActiveOptions): Promise<{ results: Recor
     if (model instanceof LeNet5) return (await evaluateAccuracy(model, o.test, 500, backend)).accuracy;
     model.eval();
     const probs = await predictProbs((x) => model.forward(x) as Tensor, o.test, 500, backend);
-    let correct = 0;
-    for (let i = 0; i < o.test.count; i++) {
-      let best = 0;
-      for (let c = 1; c < 10; c++) if (probs[i * 10 + c] > probs[i * 10 + best]) best = c;
-      if (best === o.test.labels[i]) correct++;
-    }
-    return correct / o.test.count;
+    return accuracy(probs, o.test.labels, { numClasses: 10 });
   };
   // Dropout + the last Linear layer: the only stochastic part of LeNet-5.
   const head = (model: LeNet5): Module => {
