@@ -33,6 +33,9 @@
  *   --seeds N         training seeds per recipe in the comparison (default 3; --quick: 1)
  *   --recipes a,b     recipes of the comparison (default: all of RECIPES in eval-models.ts)
  *   --no-recipes      skip the recipe comparison
+ *   --recipes-only    only the recipe comparison, at full size (every seed, every OOD image, 1000
+ *                     bootstrap resamples, the ε grid): the ood group's single model, ensemble and
+ *                     guard are skipped and their keys kept from the previous results.json
  * Quick smoke run: `npm run eval -- --epochs 1 --members 2 --mc-samples 10`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -123,6 +126,7 @@ const fTune = fashion.splits.tune;
 // the recipe comparison (examples/eval-recipes.ts): recipes × seeds × detectors × OOD sets
 
 const QUICK = process.argv.includes('--quick');
+const RECIPES_ONLY = process.argv.includes('--recipes-only');
 const RECIPE_SEEDS = intArg('seeds', QUICK ? 1 : 3, 1);
 const RECIPE_IDS = arg('recipes', QUICK ? 'plain,augmented' : RECIPES.map((r) => r.id).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 for (const id of RECIPE_IDS) {
@@ -143,7 +147,7 @@ async function recipesPart(): Promise<{ results: Record<string, number | (number
   console.log(`\n${r.summary}\nRecipe report: ${join(OUT, 'recipes.md')}`);
   return r;
 }
-if (QUICK) {
+if (QUICK || RECIPES_ONLY) {
   const r = await recipesPart();
   const resultsPath = arg('results', '');
   if (resultsPath) writeFileSync(resultsPath, JSON.stringify(r.results, null, 2));

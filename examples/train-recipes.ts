@@ -17,6 +17,8 @@ export interface RecipeTrainOptions {
   lr: number;
   /** SGD momentum (ignored by Adam). */
   momentum: number;
+  /** L2 weight decay added to the gradient (SGD and Adam; PyTorch's coupled form); default 0. */
+  weightDecay?: number;
   /** null = no augmentation. */
   augment: Augment | null;
   seed: number;
@@ -25,7 +27,8 @@ export interface RecipeTrainOptions {
 }
 
 export async function trainRecipe(model: LeNet5, train: ImageSet, val: ImageSet | null, o: RecipeTrainOptions) {
-  const opt = o.optimizer === 'sgd' ? new SGD(model.parameters(), { lr: o.lr, momentum: o.momentum }) : new Adam(model.parameters(), { lr: o.lr });
+  const opt = o.optimizer === 'sgd' ? new SGD(model.parameters(), { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay ?? 0 })
+    : new Adam(model.parameters(), { lr: o.lr, weightDecay: o.weightDecay ?? 0 });
   const sched = new CosineAnnealingLR(opt, o.epochs);
   const steps = Math.floor(train.count / o.batchSize);
   const history: { epoch: number; loss: number; valAcc: number | null; seconds: number }[] = [];
