@@ -10,8 +10,8 @@
  *   attacks.<attack>.<id>.auroc                        clean MNIST-test vs its attacked copy
  *   attacks.<attack>.<id>.aurocSuccessful              the same on the successful pairs only
  *       (clean image classified correctly, attacked copy misclassified; their count is
- *       attacks.<attack>.successfulPairs) — the protocol of Ma et al. 2018 (LID) and Lee et al.
- *       2018 (Mahalanobis) that Lee & AlRegib's adversarial-detection results follow
+ *       attacks.<attack>.successfulPairs), as LID (Ma et al. 2018) and Mahalanobis (Lee et al.
+ *       2018) select their adversarial test pairs
  *   failure.<id>.{auprError,auprSuccess,fpr95,aurc}    MNIST-test
  *   shift.<corruption>.<severity>.<model>.{accuracy,ece}  corruption ∈ clean (severity 0),
  *       gaussianNoise, gaussianBlur, rotation, contrast (severities 1..3, MNIST_C_SHIFTS);
@@ -194,7 +194,7 @@ export const CHALLENGE_EPSILON: readonly [number, number] = [0.05, 0.15];
  *   draw) and 10 steps of ε_j/4 for the iterative ones. Labels of the attacks are the training
  *   labels. The test attacks (ε = 0.1) lie inside that range — the detector has seen the attack
  *   families, as in the supervised adversarial-detection protocol of Ma et al. 2018 (LID) and
- *   Lee et al. 2018 (Mahalanobis) that Lee & AlRegib follow, but not the test images.
+ *   Lee et al. 2018 (Mahalanobis) that Lee & AlRegib compare against, but not the test images.
  */
 export async function challengeSet(model: LeNet5, xTrain: Tensor, yTrain: Tensor, bs: number, protocol: 'fgsm' | 'attacks', backend: Backend, epsRange: readonly [number, number] = CHALLENGE_EPSILON): Promise<Tensor> {
   const n = xTrain.shape[0];
