@@ -21,6 +21,9 @@
  *   data (by default Gaussian-noise images; pass adversarial examples too), (3) gradient features
  *   of in-distribution and challenge data, (4) an MLP H trained to tell them apart on
  *   log(norms), (5) score = H's logit of "challenge" minus its logit of "in-distribution".
+ *   The gradients eval (examples/eval-gradients.ts, `challengeSet`) trains H with
+ *   `confounding: 'sigmoid'` on noise plus FGSM / BIM / PGD / least-likely attacks of TRAINING
+ *   images (ε drawn per batch from [0.05, 0.15]); docs/methods.md gives the protocol.
  * - {@link gradNormDetector}: GradNorm (Huang, Geng & Li 2021), score = −‖∂ KL(u ‖ softmax(z/T)) /
  *   ∂W_last‖₁ with u uniform (in-distribution inputs get larger norms, so the score negates it).
  */
