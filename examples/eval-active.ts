@@ -31,9 +31,9 @@
  * list: the pool (seed 4242 + S), the start set (`balancedInitialSet` with seed S), the network's
  * initialisation (`manualSeed(1000 + S)` before every training), the batch order (77 + S, per
  * round) and the MC-dropout masks (9000 + round) are all re-seeded per training or per scoring.
- * So runs of different acquisition subsets give comparable curves (a rerun of `random` and `bald`
- * next to `variationRatio` and `maxEntropy` reproduced the earlier random/BALD-only run round for
- * round), and `examples/plot-active-gal.ts` combines the curves of several `results.json` files
+ * So runs of different acquisition subsets give comparable curves (with the list `random, bald,
+ * variationRatio, maxEntropy`, `random` reproduced the earlier `random, bald` run round for round
+ * and `bald` its first six rounds, where that rerun was stopped for time), and `examples/plot-active-gal.ts` combines the curves of several `results.json` files
  * (per seed, and the mean over seeds) into the README's table and docs/active-learning-gal.svg.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
