@@ -56,11 +56,13 @@ const err = (a: number) => (1 - a) * 100;
 
 for (const s of seeds) {
   const acqs = [...bySeed.get(s)!.keys()].sort((a, b) => rank(a) - rank(b));
-  const labels = bySeed.get(s)!.get(acqs[0])!.labels;
+  const curves = bySeed.get(s)!;
+  const labels = acqs.map((a) => curves.get(a)!.labels).reduce((l, m) => (m.length > l.length ? m : l));
   console.log(`\nseed ${s}: test error (%)\n`);
   console.log(report.markdownTable(
     ['labels', ...acqs],
-    labels.map((n, i) => [n, ...acqs.map((a) => err(bySeed.get(s)!.get(a)!.accuracy[i]).toFixed(1))]),
+    // an acquisition run for fewer rounds shows '–' after its last round
+    labels.map((n, i) => [n, ...acqs.map((a) => (i < curves.get(a)!.accuracy.length ? err(curves.get(a)!.accuracy[i]).toFixed(1) : '–'))]),
     ['r', ...acqs.map(() => 'r' as const)],
   ));
 }
@@ -72,12 +74,12 @@ const common = [...first.keys()].filter((a) => seeds.every((s) => {
   return c !== undefined && c.labels.length === first.get(a)!.labels.length && c.labels.every((n, i) => n === first.get(a)!.labels[i]);
 })).sort((a, b) => rank(a) - rank(b));
 if (common.length === 0) throw new Error(`plot-active-gal: no acquisition is present for all seeds ${seeds.join(', ')}`);
-const labels = first.get(common[0])!.labels;
-const mean = new Map(common.map((a) => [a, labels.map((_, i) => seeds.reduce((t, s) => t + err(bySeed.get(s)!.get(a)!.accuracy[i]), 0) / seeds.length)]));
+const mean = new Map(common.map((a) => [a, first.get(a)!.labels.map((_, i) => seeds.reduce((t, s) => t + err(bySeed.get(s)!.get(a)!.accuracy[i]), 0) / seeds.length)]));
+const labels = common.map((a) => first.get(a)!.labels).reduce((l, m) => (m.length > l.length ? m : l));
 const seedWord = seeds.length === 1 ? `seed ${seeds[0]}` : `mean of seeds ${seeds.join(', ')}`;
 if (seeds.length > 1) console.log(`\n${seedWord}: test error (%)\n\n${report.markdownTable(
   ['labels', ...common],
-  labels.map((n, i) => [n, ...common.map((a) => mean.get(a)![i].toFixed(1))]),
+  labels.map((n, i) => [n, ...common.map((a) => (i < mean.get(a)!.length ? mean.get(a)![i].toFixed(1) : '–'))]),
   ['r', ...common.map(() => 'r' as const)],
 )}`);
 
@@ -85,7 +87,7 @@ if (svgPath) {
   const svg = report.linePlot({
     title: `MNIST active learning, Gal et al. network (${seedWord})`,
     xLabel: 'labelled images', yLabel: 'test error (%)',
-    series: common.map((a) => ({ name: a, x: labels, y: mean.get(a)!, dash: a === 'random' ? '6 4' : undefined })),
+    series: common.map((a) => ({ name: a, x: first.get(a)!.labels, y: mean.get(a)!, dash: a === 'random' ? '6 4' : undefined })),
     legend: 'top-right',
   });
   writeFileSync(svgPath, svg);
