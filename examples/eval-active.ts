@@ -24,7 +24,17 @@
  * `evalActive(opts)` returns `results` keyed `active.<acquisition>.{labels, accuracy}` (arrays
  * per round) plus `active.config.*`, `active.<acquisition>.seconds` and
  * `active.<acquisition>.acquiredPerClass` (how many of each digit were acquired), writes `active.svg`
- * (test error vs labels) and `active.md` (the table) into `outDir`.
+ * (test error vs labels) and `active.md` (the table) into `outDir`. With `--model gal` the prefix
+ * is `active.gal`, and a seed S ≠ 0 adds `.seed<S>` (files `active-gal[-seed<S>].{svg,md}`).
+ *
+ * Every acquisition's run depends only on the seed, never on which other acquisitions are in the
+ * list: the pool (seed 4242 + S), the start set (`balancedInitialSet` with seed S), the network's
+ * initialisation (`manualSeed(1000 + S)` before every training), the batch order (77 + S, per
+ * round) and the MC-dropout masks (9000 + round) are all re-seeded per training or per scoring.
+ * So runs of different acquisition subsets give comparable curves (with the list `random, bald,
+ * variationRatio, maxEntropy`, `random` reproduced the earlier `random, bald` run round for round
+ * and `bald` its first six rounds, where that rerun was stopped for time), and `examples/plot-active-gal.ts` combines the curves of several `results.json` files
+ * (per seed, and the mean over seeds) into the README's table and docs/active-learning-gal.svg.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
