@@ -70,6 +70,7 @@ import {
 } from '../node.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rng } from './toy-random.js';
 
 export interface GradientEvalContext {
   model: LeNet5;
@@ -158,11 +159,15 @@ async function predictionsOf(model: LeNet5, x: Tensor, bs: number): Promise<Int3
   return out;
 }
 
-async function accuracyOf(model: LeNet5, x: Tensor, labels: ArrayLike<number>, bs: number): Promise<number> {
-  const pred = await predictionsOf(model, x, bs);
+/** Fraction of rows whose prediction equals the label. */
+function accuracyFrom(pred: Int32Array, labels: ArrayLike<number>): number {
   let ok = 0;
   for (let i = 0; i < pred.length; i++) ok += pred[i] === labels[i] ? 1 : 0;
-  return ok / x.shape[0];
+  return ok / pred.length;
+}
+
+async function accuracyOf(model: LeNet5, x: Tensor, labels: ArrayLike<number>, bs: number): Promise<number> {
+  return accuracyFrom(await predictionsOf(model, x, bs), labels);
 }
 
 /** H's training settings in the eval (hidden units, epochs, Adam learning rate, seed). */
@@ -210,14 +215,7 @@ export async function challengeSet(model: LeNet5, xTrain: Tensor, yTrain: Tensor
     if (ys !== yTrain) ys.dispose();
     return out;
   }
-  // mulberry32: a reproducible ε per batch on every backend
-  let st = 0x2545f491 >>> 0;
-  const rand = () => {
-    let t = (st = (st + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = rng(0x2545f491); // a reproducible ε per batch on every backend
   let j = 0;
   const adv = await attackAll(xTrain, yTrain, bs, (xb, yb) => {
     const epsilon = epsRange[0] + (epsRange[1] - epsRange[0]) * rand();
@@ -291,7 +289,7 @@ export async function evalGradientOod(ctx: GradientEvalContext): Promise<Results
   // Attacks on the test images.
   const testLabels = ctx.test.labels.subarray(0, nTe);
   const cleanPred = await predictionsOf(model, xTest, bs);
-  r['attacks.clean.accuracy'] = cleanPred.reduce((a, p, i) => a + (p === testLabels[i] ? 1 : 0), 0) / nTe;
+  r['attacks.clean.accuracy'] = accuracyFrom(cleanPred, testLabels);
   const attacks: [string, (xb: Tensor, yb: Tensor) => Promise<Tensor>][] = [
     ['fgsm', (xb, yb) => fgsm(model, xb, yb, { epsilon: eps })],
     ['bim', (xb, yb) => bim(model, xb, yb, { epsilon: eps, stepSize: eps / 4, steps: 10 })],
@@ -301,7 +299,7 @@ export async function evalGradientOod(ctx: GradientEvalContext): Promise<Results
   for (const [name, fn] of attacks) {
     const adv = await attackAll(xTest, yTest, bs, fn);
     const advPred = await predictionsOf(model, adv, bs);
-    r[`attacks.${name}.accuracy`] = advPred.reduce((a, p, i) => a + (p === testLabels[i] ? 1 : 0), 0) / nTe;
+    r[`attacks.${name}.accuracy`] = accuracyFrom(advPred, testLabels);
     // The successful pairs: clean image correct, its attacked copy misclassified.
     const ok: number[] = [];
     for (let i = 0; i < nTe; i++) if (cleanPred[i] === testLabels[i] && advPred[i] !== testLabels[i]) ok.push(i);
@@ -425,13 +423,7 @@ export function shiftTable(r: Results): string {
  * used; ConfidNet is evaluated on clean MNIST-test.
  */
 export async function shiftedCopies(x: Tensor, bs: number, backend: Backend): Promise<Tensor> {
-  let st = 0x1b873593 >>> 0;
-  const rand = () => {
-    let t = (st = (st + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = rng(0x1b873593);
   let j = 0;
   const parts: Tensor[] = [];
   for (let s = 0; s < x.shape[0]; s += bs) {

@@ -1,7 +1,8 @@
 /**
- * A tiny seeded host PRNG (mulberry32: 32-bit state, uniform in [0, 1)) for the toy data sets of
- * the examples, so they draw the same points on every run without touching the library's global
- * Philox generator (which would shift the dropout and initialisation streams).
+ * A tiny seeded host PRNG (mulberry32: 32-bit state, uniform in [0, 1)) for the toy data sets and
+ * the per-batch draws of the examples, so they draw the same values on every run without
+ * touching the library's global Philox generator (which would shift the dropout and
+ * initialisation streams).
  */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
