@@ -55,6 +55,23 @@ describe('bootstrap', () => {
     expect([sep.fpr95.lo, sep.fpr95.hi]).toEqual([0, 0]);
   });
 
+  it('each resample\'s metrics (sorted once, draw counts as weights) equal oodMetrics of the resampled arrays, ties included', () => {
+    // Scores rounded to 1 decimal: many ties within and across the two sets.
+    const inS = Array.from(randomUniform(57, 21, 0), (v) => Math.round(v * 10) / 10);
+    const outS = Array.from(randomUniform(43, 22, 0), (v) => Math.round((v + 0.3) * 10) / 10);
+    for (const seed of [0, 1, 2, 3, 4, 5, 6, 7]) {
+      // One resample: the interval's ends are that resample's statistic.
+      const r = bootstrapOodMetrics(inS, outS, { resamples: 1, seed });
+      const iIn = bootstrapIndices(inS.length, 1, seed, 0);
+      const iOut = bootstrapIndices(outS.length, 1, seed, 1);
+      const ref = oodMetrics(Array.from(iIn, (i) => inS[i]), Array.from(iOut, (i) => outS[i]));
+      for (const k of ['auroc', 'auprIn', 'auprOut', 'fpr95'] as const) {
+        expect(r[k].lo).toBeCloseTo(ref[k], 12);
+        expect(r[k].hi).toBeCloseTo(ref[k], 12);
+      }
+    }
+  });
+
   it('seed-averaged OOD metrics: one run equals bootstrapOodMetrics; two runs average point and resamples', () => {
     const inS = Array.from(randomUniform(120, 4, 0));
     const outS = Array.from(randomUniform(80, 5, 0), (v) => v + 0.3);

@@ -73,10 +73,106 @@ export function bootstrapInterval(n: number, statistic: (indices: Int32Array) =>
 /** {@link OodReport} with an interval per metric. */
 export type OodIntervals = { [K in keyof OodReport]: Interval };
 
+const OOD_KEYS = ['auroc', 'auprIn', 'auprOut', 'fpr95'] as const;
+
+/**
+ * The in-distribution and OOD scores of one run merged and sorted ONCE (descending, ties grouped),
+ * so that the OOD metrics of any resample are a weighted walk over the groups in O(nIn + nOut)
+ * instead of a fresh O(n log n) sort per resample (see {@link weightedOodMetrics}).
+ */
+interface SortedScores {
+  /** Merged indices in descending score order: j < nIn is in-distribution sample j, else OOD sample j − nIn. */
+  order: Int32Array;
+  /** Group boundaries: group g holds order[start[g] .. start[g+1]); equal scores share one group. */
+  start: Int32Array;
+  nIn: number;
+}
+
+function sortScores(inScores: ArrayLike<number>, outScores: ArrayLike<number>): SortedScores {
+  const nIn = inScores.length;
+  const n = nIn + outScores.length;
+  const s = new Float64Array(n);
+  for (let i = 0; i < nIn; i++) s[i] = inScores[i];
+  for (let i = 0; i < outScores.length; i++) s[nIn + i] = outScores[i];
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => s[b] - s[a] || a - b);
+  const starts: number[] = [];
+  for (let i = 0; i < n; i++) if (i === 0 || s[order[i]] !== s[order[i - 1]]) starts.push(i);
+  starts.push(n);
+  return { order, start: Int32Array.from(starts), nIn };
+}
+
+/**
+ * The four OOD metrics of `oodMetrics` for a resample given as sample WEIGHTS (how often each
+ * in-distribution / OOD sample was drawn), from scores sorted once. A sample drawn w times is w
+ * tied copies of itself, so with the group sums W_in(g), W_out(g) (groups in descending score):
+ *   AUROC    = Σ_g W_out(g)·(W_in below g + ½ W_in(g)) / (N_in N_out)      (ties ½, as `auroc`)
+ *   AUPR-Out = Σ_g (W_out(g)/N_out) · TP_g/(TP_g + FP_g), TP/FP = cumulative OOD/in weight from the top
+ *   AUPR-In  = the same with in-distribution positive, walking the groups from the bottom
+ *   FPR95    = OOD fraction above the first threshold (from the bottom) keeping ≥ 95% of in-distribution weight
+ * These are exactly the step-wise definitions `oodMetrics` evaluates on the resampled arrays.
+ */
+function weightedOodMetrics(ss: SortedScores, wIn: Float64Array, wOut: Float64Array): OodReport {
+  const { order, start, nIn } = ss;
+  const G = start.length - 1;
+  const gIn = new Float64Array(G);
+  const gOut = new Float64Array(G);
+  let totIn = 0;
+  let totOut = 0;
+  for (let g = 0; g < G; g++) {
+    let a = 0;
+    let o = 0;
+    for (let k = start[g]; k < start[g + 1]; k++) {
+      const j = order[k];
+      if (j < nIn) a += wIn[j];
+      else o += wOut[j - nIn];
+    }
+    gIn[g] = a;
+    gOut[g] = o;
+    totIn += a;
+    totOut += o;
+  }
+  // From the top: AUROC pairs and AUPR-Out.
+  let inAbove = 0;
+  let tp = 0;
+  let u = 0;
+  let auprOut = 0;
+  for (let g = 0; g < G; g++) {
+    const below = totIn - inAbove - gIn[g];
+    u += gOut[g] * (below + 0.5 * gIn[g]);
+    if (gOut[g] > 0) {
+      tp += gOut[g];
+      auprOut += (gOut[g] / totOut) * (tp / (tp + inAbove + gIn[g]));
+    }
+    inAbove += gIn[g];
+  }
+  // From the bottom (in-distribution positive, scores negated): AUPR-In and FPR95.
+  let tpIn = 0;
+  let fpOut = 0;
+  let auprIn = 0;
+  let fpr95 = NaN;
+  for (let g = G - 1; g >= 0; g--) {
+    tpIn += gIn[g];
+    fpOut += gOut[g];
+    if (gIn[g] > 0) auprIn += (gIn[g] / totIn) * (tpIn / (tpIn + fpOut));
+    if (Number.isNaN(fpr95) && tpIn >= 0.95 * totIn - 1e-9 * totIn) fpr95 = fpOut / totOut;
+  }
+  return { auroc: u / (totIn * totOut), auprIn, auprOut, fpr95 };
+}
+
+/** Draw counts of resample b (indices idx[b·n .. (b+1)·n)) into w. */
+function countDraws(idx: Int32Array, b: number, n: number, w: Float64Array): void {
+  w.fill(0);
+  for (let i = b * n, e = (b + 1) * n; i < e; i++) w[idx[i]] += 1;
+}
+
 /**
  * Stratified bootstrap of the OOD metrics (AUROC, AUPR-In, AUPR-Out, FPR95 as `oodMetrics`): the
  * in-distribution scores are resampled from Philox stream (seed, 0), the OOD scores from
- * (seed, 1), and the metrics recomputed per resample.
+ * (seed, 1), and the metrics recomputed per resample. The scores are sorted once; each resample
+ * costs O(nIn + nOut) (draw counts as weights, see {@link weightedOodMetrics}), and its metrics
+ * equal `oodMetrics` of the resampled arrays (to rounding: sums in another order).
  */
 export function bootstrapOodMetrics(inScores: ArrayLike<number>, outScores: ArrayLike<number>, opts: BootstrapOptions = {}): OodIntervals {
   const { B, level, seed } = checkOpts('bootstrapOodMetrics', opts);
@@ -84,19 +180,8 @@ export function bootstrapOodMetrics(inScores: ArrayLike<number>, outScores: Arra
   const nOut = outScores.length;
   if (nIn === 0 || nOut === 0) throw new ArgumentError(`bootstrapOodMetrics: both score sets must be non-empty (got ${nIn} in-distribution, ${nOut} OOD)`);
   const point = oodMetrics(inScores, outScores);
-  const iIn = bootstrapIndices(nIn, B, seed, 0);
-  const iOut = bootstrapIndices(nOut, B, seed, 1);
-  const keys = ['auroc', 'auprIn', 'auprOut', 'fpr95'] as const;
-  const stats = Object.fromEntries(keys.map((k) => [k, new Float64Array(B)])) as Record<(typeof keys)[number], Float64Array>;
-  const a = new Float64Array(nIn);
-  const o = new Float64Array(nOut);
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < nIn; i++) a[i] = inScores[iIn[b * nIn + i]];
-    for (let i = 0; i < nOut; i++) o[i] = outScores[iOut[b * nOut + i]];
-    const m = oodMetrics(a, o);
-    for (const k of keys) stats[k][b] = m[k];
-  }
-  return Object.fromEntries(keys.map((k) => [k, percentileInterval(point[k], stats[k], level)])) as OodIntervals;
+  const r = bootstrapOodMetricsMean([{ inScores, outScores }], { resamples: B, level, seed });
+  return Object.fromEntries(OOD_KEYS.map((k) => [k, { ...r.mean[k], value: point[k] }])) as OodIntervals;
 }
 
 /** Mean and sample standard deviation (n − 1 in the denominator; 0 for a single value). */
@@ -130,19 +215,20 @@ export function bootstrapOodMetricsMean(
       throw new ArgumentError(`bootstrapOodMetricsMean: run ${i} has ${r.inScores.length}/${r.outScores.length} scores, run 0 has ${nIn}/${nOut}`);
     }
   });
-  const keys = ['auroc', 'auprIn', 'auprOut', 'fpr95'] as const;
+  const keys = OOD_KEYS;
   const perRun = runs.map((r) => oodMetrics(r.inScores, r.outScores));
   const point = Object.fromEntries(keys.map((k) => [k, perRun.reduce((a, m) => a + m[k], 0) / runs.length])) as unknown as OodReport;
   const iIn = bootstrapIndices(nIn, B, seed, 0);
   const iOut = bootstrapIndices(nOut, B, seed, 1);
   const stats = Object.fromEntries(keys.map((k) => [k, new Float64Array(B)])) as Record<(typeof keys)[number], Float64Array>;
-  const a = new Float64Array(nIn);
-  const o = new Float64Array(nOut);
+  const sorted = runs.map((r) => sortScores(r.inScores, r.outScores));
+  const wIn = new Float64Array(nIn);
+  const wOut = new Float64Array(nOut);
   for (let b = 0; b < B; b++) {
-    for (const r of runs) {
-      for (let i = 0; i < nIn; i++) a[i] = r.inScores[iIn[b * nIn + i]];
-      for (let i = 0; i < nOut; i++) o[i] = r.outScores[iOut[b * nOut + i]];
-      const m = oodMetrics(a, o);
+    countDraws(iIn, b, nIn, wIn);
+    countDraws(iOut, b, nOut, wOut);
+    for (const ss of sorted) {
+      const m = weightedOodMetrics(ss, wIn, wOut);
       for (const k of keys) stats[k][b] += m[k] / runs.length;
     }
   }
