@@ -162,6 +162,7 @@ async function runSeed(ctx: RecipesContext, spec: RecipeSpec, seed: number, X: {
     () => energyDetector(model, { temperature: 1, name: 'energy' }),
     async () => new ReActEnergyDetector({ features: pen, head, name: 'ReAct+energy' }).fit(fit),
     async () => new MahalanobisDetector({ features: pen, name: 'Mahalanobis (penultimate)' }).fit(fit),
+    async () => new MahalanobisDetector({ features: pen, relative: true, name: 'relative Mahalanobis (penultimate)' }).fit(fit),
     () => best!.det,
     async () => new GmmDetector({ features: pen, name: 'GMM' }).fit(fit),
     async () => new KnnDetector({ features: pen, k: 10, name: 'kNN (k=10)' }).fit(fit),

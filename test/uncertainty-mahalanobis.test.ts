@@ -79,6 +79,37 @@ describe('MahalanobisDetector', () => {
     expect(Array.from(det.scoreHost([[5], [1], [11.5], [-2]]))).toEqual([16, 0, 0.25, 9]);
   });
 
+  it('relative Mahalanobis (Ren et al. 2021), hand-computed 1-D case: min_c MD_c − MD_0', async () => {
+    // class 0: {0, 2} → μ₀ = 1; class 1: {4, 6} → μ₁ = 5; tied Σ = 1. Background: μ = 3, Σ₀ = (9+1+1+9)/4 = 5.
+    const rows = [[0], [2], [4], [6]];
+    const det = await new MahalanobisDetector({ relative: true }).fit(rows, [0, 0, 1, 1], 2);
+    expect(det.name).toBe('Mahalanobis (relative)');
+    // f = 3: min(4, 4) − 0 = 4; f = 10: 25 − 49/5 = 15.2; f = 1: 0 − 4/5 = −0.8
+    const want = [4, 15.2, -0.8];
+    expectRelClose(det.scoreHost([[3], [10], [1]]), want, 1e-12);
+    setBackend(cpu);
+    const x = tensor([[3], [10], [1]]);
+    const s = det.score(x);
+    expectRelClose(await s.data(), want, 1e-6);
+    s.dispose();
+    x.dispose();
+    // the plain detector on the same rows keeps the class term alone
+    const plain = await new MahalanobisDetector().fit(rows, [0, 0, 1, 1], 2);
+    expect(Array.from(plain.scoreHost([[3], [10], [1]]))).toEqual([4, 25, 0]);
+    det.dispose();
+  });
+
+  it('relative Mahalanobis in 3-D equals the class detector minus a one-class detector fitted to all rows', async () => {
+    const { x, y } = data(60, 3, 3, 5);
+    const rel = await new MahalanobisDetector({ relative: true }).fit(x, y, 3);
+    const cls = await new MahalanobisDetector().fit(x, y, 3);
+    const one = await new MahalanobisDetector().fit(x, y.map(() => 0), 1);
+    const probe = x.slice(0, 7).map((r) => r.map((v, j) => v * 1.7 + j));
+    const a = cls.scoreHost(probe);
+    const b = one.scoreHost(probe);
+    expectRelClose(rel.scoreHost(probe), Array.from(a, (v, i) => v - b[i]), 1e-12);
+  });
+
   it('matches the explicit-inverse float64 reference (host path)', async () => {
     const { x, y } = data(60, 4, 3, 7);
     const test = data(25, 4, 3, 8).x.map((r, i) => r.map((v) => v * (1 + (i % 3))));
