@@ -20,3 +20,5 @@ export { shapesEqual, sizeOf, type Shape } from './shape.js';
  */
 export { randomBits, blocksFor, randomUniform, randomNormal } from './random/philox.js';
 export { recordReplay, recordStep, type Replayable, type RecordOptions, type RecordedStep } from './capture.js';
+/** Seeded host generator (mulberry32) for shuffles and per-batch draws that must not touch Philox state. */
+export { mulberry32, shuffleWith } from './random/host-random.js';

@@ -13,12 +13,16 @@
  *       attacks.<attack>.successfulPairs), as LID (Ma et al. 2018) and Mahalanobis (Lee et al.
  *       2018) select their adversarial test pairs
  *   failure.<id>.{auprError,auprSuccess,fpr95,aurc}    MNIST-test
+ *   failure.<id>.auprErrorCi95{Lo,Hi}                  paired bootstrap 95% interval (1000 resamples)
+ *   failure.<confidnet id>.auprErrorMinusMcpCi95{Lo,Hi}  interval of the AUPR-Error difference to MCP
  *   shift.<corruption>.<severity>.<model>.{accuracy,ece}  corruption ∈ clean (severity 0),
  *       gaussianNoise, gaussianBlur, rotation, contrast (severities 1..3, MNIST_C_SHIFTS);
  *       model ∈ lenet (the plain network), introspective (stage-2 H on introspective features)
  *
  * ConfidNet's head is trained on the validation split (held out from the classifier) when
- * `val` is given, so that its true-class-probability targets include real errors.
+ * `val` is given, so that its true-class-probability targets include real errors; with `val`
+ * the official code's protocol runs too (heads on training rows + shifted copies, the epoch with
+ * the best validation AUPR-Error kept, then phase 2 on a copy of the LeNet's encoder).
  *
  * The challenge data of H are Gaussian-noise images and FGSM / BIM / PGD / least-likely examples
  * of TRAINING images with ε drawn per batch from [0.05, 0.15] ({@link challengeSet}), never
@@ -27,7 +31,8 @@
  *   npx tsx examples/eval-gradients.ts [--n 300] [--n-train N] [--backend cpu|webgpu] [--epochs 12]
  *     [--part all|ood|failure] [--challenge attacks|fgsm] [--no-introspective]
  *     [--stage2-hidden H] [--stage2-epochs E] [--confidnet-split valAugmented|val|train]
- *     [--confidnet-aug ROWS]
+ *     [--confidnet-aug ROWS] [--no-confidnet-heads] [--no-confidnet-select] [--confidnet-sel-fit trainAugmented|train]
+ *     [--confidnet-sel-rows ROWS] [--confidnet-sel-epochs E] [--confidnet-ft-epochs E] [--confidnet-ft-lr LR]
  */
 import {
   type Backend,
@@ -40,6 +45,7 @@ import {
   type Tensor,
   aurc,
   auprError,
+  bootstrapInterval,
   auprSuccess,
   bim,
   concat,
@@ -94,6 +100,23 @@ export interface GradientEvalContext {
   confidnetSplit?: 'val' | 'valAugmented' | 'train';
   /** Training rows shifted for 'valAugmented' (default 4000). */
   confidnetAugmentedRows?: number;
+  /**
+   * The paper's protocol (needs `val`; default on): heads `confidnetSel` / `confidnetMcpSel`
+   * trained on training rows and selected on `val` by AUPR-Error after every epoch, and
+   * `confidnetFt`, phase 2 (a copy of the LeNet fine-tuned with the `confidnetSel` head). Set
+   * `confidnetSelect: false` to skip them.
+   */
+  confidnetSelect?: boolean;
+  /** Fit the `confidnetSplit` heads (confidnet, confidnetMcp and their 'Val' twins; default true). */
+  confidnetHeads?: boolean;
+  /** Rows of the selection protocol: 'train' (the first `confidnetSelRows` training rows) or 'trainAugmented' (those plus their {@link shiftedCopies}; default). */
+  confidnetSelFit?: 'train' | 'trainAugmented';
+  /** Training rows of the selection protocol (default 2000; with their shifted copies 4000 fit rows). */
+  confidnetSelRows?: number;
+  /** Overrides of {@link CONFIDNET_SEL_FIT} and {@link CONFIDNET_FT_FIT}. */
+  confidnetSelEpochs?: number;
+  confidnetFtEpochs?: number;
+  confidnetFtLr?: number;
   /** Rows used from each set (default: all of test / fashion, 2000 of train). */
   nTrain?: number;
   nTest?: number;
@@ -448,6 +471,18 @@ export async function shiftedCopies(x: Tensor, bs: number, backend: Backend): Pr
 export const CONFIDNET_FIT = { epochs: 20, lr: 1e-4 };
 
 /**
+ * The selection protocol's phase 1 (the official code: Adam 1e-4 on the MSE, one checkpoint per
+ * epoch, the best validation AUPR-Error kept) and phase 2 (the fine-tuning of the encoder copy with
+ * the head; a smaller rate, our choice: the official configs do not list their MNIST fine-tuning
+ * settings).
+ */
+export const CONFIDNET_SEL_FIT = { epochs: 10, lr: 1e-4 };
+export const CONFIDNET_FT_FIT = { epochs: 2, lr: 1e-5 };
+
+/** Paired bootstrap resamples of the failure table (the same test-row indices for every method). */
+export const FAILURE_BOOTSTRAP = { resamples: 1000, seed: 0 };
+
+/**
  * Failure prediction on MNIST-test: MCP, MC-dropout entropy and variation ratio, ConfidNet (the
  * paper's head, `confidnet`, and our head on top of logit(MCP), `confidnetMcp`), the TCP oracle.
  * Both heads are trained on `ctx.val` (held out from the classifier) plus shifted copies of
@@ -483,8 +518,8 @@ export async function evalFailure(ctx: GradientEvalContext): Promise<Results> {
   if (split !== 'train' && !ctx.val) throw new Error(`evalFailure: confidnetSplit '${split}' needs ctx.val (a split the classifier was not trained on)`);
   // The fit sets: the chosen split, and (for 'valAugmented') the validation split alone too, so
   // the table shows what the shifted copies change. Suffix '' for the chosen one, 'Val' for the other.
-  const fitSets: { suffix: string; split: 'val' | 'valAugmented' | 'train' }[] = [{ suffix: '', split }];
-  if (split === 'valAugmented') fitSets.push({ suffix: 'Val', split: 'val' });
+  const fitSets: { suffix: string; split: 'val' | 'valAugmented' | 'train' }[] = ctx.confidnetHeads === false ? [] : [{ suffix: '', split }];
+  if (split === 'valAugmented' && ctx.confidnetHeads !== false) fitSets.push({ suffix: 'Val', split: 'val' });
   const heads: [string, ConfidNet][] = [];
   const fitInfo: { rows: number; errors: number } = { rows: 0, errors: 0 };
   for (const fs of fitSets) {
@@ -522,21 +557,114 @@ export async function evalFailure(ctx: GradientEvalContext): Promise<Results> {
     xFit.dispose();
   }
   const neg = (a: Float64Array) => a.map((v) => -v);
+  // The paper's protocol: heads trained on training rows, the epoch with the best AUPR-Error on
+  // the validation split kept; then phase 2 on a copy of the LeNet. Scored on the test rows at once
+  // (the phase-2 head continues from the selected phase-1 head).
+  const selConfs: [string, Float64Array][] = [];
+  const selInfo: Results = {};
+  if (ctx.val && ctx.confidnetSelect !== false) {
+    const selFit = ctx.confidnetSelFit ?? 'trainAugmented';
+    const nSel = Math.min(ctx.confidnetSelRows ?? 2000, ctx.train.count);
+    const xTr = images(ctx, ctx.train, nSel);
+    let xFit = xTr;
+    let fitLabels: Int32Array = ctx.train.labels.subarray(0, nSel);
+    if (selFit === 'trainAugmented') {
+      const aug = await shiftedCopies(xTr, bs, ctx.backend);
+      xFit = concat([xTr, aug], 0);
+      xTr.dispose();
+      aug.dispose();
+      fitLabels = Int32Array.from([...fitLabels, ...fitLabels]);
+    }
+    const xVal = images(ctx, ctx.val, ctx.val.count);
+    const val = { x: xVal, labels: ctx.val.labels };
+    const selErrors = 1 - (await accuracyOf(model, xFit, fitLabels, bs));
+    Object.assign(selInfo, { 'failure.confidnetSel.fitRows': xFit.shape[0], 'failure.confidnetSel.fitErrorRate': selErrors, 'failure.confidnetSel.valErrors': ctx.val.count - Math.round(ctx.val.count * (await accuracyOf(model, xVal, ctx.val.labels, bs))) });
+    {
+      // MCP's AUPR-Error on the validation split: the reference for the selection criterion.
+      const nV = ctx.val.count;
+      const pv = new Float64Array(nV * 10);
+      for (let s0 = 0; s0 < nV; s0 += bs) {
+        const n = Math.min(bs, nV - s0);
+        pv.set(await tidy(() => noGrad(() => softmax(model.forward(xVal.slice([s0], [n, 1, 28, 28])), 1))).data(), s0 * 10);
+      }
+      const mcpV = new Float64Array(nV);
+      const okV = new Uint8Array(nV);
+      for (let i = 0; i < nV; i++) {
+        let k = 0;
+        for (let j = 1; j < 10; j++) if (pv[i * 10 + j] > pv[i * 10 + k]) k = j;
+        mcpV[i] = pv[i * 10 + k];
+        okV[i] = k === ctx.val.labels[i] ? 1 : 0;
+      }
+      selInfo['failure.mcp.valAuprError'] = auprError(mcpV, okV);
+      log(`  MCP on the validation split: AUPR-Error ${selInfo['failure.mcp.valAuprError'].toFixed(3)} (the selection criterion's reference)`);
+    }
+    const probsBefore = new Float64Array(probs);
+    for (const [name, base] of [['confidnetSel', 'none'], ['confidnetMcpSel', 'mcp']] as const) {
+      const t = performance.now();
+      const cn = new ConfidNet({ name, base, features: (x) => model.penultimate(x), logits: (x) => model.forward(x) }, 84);
+      await cn.fit({ x: xFit, labels: fitLabels, ...CONFIDNET_SEL_FIT, ...(ctx.confidnetSelEpochs ? { epochs: ctx.confidnetSelEpochs } : {}), batchSize: bs, val, selectBy: 'auprError' });
+      selInfo[`failure.${name}.selectedEpoch`] = cn.selectedEpoch;
+      selInfo[`failure.${name}.valAuprError`] = cn.valHistory[cn.selectedEpoch - 1];
+      log(`  ${name} (base ${base}) fitted on ${xFit.shape[0]} rows ('${selFit}', ${(100 * selErrors).toFixed(1)}% misclassified), kept epoch ${cn.selectedEpoch} of ${cn.valHistory.length} by val AUPR-Error (${cn.valHistory.map((v) => v.toFixed(3)).join(' ')}) (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+      selConfs.push([name, neg(await scoreAll(cn, xTest, bs))]);
+      if (base === 'none') {
+        // Phase 2: a copy of the whole LeNet (only its conv trunk and the layers up to the
+        // penultimate features are used and trained); the classifier itself is left as it is.
+        const t2 = performance.now();
+        const copy = new LeNet5();
+        await copy.to(ctx.backend);
+        copy.loadStateDict(model.stateDict());
+        await cn.fineTune({
+          x: xFit, labels: fitLabels, encoder: { module: copy, features: (x) => copy.penultimate(x) }, batchSize: bs, val, selectBy: 'auprError',
+          ...CONFIDNET_FT_FIT, ...(ctx.confidnetFtEpochs ? { epochs: ctx.confidnetFtEpochs } : {}), ...(ctx.confidnetFtLr ? { lr: ctx.confidnetFtLr } : {}),
+        });
+        selInfo['failure.confidnetFt.selectedEpoch'] = cn.selectedEpoch;
+        selInfo['failure.confidnetFt.valAuprError'] = cn.valHistory[cn.selectedEpoch - 1];
+        log(`  confidnetFt (phase 2 from confidnetSel, encoder copy + head) kept epoch ${cn.selectedEpoch} of ${cn.valHistory.length} by val AUPR-Error (${cn.valHistory.map((v) => v.toFixed(3)).join(' ')}) (${((performance.now() - t2) / 1000).toFixed(1)} s)`);
+        selConfs.push(['confidnetFt', neg(await scoreAll(cn, xTest, bs))]);
+        copy.dispose();
+        // The judged classifier must be untouched by the fine-tuning: same test probabilities.
+        let same = 1;
+        for (let s0 = 0; s0 < nTe; s0 += bs) {
+          const n = Math.min(bs, nTe - s0);
+          const p = await tidy(() => noGrad(() => softmax(model.forward(xTest.slice([s0], [n, 1, 28, 28])), 1))).data();
+          for (let i = 0; i < p.length; i++) if (p[i] !== probsBefore[s0 * 10 + i]) same = 0;
+        }
+        selInfo['failure.confidnetFt.classifierUnchanged'] = same;
+        if (!same) throw new Error('evalFailure: the classifier changed during ConfidNet fine-tuning');
+      }
+      for (const p of cn.head.parameters()) p.dispose();
+    }
+    xFit.dispose();
+    xVal.dispose();
+  }
   const confs: [string, Float64Array][] = [
     ['mcp', mcp],
     ['mcDropoutEntropy', neg(await scoreAll(mcDropoutDetector(model, { samples: 20, seed: 3, measure: 'predictiveEntropy' }), xTest, bs))],
     ['mcDropoutVariationRatio', neg(await scoreAll(mcDropoutDetector(model, { samples: 20, seed: 3, measure: 'variationRatio' }), xTest, bs))],
   ];
   for (const [id, cn] of heads) confs.push([id, neg(await scoreAll(cn, xTest, bs))]);
+  confs.push(...selConfs);
   confs.push(['tcp', tcp]);
   model.eval();
-  const r: Results = { 'failure.errors': nTe - correct.reduce((a, b) => a + b, 0), 'failure.confidnet.fitRows': fitInfo.rows, 'failure.confidnet.fitOnHeldOut': split === 'train' ? 0 : 1, 'failure.confidnet.fitErrorRate': fitInfo.errors };
+  const r: Results = { 'failure.errors': nTe - correct.reduce((a, b) => a + b, 0), 'failure.confidnet.fitRows': fitInfo.rows, 'failure.confidnet.fitOnHeldOut': split === 'train' ? 0 : 1, 'failure.confidnet.fitErrorRate': fitInfo.errors, ...selInfo };
+  // Paired percentile bootstrap over the test rows (the same resamples for every method):
+  // AUPR-Error's 95% interval, and for the ConfidNet variants the interval of their difference to MCP.
+  const resampled = (c: Float64Array, idx: Int32Array) => auprError(Float64Array.from(idx, (i) => c[i]), Uint8Array.from(idx, (i) => correct[i]));
   for (const [id, c] of confs) {
     r[`failure.${id}.auprError`] = auprError(c, correct);
+    const ci = bootstrapInterval(nTe, (idx) => resampled(c, idx), FAILURE_BOOTSTRAP);
+    r[`failure.${id}.auprErrorCi95Lo`] = ci.lo;
+    r[`failure.${id}.auprErrorCi95Hi`] = ci.hi;
+    if (id.startsWith('confidnet')) {
+      const d = bootstrapInterval(nTe, (idx) => resampled(c, idx) - resampled(mcp, idx), FAILURE_BOOTSTRAP);
+      r[`failure.${id}.auprErrorMinusMcpCi95Lo`] = d.lo;
+      r[`failure.${id}.auprErrorMinusMcpCi95Hi`] = d.hi;
+    }
     r[`failure.${id}.auprSuccess`] = auprSuccess(c, correct);
     r[`failure.${id}.fpr95`] = fprAtTpr(c, correct, { positive: 1, tpr: 0.95 });
     r[`failure.${id}.aurc`] = aurc(c, correct);
-    log(`  failure.${id}: AUPR-Error ${r[`failure.${id}.auprError`].toFixed(4)}  AUPR-Success ${r[`failure.${id}.auprSuccess`].toFixed(4)}  FPR95 ${r[`failure.${id}.fpr95`].toFixed(4)}  AURC ${r[`failure.${id}.aurc`].toFixed(5)}`);
+    log(`  failure.${id}: AUPR-Error ${r[`failure.${id}.auprError`].toFixed(4)} [${ci.lo.toFixed(3)}, ${ci.hi.toFixed(3)}]  AUPR-Success ${r[`failure.${id}.auprSuccess`].toFixed(4)}  FPR95 ${r[`failure.${id}.fpr95`].toFixed(4)}  AURC ${r[`failure.${id}.aurc`].toFixed(5)}`);
   }
   if (ctx.outDir) writeFailurePlots(ctx.outDir, confs, correct, log);
   for (const [, cn] of heads) for (const p of cn.head.parameters()) p.dispose();
@@ -544,7 +672,7 @@ export async function evalFailure(ctx: GradientEvalContext): Promise<Results> {
   return r;
 }
 
-const FAILURE_COLORS: Record<string, string> = { mcp: '#1f77b4', mcDropoutEntropy: '#ff7f0e', mcDropoutVariationRatio: '#2ca02c', confidnet: '#d62728', confidnetMcp: '#9467bd', confidnetVal: '#e377c2', confidnetMcpVal: '#8c564b', tcp: '#7f7f7f' };
+const FAILURE_COLORS: Record<string, string> = { mcp: '#1f77b4', mcDropoutEntropy: '#ff7f0e', mcDropoutVariationRatio: '#2ca02c', confidnet: '#d62728', confidnetMcp: '#9467bd', confidnetVal: '#e377c2', confidnetMcpVal: '#8c564b', confidnetSel: '#bcbd22', confidnetMcpSel: '#17becf', confidnetFt: '#000000', tcp: '#7f7f7f' };
 
 /**
  * failure-risk-coverage.svg (selective risk vs coverage: keep the most confident fraction) and
@@ -594,6 +722,9 @@ if (isMain) {
   const part = arg('part', 'all'); // all | ood | failure
   const cnSplit = arg('confidnet-split', 'valAugmented') as 'val' | 'valAugmented' | 'train';
   const cnAug = Number(arg('confidnet-aug', '4000'));
+  const selEpochs = arg('confidnet-sel-epochs', '');
+  const ftEpochs = arg('confidnet-ft-epochs', '');
+  const ftLr = arg('confidnet-ft-lr', '');
   const hidden = arg('stage2-hidden', '');
   const epochs = arg('stage2-epochs', '');
   const mnist = await loadDemoData(0);
@@ -603,6 +734,8 @@ if (isMain) {
   const ctx: GradientEvalContext = { model: trained.model, backend, train: mnist.splits.train, val: mnist.splits.val, test: mnist.splits.test, fashion: fashion.splits.test, nTrain, nTest: n, log: console.log,
     challenge: arg('challenge', 'attacks') as 'fgsm' | 'attacks', confounding: arg('confounding', STAGE2_CONFOUNDING) as 'softmax' | 'sigmoid', introspective: !argv.includes('--no-introspective'),
     confidnetSplit: cnSplit, confidnetAugmentedRows: cnAug,
+    confidnetSelect: !argv.includes('--no-confidnet-select'), confidnetHeads: !argv.includes('--no-confidnet-heads'), confidnetSelFit: arg('confidnet-sel-fit', 'trainAugmented') as 'train' | 'trainAugmented', confidnetSelRows: Number(arg('confidnet-sel-rows', '2000')),
+    ...(selEpochs ? { confidnetSelEpochs: Number(selEpochs) } : {}), ...(ftEpochs ? { confidnetFtEpochs: Number(ftEpochs) } : {}), ...(ftLr ? { confidnetFtLr: Number(ftLr) } : {}),
     stage2: { ...(hidden ? { hidden: Number(hidden) } : {}), ...(epochs ? { epochs: Number(epochs) } : {}) } };
   const t0 = performance.now();
   const results = { ...(part !== 'failure' ? await evalGradientOod(ctx) : {}), ...(part !== 'ood' ? await evalFailure(ctx) : {}) };

@@ -4,13 +4,18 @@ import {
   ConfidNet,
   Linear,
   NotFittedError,
+  ReLU,
+  Sequential,
   ShapeError,
   type Tensor,
+  auprError,
   confidNetLoss,
   fromHost,
+  manualSeed,
   matmul,
   mcpLogit,
   memory,
+  noGrad,
   setBackend,
   tidy,
 } from '../node.js';
@@ -134,5 +139,229 @@ describe('ConfidNet (Corbière et al. 2019)', () => {
     score.dispose();
     c.dispose();
     expect(memory().liveTensors).toBe(before);
+  });
+
+  it('fit with val: keeps the epoch with the best validation AUPR-Error (= a rerun for that many epochs)', async () => {
+    setBackend(cpu);
+    const tr = await toyFailures(11, 160, 0.2);
+    const va = await toyFailures(12, 120, 0.2);
+    const correctVal = (() => {
+      const out = new Uint8Array(va.N);
+      for (let i = 0; i < va.N; i++) {
+        const r = Array.from(va.zv.slice(3 * i, 3 * i + 3));
+        out[i] = r.indexOf(Math.max(...r)) === va.labels[i] ? 1 : 0;
+      }
+      return out;
+    })();
+    const opts = { x: tr.feats, labels: tr.labels, epochs: 12, lr: 2e-2, batchSize: 40, seed: 1 };
+    manualSeed(3);
+    const cn = new ConfidNet({ features: (x) => x, logits: tr.logits, hidden: 16 }, 4);
+    const before = memory().liveTensors;
+    await cn.fit({ ...opts, val: { x: va.feats, labels: va.labels } });
+    expect(memory().liveTensors).toBe(before);
+    expect(cn.valHistory).toHaveLength(12);
+    const best = Math.max(...cn.valHistory);
+    expect(cn.selectedEpoch).toBe(cn.valHistory.indexOf(best) + 1);
+    // The history is not flat, and the kept epoch is not the last one (so the restore is exercised).
+    expect(cn.selectedEpoch).toBeLessThan(12);
+    expect(cn.valHistory[11]).toBeLessThan(best);
+    const cVal = await noGrad(() => cn.confidence(va.feats)).data();
+    expect(auprError(cVal, correctVal)).toBe(best);
+    // A fresh head, same initialisation and seed, trained for exactly that many epochs: the same weights.
+    manualSeed(3);
+    const rerun = new ConfidNet({ features: (x) => x, logits: tr.logits, hidden: 16 }, 4);
+    await rerun.fit({ ...opts, epochs: cn.selectedEpoch });
+    expect(Array.from(await noGrad(() => rerun.confidence(va.feats)).data())).toEqual(Array.from(cVal));
+    // selectBy 'loss': the epoch with the lowest validation MSE.
+    manualSeed(3);
+    const byLoss = new ConfidNet({ features: (x) => x, logits: tr.logits, hidden: 16 }, 4);
+    await byLoss.fit({ ...opts, val: { x: va.feats, labels: va.labels }, selectBy: 'loss' });
+    const low = Math.min(...byLoss.valHistory);
+    expect(byLoss.selectedEpoch).toBe(byLoss.valHistory.indexOf(low) + 1);
+    const lab = fromHost(va.labels, [va.N], 'int32');
+    const mse = (await tidy(() => noGrad(() => confidNetLoss(byLoss.confidence(va.feats), va.logits(va.feats), lab))).data())[0];
+    expect(mse).toBeCloseTo(low, 6);
+  });
+
+  it('fit: bad selection options throw typed errors', async () => {
+    setBackend(cpu);
+    const tr = await toyFailures(13, 40, 0.2);
+    const cn = new ConfidNet({ features: (x) => x, logits: tr.logits, hidden: 4 }, 4);
+    await expect(cn.fit({ x: tr.feats, labels: tr.labels, selectBy: 'auprError' })).rejects.toThrow(/selectBy needs a validation split/);
+    await expect(cn.fit({ x: tr.feats, labels: tr.labels, val: { x: tr.feats, labels: tr.labels }, selectBy: 'accuracy' as 'loss' })).rejects.toThrow(ArgumentError);
+    await expect(cn.fit({ x: tr.feats, labels: tr.labels, epochs: 0 })).rejects.toThrow(/epochs must be a positive integer/);
+    // A validation split without errors: AUPR-Error is undefined there.
+    const zv = await tr.logits(tr.feats).data();
+    const own = Array.from({ length: tr.N }, (_, i) => {
+      const r = Array.from(zv.slice(3 * i, 3 * i + 3));
+      return r.indexOf(Math.max(...r));
+    });
+    await expect(cn.fit({ x: tr.feats, labels: tr.labels, val: { x: tr.feats, labels: own } })).rejects.toThrow(/needs errors and correct predictions of the classifier on val \(it has 0 errors in 40 rows\)/);
+  });
+});
+
+/**
+ * A fixed-weight classifier x [B, 3] → relu(W1 x + b1) [B, 2] → W2 f + b2 [B, 3] (float64), a
+ * trainable copy of its encoder (Linear + ReLU), and a ConfidNet head with hidden = 2 whose
+ * weights are fixed too; everything computed by hand in JS for the exact checks.
+ */
+async function tinyPhase2(copyOffset = 0) {
+  const W1 = [0.5, -0.3, 0.8, -0.6, 0.4, 0.2];
+  const b1 = [0.1, 0.05];
+  const W2 = [1.2, -0.7, -0.4, 0.9, 0.3, 0.5];
+  const b2 = [0.0, 0.2, -0.1];
+  const classifierEnc = new Sequential(new Linear(3, 2), new ReLU());
+  const classifierOut = new Linear(2, 3);
+  await classifierEnc.to('float64');
+  await classifierOut.to('float64');
+  classifierEnc.loadStateDict({ '0.weight': fromHost(W1, [2, 3], 'float64'), '0.bias': fromHost(b1, [2], 'float64') });
+  classifierOut.loadStateDict({ weight: fromHost(W2, [3, 2], 'float64'), bias: fromHost(b2, [3], 'float64') });
+  const copy = new Sequential(new Linear(3, 2), new ReLU());
+  await copy.to('float64');
+  copy.loadStateDict({ '0.weight': fromHost(W1.map((v) => v + copyOffset), [2, 3], 'float64'), '0.bias': fromHost(b1, [2], 'float64') });
+  const head = {
+    h: [[0.7, -0.2, 0.3, 0.9], [0.1, 0.2], [0.4, -0.5, 0.6, 0.3], [-0.1, 0.2], [0.5, -0.4, 0.2, 0.8], [0.05, -0.05], [0.3, 0.6, -0.2, 0.4], [0.0, 0.1], [0.9, -0.8], [0.15]],
+  };
+  const cn = new ConfidNet({ features: (x) => classifierEnc.forward(x), logits: (x) => classifierOut.forward(classifierEnc.forward(x)), hidden: 2 }, 2);
+  await cn.head.to('float64');
+  const hd: Record<string, Tensor> = {};
+  const shapes: number[][] = [[2, 2], [2], [2, 2], [2], [2, 2], [2], [2, 2], [2], [1, 2], [1]];
+  [0, 2, 4, 6, 8].forEach((li, k) => {
+    hd[`${li}.weight`] = fromHost(head.h[2 * k], shapes[2 * k], 'float64');
+    hd[`${li}.bias`] = fromHost(head.h[2 * k + 1], shapes[2 * k + 1], 'float64');
+  });
+  cn.head.loadStateDict(hd);
+  const x = [[1, 0.5, -0.2], [-0.3, 0.8, 0.6], [0.9, -0.4, 0.3], [0.2, 0.1, 1.1]];
+  const y = [0, 1, 2, 1];
+  const affine = (W: number[], b: number[], v: number[]) => b.map((bi, o) => bi + v.reduce((s, vi, i) => s + W[o * v.length + i] * vi, 0));
+  const relu = (v: number[]) => v.map((t) => Math.max(0, t));
+  const headFwd = (f: number[], hw: number[][] = head.h) => {
+    let h = f;
+    for (let k = 0; k < 5; k++) {
+      h = affine(hw[2 * k], hw[2 * k + 1], h);
+      if (k < 4) h = relu(h);
+    }
+    return 1 / (1 + Math.exp(-h[0]));
+  };
+  const tcpOf = (enc: number[], v: number[], label: number) => {
+    const z = affine(W2, b2, relu(affine(enc, b1, v)));
+    const m = Math.max(...z);
+    const e = z.map((t) => Math.exp(t - m));
+    return e[label] / e.reduce((a, b) => a + b, 0);
+  };
+  /** The loss by hand: the copy's encoder weights `Wc` give the features, the classifier's W1 the TCP. */
+  const handLoss = (Wc: number[]) => x.reduce((s, v, b) => s + (headFwd(relu(affine(Wc, b1, v))) - tcpOf(W1, v, y[b])) ** 2, 0) / x.length;
+  const X = fromHost(x.flat(), [4, 3], 'float64');
+  const Y = fromHost(y, [4], 'int32');
+  return { W1, copy, classifierEnc, classifierOut, cn, X, Y, y, handLoss, headFwd, tcpOf, x, b1 };
+}
+
+describe('ConfidNet phase 2: fine-tuning a copy of the encoder', () => {
+  it('exact loss on a tiny fixed-weight net; its gradient w.r.t. the copy matches finite differences', async () => {
+    setBackend(cpu);
+    const t = await tinyPhase2(0.1);
+    // Before fine-tuning the head reads the frozen classifier's features (W1).
+    const l0 = (await tidy(() => t.cn.loss(t.X, t.Y)).data())[0];
+    expect(l0).toBeCloseTo(t.handLoss(t.W1), 13);
+    await t.cn.fit({ x: t.X, labels: t.y, epochs: 1, lr: 0, batchSize: 4 }); // lr 0: the fixed head stays as loaded
+    await t.cn.fineTune({ x: t.X, labels: t.y, encoder: { module: t.copy, features: (x) => t.copy.forward(x) }, epochs: 1, lr: 0, batchSize: 4 });
+    expect(t.cn.isFineTuned).toBe(true);
+    // Now the copy's features (W1 + 0.1) and still the classifier's TCP.
+    const Wc = t.W1.map((v) => v + 0.1);
+    const loss = t.cn.loss(t.X, t.Y);
+    expect((await loss.data())[0]).toBeCloseTo(t.handLoss(Wc), 13);
+    expect(t.cn.lastLoss).toBeCloseTo(t.handLoss(Wc), 13);
+    loss.backward();
+    const w = (t.copy.children()[0] as Linear).weight;
+    const g = await w.grad!.data();
+    for (let i = 0; i < 6; i++) {
+      const e = 1e-6;
+      const up = Wc.slice(); up[i] += e;
+      const dn = Wc.slice(); dn[i] -= e;
+      expect(g[i]).toBeCloseTo((t.handLoss(up) - t.handLoss(dn)) / (2 * e), 8);
+    }
+    // No gradient reaches the frozen classifier.
+    for (const p of [...t.classifierEnc.parameters(), ...t.classifierOut.parameters()]) expect(p.grad).toBeNull();
+    loss.dispose();
+  });
+
+  it('one full-batch Adam step moves the copy by −lr·g/(|g|+ε) of that loss; the classifier stays bit-identical', async () => {
+    setBackend(cpu);
+    const t = await tinyPhase2(0.1);
+    await t.cn.fit({ x: t.X, labels: t.y, epochs: 1, lr: 0, batchSize: 4 });
+    const frozen = await Promise.all([...t.classifierEnc.parameters(), ...t.classifierOut.parameters()].map(async (p) => Array.from(await p.data())));
+    const zBefore = Array.from(await noGrad(() => t.classifierOut.forward(t.classifierEnc.forward(t.X))).data());
+    const Wc = t.W1.map((v) => v + 0.1);
+    const lr = 1e-3;
+    await t.cn.fineTune({ x: t.X, labels: t.y, encoder: { module: t.copy, features: (x) => t.copy.forward(x) }, epochs: 1, lr, batchSize: 4 });
+    const w = Array.from(await (t.copy.children()[0] as Linear).weight.data());
+    for (let i = 0; i < 6; i++) {
+      const e = 1e-6;
+      const up = Wc.slice(); up[i] += e;
+      const dn = Wc.slice(); dn[i] -= e;
+      const gi = (t.handLoss(up) - t.handLoss(dn)) / (2 * e);
+      expect(Math.abs(gi)).toBeGreaterThan(1e-5); // every weight has a real gradient here
+      expect(w[i]).toBeCloseTo(Wc[i] - (lr * gi) / (Math.abs(gi) + 1e-8), 9);
+    }
+    // More epochs at a large rate: the copy moves a lot, the classifier not at all.
+    await t.cn.fineTune({ x: t.X, labels: t.y, encoder: { module: t.copy, features: (x) => t.copy.forward(x) }, epochs: 5, lr: 5e-2, batchSize: 2 });
+    const after = await Promise.all([...t.classifierEnc.parameters(), ...t.classifierOut.parameters()].map(async (p) => Array.from(await p.data())));
+    expect(after).toEqual(frozen);
+    expect(Array.from(await noGrad(() => t.classifierOut.forward(t.classifierEnc.forward(t.X))).data())).toEqual(zBefore);
+    const moved = Array.from(await (t.copy.children()[0] as Linear).weight.data());
+    expect(Math.max(...moved.map((v, i) => Math.abs(v - Wc[i])))).toBeGreaterThan(0.05);
+  });
+
+  it('the TCP targets and predictions come from the frozen classifier, not from the copy', async () => {
+    setBackend(cpu);
+    // The copy starts far from the classifier: TCP computed through the copy would differ.
+    const t = await tinyPhase2(0.6);
+    await t.cn.fit({ x: t.X, labels: t.y, epochs: 1, lr: 0, batchSize: 4 });
+    await t.cn.fineTune({ x: t.X, labels: t.y, encoder: { module: t.copy, features: (x) => t.copy.forward(x) }, epochs: 1, lr: 1e-3, batchSize: 4 });
+    const Wc = t.W1.map((v) => v + 0.6);
+    // The single step's loss (before its update): copy features, classifier TCP.
+    expect(t.cn.lastLoss).toBeCloseTo(t.handLoss(Wc), 13);
+    const copyFeatures = (v: number[]) => [0, 1].map((o) => Math.max(0, t.b1[o] + v.reduce((a, vi, i) => a + Wc[o * 3 + i] * vi, 0)));
+    const withCopyTcp = t.x.reduce((s, v, b) => s + (t.headFwd(copyFeatures(v)) - t.tcpOf(Wc, v, t.y[b])) ** 2, 0) / t.x.length;
+    expect(Math.abs(withCopyTcp - t.cn.lastLoss)).toBeGreaterThan(1e-3);
+    // predict: the frozen classifier's argmax; score = −ĉ on the copy's features.
+    const { prediction, score } = t.cn.predict(t.X);
+    const z = await noGrad(() => t.classifierOut.forward(t.classifierEnc.forward(t.X))).data();
+    const p = await prediction.data();
+    for (let b = 0; b < 4; b++) {
+      const r = Array.from(z.slice(3 * b, 3 * b + 3));
+      expect(p[b]).toBe(r.indexOf(Math.max(...r)));
+    }
+    // The head was trained along with the copy: read both back and recompute ĉ by hand.
+    const wNow = Array.from(await (t.copy.children()[0] as Linear).weight.data());
+    const bNow = Array.from(await (t.copy.children()[0] as Linear).bias!.data());
+    const hd = t.cn.head.stateDict();
+    const hw = await Promise.all([0, 2, 4, 6, 8].flatMap((li) => [`${li}.weight`, `${li}.bias`]).map(async (k) => Array.from(await hd[k].data())));
+    const sv = await score.data();
+    for (let b = 0; b < 4; b++) {
+      const f = [0, 1].map((o) => Math.max(0, bNow[o] + t.x[b].reduce((a, vi, i) => a + wNow[o * 3 + i] * vi, 0)));
+      expect(sv[b]).toBeCloseTo(-t.headFwd(f, hw), 12);
+    }
+    for (const v of Object.values(hd)) v.dispose();
+    prediction.dispose();
+    score.dispose();
+  });
+
+  it('fineTune: model selection on val; typed errors; no leak', async () => {
+    setBackend(cpu);
+    const t = await tinyPhase2(0.1);
+    const enc = { module: t.copy, features: (x: Tensor) => t.copy.forward(x) };
+    await expect(t.cn.fineTune({ x: t.X, labels: t.y, encoder: enc })).rejects.toThrow(NotFittedError);
+    await t.cn.fit({ x: t.X, labels: t.y, epochs: 1, lr: 0, batchSize: 4 });
+    await expect(t.cn.fineTune({ x: [t.X] as unknown as Tensor, labels: t.y, encoder: enc })).rejects.toThrow(/x must be one tensor/);
+    await expect(t.cn.fineTune({ x: t.X, labels: t.y, encoder: { module: {} as Sequential, features: enc.features } })).rejects.toThrow(/encoder must be/);
+    await expect(t.cn.fineTune({ x: t.X, labels: [0, 1], encoder: enc })).rejects.toThrow(ShapeError);
+    const before = memory().liveTensors;
+    await t.cn.fineTune({ x: t.X, labels: t.y, encoder: enc, epochs: 6, lr: 2e-2, batchSize: 2, val: { x: t.X, labels: t.y }, selectBy: 'loss' });
+    expect(memory().liveTensors).toBe(before);
+    expect(t.cn.valHistory).toHaveLength(6);
+    const low = Math.min(...t.cn.valHistory);
+    expect(t.cn.selectedEpoch).toBe(t.cn.valHistory.indexOf(low) + 1);
+    expect((await tidy(() => t.cn.loss(t.X, t.Y)).data())[0]).toBeCloseTo(low, 12);
   });
 });

@@ -14,6 +14,20 @@
  * trained; the classifier's features and logits are computed without gradient.
  * As a {@link Detector}: score = −ĉ (higher = more likely a failure / more uncertain).
  *
+ * Model selection (the official code's protocol, `fit({ ..., val })`): after every epoch the head
+ * is scored on a validation split the head is not trained on, and the weights of the best epoch
+ * are kept — by AUPR-Error of −ĉ with the frozen classifier's errors positive (`selectBy:
+ * 'auprError'`, the default, higher better) or by the validation MSE (`'loss'`, lower better).
+ * Ties keep the earlier epoch. `valHistory` holds the per-epoch values, `selectedEpoch` the kept one.
+ *
+ * Phase 2 ({@link ConfidNet.fineTune}, the paper's second step): a trainable COPY of the
+ * classifier's encoder (x → f(x)) is trained together with the head on the same loss, with the
+ * copy in eval mode (dropout off, batch-norm statistics frozen), so ĉ(x) = sigmoid(head(f′(x)))
+ * with the copy's features f′. The TCP targets — and thus which rows are errors — come from the
+ * frozen classifier (`logits`), computed once before training; the classifier itself is never
+ * updated, only the copy. After fine-tuning, `confidence`, `score` and `predict` use the copy's
+ * features; the predictions stay the frozen classifier's argmax.
+ *
  * Option `base: 'mcp'` (our variant, not in the paper): ĉ(x) = sigmoid(logit(MCP(x)) + head(f(x)))
  * with logit(MCP) = z_max − log Σ_{k ≠ argmax} exp z_k ({@link mcpLogit}, the log-odds of the
  * maximum softmax probability computed without rounding it to 1) and the head's last layer
@@ -45,6 +59,9 @@ import {
   tidy,
 } from '../engine/index.js';
 import { NotFittedError } from './errors.js';
+import { Module } from '../nn/module.js';
+import { auprError } from './metrics.js';
+import { releaseOptimizer, runMinibatchEpochs } from './minibatch.js';
 import { Linear } from '../nn/layers/linear.js';
 import { ReLU } from '../nn/layers/activation.js';
 import { Sequential } from '../nn/layers/container.js';
@@ -94,6 +111,12 @@ export interface ConfidNetOptions {
   name?: string;
 }
 
+/** A validation split for model selection: inputs and their class labels. */
+export interface ConfidNetValidation {
+  x: DetectorInput;
+  labels: Tensor | ArrayLike<number>;
+}
+
 export interface ConfidNetFitOptions {
   /** Training inputs (the classifier's training set, or a held-out split). */
   x: DetectorInput;
@@ -104,6 +127,46 @@ export interface ConfidNetFitOptions {
   lr?: number;
   batchSize?: number;
   seed?: number;
+  /**
+   * Model selection: score the head on this split after every epoch and keep the best epoch's
+   * weights (see the module comment). The split must not be part of `x`.
+   */
+  val?: ConfidNetValidation;
+  /**
+   * The selection criterion with `val`: 'auprError' (default; AUPR-Error on the validation split,
+   * needs at least one error and one correct prediction of the frozen classifier there) or 'loss'
+   * (the validation MSE to TCP).
+   */
+  selectBy?: 'auprError' | 'loss';
+}
+
+/** The trainable copy of the classifier's encoder for {@link ConfidNet.fineTune}. */
+export interface ConfidNetEncoder {
+  /**
+   * The copy as a module (e.g. a second LeNet5 loaded with the classifier's weights, or the copy
+   * of its feature layers). All its parameters that require grad are trained; it is put in eval
+   * mode. It must not share parameters with the classifier being judged.
+   */
+  module: Module;
+  /** x → the copy's features [B, D], the same layer the head was fitted on (e.g. `(x) => copy.penultimate(x)`). */
+  features: (x: Tensor) => Tensor;
+}
+
+export interface ConfidNetFineTuneOptions extends Omit<ConfidNetFitOptions, 'x' | 'val'> {
+  /** Training images as ONE tensor [N, ...] (rows are gathered by index each step). */
+  x: Tensor;
+  /** Model selection as in `fit`, with the validation images as one tensor. */
+  val?: { x: Tensor; labels: Tensor | ArrayLike<number> };
+  encoder: ConfidNetEncoder;
+  /** Adam learning rate of the head and the encoder copy (default 1e-5). */
+  lr?: number;
+}
+
+/** Frozen-classifier quantities of a set of rows: TCP [N], logit(MCP) [N] (base 'mcp' only), correctness. */
+interface Targets {
+  tcp: Tensor;
+  base: Tensor | null;
+  correct: Uint8Array;
 }
 
 /** The ConfidNet head and its detector; see the module comment. */
@@ -112,10 +175,16 @@ export class ConfidNet implements Detector {
   readonly head: Sequential;
   private readonly featureFn: (x: Tensor) => Tensor;
   private readonly logitFn: (x: Tensor) => Tensor;
+  /** The fine-tuned encoder copy's features (set by fineTune); the frozen `features` before. */
+  private encoderFn: ((x: Tensor) => Tensor) | null = null;
   private fitted = false;
   readonly base: 'none' | 'mcp';
   /** Mean training loss of the last epoch. */
   lastLoss = NaN;
+  /** With `val`: the selection criterion after each epoch of the last fit / fineTune (empty without). */
+  valHistory: number[] = [];
+  /** The epoch (1-based) whose weights were kept by the last fit / fineTune (the last epoch without `val`). */
+  selectedEpoch = 0;
 
   constructor(private readonly opts: ConfidNetOptions, inFeatures: number) {
     if (!Number.isInteger(inFeatures) || inFeatures < 1) throw new ArgumentError(`ConfidNet: inFeatures must be a positive integer, got ${inFeatures}`);
@@ -132,6 +201,11 @@ export class ConfidNet implements Detector {
     if (this.base === 'mcp') this.head.loadStateDict({ '8.weight': zeros([1, h]), '8.bias': zeros([1]) }, { strict: false });
   }
 
+  /** Whether {@link fineTune} has run (confidences then use the encoder copy's features). */
+  get isFineTuned(): boolean {
+    return this.encoderFn !== null;
+  }
+
   /**
    * ĉ = sigmoid(head(f) [+ baseLogit]) for penultimate features f [B, D] → [B]; `baseLogit` [B]
    * (logit(MCP), see {@link mcpLogit}) is required with `base: 'mcp'` and refused otherwise.
@@ -146,96 +220,245 @@ export class ConfidNet implements Detector {
     });
   }
 
+  /** Features the head reads: the fine-tuned copy's (with gradient) after fineTune, else the frozen classifier's (no gradient). */
+  private headFeatures(x: Tensor): Tensor {
+    return this.encoderFn ? this.encoderFn(x) : noGrad(() => this.featureFn(x));
+  }
+
   /** ĉ(x) ∈ (0, 1), [B]: the predicted true-class probability. */
   confidence(x: Tensor): Tensor {
     return composite(() => {
-      const f = noGrad(() => this.featureFn(x));
+      const f = this.headFeatures(x);
       return this.confidenceFromFeatures(f, this.base === 'mcp' ? noGrad(() => mcpLogit(this.logitFn(x))) : undefined);
     });
   }
 
-  /** Trains the head (Adam on {@link confidNetLoss}); the classifier stays frozen. */
+  /**
+   * The training loss on a batch, mean_b (ĉ(x_b) − TCP(x_b, y_b))² ({@link confidNetLoss}), with
+   * TCP from the frozen classifier (no gradient) and ĉ from the head on the current features
+   * (the encoder copy's after fineTune: the gradient then reaches the copy).
+   */
+  loss(x: Tensor, labels: Tensor): Tensor {
+    return composite(() => confidNetLoss(this.confidence(x), noGrad(() => this.logitFn(x)), labels));
+  }
+
+  /**
+   * Trains the head (Adam on {@link confidNetLoss}); the classifier stays frozen. With `val`, the
+   * weights of the best epoch on it are kept (see the module comment).
+   */
   async fit(data: ConfidNetFitOptions): Promise<this> {
     const bs = data.batchSize ?? 128;
-    const feats: Tensor[] = [];
-    const tcps: Tensor[] = [];
-    const bases: Tensor[] = [];
-    const y = data.labels instanceof Tensor ? await data.labels.data() : data.labels;
-    let row = 0;
+    const selectBy = this.checkSelect('fit', data);
+    const fit = await this.collect('fit', data.x, data.labels, bs);
+    let val: (Targets & { F: Tensor }) | null = null;
     try {
-      await forEachBatch(`${this.name}: fit`, data.x, bs, (x) => tidy(() => noGrad(() => {
-        const B = x.shape[0];
-        if (row + B > y.length) throw new ShapeError(`${this.name}: fit: ${y.length} labels for more input rows`);
-        const lab = fromHost(Array.from({ length: B }, (_, i) => y[row + i]), [B, 1], 'int32', x.backend);
-        const z = this.logitFn(x);
-        tcps.push(keep(gather(softmax(z, 1), lab, 1).reshape([B])));
-        if (this.base === 'mcp') bases.push(keep(mcpLogit(z)));
-        row += B;
-        return this.featureFn(x);
-      })), (f) => { feats.push(f.detach()); });
-      if (row !== y.length) throw new ShapeError(`${this.name}: fit: ${y.length} labels for ${row} input rows`);
-      const F = concat(feats, 0);
-      const T = concat(tcps, 0);
-      const M = bases.length ? concat(bases, 0) : null;
-      try {
-        await this.train(F, T, M, data);
-      } finally {
-        F.dispose();
-        T.dispose();
-        M?.dispose();
-      }
+      if (data.val) val = await this.collect('fit: val', data.val.x, data.val.labels, bs);
+      if (val && selectBy === 'auprError') this.checkHasErrors('fit', val.correct);
+      const { F, tcp: T, base: M } = fit;
+      const N = F.shape[0];
+      const be = F.backend;
+      manualSeed(data.seed ?? 0);
+      await this.head.to(be);
+      const opt = new Adam(this.head.parameters(), { lr: data.lr ?? 1e-4 });
+      const Fv = val?.F;
+      await this.trainSelected(opt, [this.head], N, be, data, ((data.seed ?? 0) ^ 0x85ebca6b) >>> 0, (ix) => {
+        opt.zeroGrad();
+        const c = this.confidenceFromFeatures(F.indexSelect(0, ix), M ? M.indexSelect(0, ix) : undefined);
+        const loss = mean(square(c.sub(T.indexSelect(0, ix))));
+        loss.backward();
+        opt.step();
+        return loss;
+      }, val && Fv ? { targets: val, selectBy, rows: Fv.shape[0], confidences: (s, n) => this.confidenceFromFeatures(Fv.slice([s], [n, Fv.shape[1]]), val!.base ? val!.base.slice([s], [n]) : undefined) } : null);
     } finally {
-      for (const t of [...feats, ...tcps, ...bases]) t.dispose();
+      for (const t of [fit.F, fit.tcp, fit.base, val?.F, val?.tcp, val?.base]) t?.dispose();
     }
     this.head.eval();
     this.fitted = true;
     return this;
   }
 
-  private async train(F: Tensor, T: Tensor, M: Tensor | null, data: ConfidNetFitOptions): Promise<void> {
-    const N = F.shape[0];
-    const be = F.backend;
-    manualSeed(data.seed ?? 0);
-    await this.head.to(be);
-    const opt = new Adam(this.head.parameters(), { lr: data.lr ?? 1e-4 });
-    const bs = Math.min(data.batchSize ?? 128, N);
-    let s = ((data.seed ?? 0) ^ 0x85ebca6b) >>> 0;
-    const rand = () => {
-      let t = (s = (s + 0x6d2b79f5) >>> 0);
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-    const order = Int32Array.from({ length: N }, (_, i) => i);
-    const epochs = data.epochs ?? 10;
-    for (let e = 0; e < epochs; e++) {
-      for (let i = N - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); const t = order[i]; order[i] = order[j]; order[j] = t; }
-      const losses: Tensor[] = [];
-      for (let st = 0; st < N; st += bs) {
-        const idx = order.subarray(st, Math.min(N, st + bs));
-        losses.push(tidy(() => {
-          const ix = fromHost(idx, [idx.length], 'int32', be);
-          opt.zeroGrad();
-          const c = this.confidenceFromFeatures(F.indexSelect(0, ix), M ? M.indexSelect(0, ix) : undefined);
-          const loss = mean(square(c.sub(T.indexSelect(0, ix))));
-          loss.backward();
-          opt.step();
-          return keep(loss.detach());
-        }));
-      }
-      if (e === epochs - 1) {
-        let tot = 0;
-        for (const l of losses) tot += (await l.data())[0];
-        this.lastLoss = tot / losses.length;
-      } else if (losses.length) {
-        // One readback per epoch bounds the work queued on the device: without it thousands of
-        // steps are submitted ahead of a slow adapter, and Dawn on lavapipe was seen to crash
-        // (segfault) at ~1,900 queued steps (the gradients eval's stage-2 fit on 4,000 rows).
-        await losses[losses.length - 1].data();
-      }
-      for (const l of losses) l.dispose();
+  /**
+   * Phase 2 (Corbière et al. 2019, §3.3): fine-tunes a COPY of the classifier's encoder together
+   * with the already fitted head, on the same MSE to TCP. The copy is put in eval mode (dropout
+   * off); TCP (and logit(MCP) with base 'mcp') come from the frozen classifier, computed once, so
+   * which rows are errors does not change; the classifier is never updated. With `val`, the best
+   * epoch's head and copy are kept. Afterwards ĉ(x) = sigmoid(head(copy features(x))).
+   */
+  async fineTune(data: ConfidNetFineTuneOptions): Promise<this> {
+    if (!this.fitted) throw new NotFittedError(`${this.name}: fineTune: fit the head first (phase 1: fit({ x, labels }))`);
+    if (!(data.x instanceof Tensor)) throw new ArgumentError(`${this.name}: fineTune: x must be one tensor [N, ...] of training images`);
+    if (data.val && !(data.val.x instanceof Tensor)) throw new ArgumentError(`${this.name}: fineTune: val.x must be one tensor [N, ...] of validation images`);
+    const enc = data.encoder;
+    if (!enc || !(enc.module instanceof Module) || typeof enc.features !== 'function') {
+      throw new ArgumentError(`${this.name}: fineTune: encoder must be { module: Module (a trainable copy of the classifier's encoder), features: (x) => [B, D] }`);
     }
-    opt.zeroGrad();
+    const bs = data.batchSize ?? 128;
+    const selectBy = this.checkSelect('fineTune', data);
+    const X = data.x;
+    const fit = await this.targets('fineTune', X, data.labels, bs);
+    let val: Targets | null = null;
+    try {
+      if (data.val) val = await this.targets('fineTune: val', data.val.x, data.val.labels, bs);
+      if (val && selectBy === 'auprError') this.checkHasErrors('fineTune', val.correct);
+      const N = X.shape[0];
+      const be = X.backend;
+      manualSeed(data.seed ?? 0);
+      enc.module.eval();
+      this.head.eval();
+      await this.head.to(be);
+      await enc.module.to(be);
+      const params = [...this.head.parameters(), ...enc.module.parameters().filter((p) => p.requiresGrad)];
+      const opt = new Adam(params, { lr: data.lr ?? 1e-5 });
+      const { tcp: T, base: M } = fit;
+      const rest = X.shape.slice(1);
+      const Xv = data.val?.x;
+      await this.trainSelected(opt, [this.head, enc.module], N, be, data, ((data.seed ?? 0) ^ 0x27d4eb2f) >>> 0, (ix) => {
+        opt.zeroGrad();
+        const c = this.confidenceFromFeatures(enc.features(X.indexSelect(0, ix)), M ? M.indexSelect(0, ix) : undefined);
+        const loss = mean(square(c.sub(T.indexSelect(0, ix))));
+        loss.backward();
+        opt.step();
+        return loss;
+      }, val && Xv ? { targets: val, selectBy, rows: Xv.shape[0], confidences: (s, n) => this.confidenceFromFeatures(enc.features(Xv.slice([s], [n, ...rest])), val!.base ? val!.base.slice([s], [n]) : undefined) } : null);
+    } finally {
+      for (const t of [fit.tcp, fit.base, val?.tcp, val?.base]) t?.dispose();
+    }
+    this.encoderFn = enc.features;
+    return this;
+  }
+
+  private checkSelect(what: string, data: { val?: unknown; selectBy?: string; epochs?: number }): 'auprError' | 'loss' {
+    const sel = data.selectBy ?? 'auprError';
+    if (sel !== 'auprError' && sel !== 'loss') throw new ArgumentError(`${this.name}: ${what}: selectBy must be 'auprError' or 'loss', got '${String(sel)}'`);
+    if (data.selectBy !== undefined && !data.val) throw new ArgumentError(`${this.name}: ${what}: selectBy needs a validation split (val: { x, labels })`);
+    const e = data.epochs ?? 10;
+    if (!Number.isInteger(e) || e < 1) throw new ArgumentError(`${this.name}: ${what}: epochs must be a positive integer, got ${data.epochs}`);
+    return sel;
+  }
+
+  private checkHasErrors(what: string, correct: Uint8Array): void {
+    let c = 0;
+    for (const v of correct) c += v;
+    if (c === 0 || c === correct.length) {
+      throw new ArgumentError(`${this.name}: ${what}: selectBy 'auprError' needs errors and correct predictions of the classifier on val (it has ${correct.length - c} errors in ${correct.length} rows); use selectBy 'loss' or a larger split`);
+    }
+  }
+
+  /**
+   * The frozen classifier's TCP [N], logit(MCP) [N] (base 'mcp') and correctness of rows `x`,
+   * batched, plus the frozen features [N, D] when `withFeatures`.
+   */
+  private async collect(what: string, x: DetectorInput, labels: Tensor | ArrayLike<number>, bs: number): Promise<Targets & { F: Tensor }> {
+    const r = await this.gatherTargets(what, x, labels, bs, true);
+    return r as Targets & { F: Tensor };
+  }
+
+  private targets(what: string, x: DetectorInput, labels: Tensor | ArrayLike<number>, bs: number): Promise<Targets> {
+    return this.gatherTargets(what, x, labels, bs, false);
+  }
+
+  private async gatherTargets(what: string, x: DetectorInput, labels: Tensor | ArrayLike<number>, bs: number, withFeatures: boolean): Promise<Targets & { F?: Tensor }> {
+    const feats: Tensor[] = [];
+    const tcps: Tensor[] = [];
+    const bases: Tensor[] = [];
+    const preds: Tensor[] = [];
+    const kept = new Set<Tensor>();
+    const y = labels instanceof Tensor ? await labels.data() : labels;
+    let row = 0;
+    try {
+      await forEachBatch(`${this.name}: ${what}`, x, bs, (xb) => tidy(() => noGrad(() => {
+        const B = xb.shape[0];
+        if (row + B > y.length) throw new ShapeError(`${this.name}: ${what}: ${y.length} labels for more input rows`);
+        const lab = fromHost(Array.from({ length: B }, (_, i) => y[row + i]), [B, 1], 'int32', xb.backend);
+        const z = this.logitFn(xb);
+        tcps.push(keep(gather(softmax(z, 1), lab, 1).reshape([B])));
+        if (this.base === 'mcp') bases.push(keep(mcpLogit(z)));
+        preds.push(keep(argmax(z, 1)));
+        row += B;
+        // A view: the features may be the input batch itself (forEachBatch disposes what fn returns).
+        return withFeatures ? this.featureFn(xb).detach() : z;
+      })), (f) => { if (withFeatures) feats.push(f.detach()); });
+      if (row !== y.length) throw new ShapeError(`${this.name}: ${what}: ${y.length} labels for ${row} input rows`);
+      const correct = new Uint8Array(row);
+      let at = 0;
+      for (const p of preds) {
+        const pv = await p.data();
+        for (let i = 0; i < pv.length; i++, at++) correct[at] = pv[i] === y[at] ? 1 : 0;
+      }
+      const out = {
+        tcp: concat(tcps, 0),
+        base: bases.length ? concat(bases, 0) : null,
+        correct,
+        ...(withFeatures ? { F: concat(feats, 0) } : {}),
+      };
+      // concat of a single part may return that part itself: keep what is returned.
+      kept.add(out.tcp).add(out.base ?? out.tcp).add(out.F ?? out.tcp);
+      return out;
+    } finally {
+      for (const t of [...feats, ...tcps, ...bases, ...preds]) if (!kept.has(t)) t.dispose();
+    }
+  }
+
+  /**
+   * The shared loop ({@link runMinibatchEpochs}) with optional model selection: after each epoch
+   * the criterion on the validation rows; the modules' weights of the best epoch are snapshotted
+   * (state dicts are copy-free snapshots) and restored at the end.
+   */
+  private async trainSelected(
+    opt: Adam, modules: Module[], N: number, be: Tensor['backend'], data: { epochs?: number; batchSize?: number }, shuffleSeed: number, step: (ix: Tensor) => Tensor,
+    val: { targets: Targets; selectBy: 'auprError' | 'loss'; rows: number; confidences: (start: number, n: number) => Tensor } | null,
+  ): Promise<void> {
+    const epochs = data.epochs ?? 10;
+    const bs = Math.min(data.batchSize ?? 128, N);
+    this.valHistory = [];
+    this.selectedEpoch = epochs;
+    let best = NaN;
+    let snapshot: Record<string, Tensor>[] | null = null;
+    const dropSnapshot = () => {
+      for (const d of snapshot ?? []) for (const t of Object.values(d)) t.dispose();
+      snapshot = null;
+    };
+    try {
+      this.lastLoss = await runMinibatchEpochs({
+        rows: N, epochs, batchSize: bs, shuffleSeed, backend: be, step,
+        afterEpoch: val ? async (e) => {
+          const m = await this.criterion(val);
+          this.valHistory.push(m);
+          const better = val.selectBy === 'auprError' ? m > best : m < best;
+          if (e === 0 || better) {
+            best = m;
+            this.selectedEpoch = e + 1;
+            dropSnapshot();
+            snapshot = modules.map((mod) => { const d = mod.stateDict(); for (const t of Object.values(d)) keep(t); return d; });
+          }
+        } : undefined,
+      });
+      if (snapshot) for (let i = 0; i < modules.length; i++) modules[i].loadStateDict(snapshot[i]);
+    } finally {
+      dropSnapshot();
+      releaseOptimizer(opt);
+    }
+  }
+
+  /** AUPR-Error of ĉ (errors positive) or the MSE to TCP on the validation rows, batched by `start, n`. */
+  private async criterion(val: { targets: Targets; selectBy: 'auprError' | 'loss'; rows: number; confidences: (start: number, n: number) => Tensor }): Promise<number> {
+    const n = val.rows;
+    const c = new Float64Array(n);
+    const chunk = 1024;
+    for (let s = 0; s < n; s += chunk) {
+      const m = Math.min(chunk, n - s);
+      const t = tidy(() => noGrad(() => val.confidences(s, m)));
+      try {
+        c.set(await t.data(), s);
+      } finally {
+        t.dispose();
+      }
+    }
+    if (val.selectBy === 'auprError') return auprError(c, val.targets.correct);
+    const t = await val.targets.tcp.data();
+    let sq = 0;
+    for (let i = 0; i < n; i++) sq += (c[i] - t[i]) ** 2;
+    return sq / n;
   }
 
   /** score = −ĉ(x), [B]: higher = more likely a misclassification. */
@@ -248,7 +471,7 @@ export class ConfidNet implements Detector {
     if (!this.fitted) throw new NotFittedError(`${this.name}: not fitted; call fit({ x, labels }) first`);
     return tidy(() => noGrad(() => {
       const z = this.logitFn(x);
-      return { prediction: argmax(z, 1), score: this.confidenceFromFeatures(this.featureFn(x), this.base === 'mcp' ? mcpLogit(z) : undefined).neg() };
+      return { prediction: argmax(z, 1), score: this.confidenceFromFeatures(this.headFeatures(x), this.base === 'mcp' ? mcpLogit(z) : undefined).neg() };
     }));
   }
 }

@@ -25,6 +25,7 @@ import { ReLU } from '../nn/layers/activation.js';
 import { Sequential } from '../nn/layers/container.js';
 import { Adam } from '../nn/optim/adam.js';
 import { crossEntropy } from '../nn/losses.js';
+import { releaseOptimizer, runMinibatchEpochs } from './minibatch.js';
 
 export interface Stage2Options {
   /** Hidden units (default 64). */
@@ -86,48 +87,21 @@ export class Stage2Classifier {
     const bs = Math.min(this.opts.batchSize ?? 128, N);
     const epochs = this.opts.epochs ?? 30;
     const yAll = fromHost(Int32Array.from(y), [N], 'int32', be);
-    // Host-side shuffling (mulberry32 from the seed): the order is reproducible on every backend.
-    let s = (seed ^ 0x9e3779b9) >>> 0;
-    const rand = () => {
-      let t = (s = (s + 0x6d2b79f5) >>> 0);
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-    const order = Int32Array.from({ length: N }, (_, i) => i);
     try {
-      for (let e = 0; e < epochs; e++) {
-        for (let i = N - 1; i > 0; i--) {
-          const j = Math.floor(rand() * (i + 1));
-          const t = order[i]; order[i] = order[j]; order[j] = t;
-        }
-        const losses: Tensor[] = [];
-        for (let st = 0; st < N; st += bs) {
-          const idx = order.subarray(st, Math.min(N, st + bs));
-          losses.push(tidy(() => {
-            const ix = fromHost(idx, [idx.length], 'int32', be);
-            const xb = features.indexSelect(0, ix).sub(this.mu!).div(this.sd!);
-            opt.zeroGrad();
-            const loss = crossEntropy(net.forward(xb), yAll.indexSelect(0, ix));
-            loss.backward();
-            opt.step();
-            return keep(loss.detach());
-          }));
-        }
-        if (e === epochs - 1) {
-          let tot = 0;
-          for (const l of losses) tot += (await l.data())[0];
-          this.lastLoss = tot / losses.length;
-        } else if (losses.length) {
-          // One readback per epoch bounds the work queued on the device: without it thousands of
-          // steps are submitted ahead of a slow adapter, and Dawn on lavapipe was seen to crash
-          // (segfault) at ~1,900 queued steps (the gradients eval's stage-2 fit on 4,000 rows).
-          await losses[losses.length - 1].data();
-        }
-        for (const l of losses) l.dispose();
-      }
+      // Host-side shuffling (mulberry32 from the seed): the order is reproducible on every backend.
+      this.lastLoss = await runMinibatchEpochs({
+        rows: N, epochs, batchSize: bs, shuffleSeed: (seed ^ 0x9e3779b9) >>> 0, backend: be,
+        step: (ix) => {
+          const xb = features.indexSelect(0, ix).sub(this.mu!).div(this.sd!);
+          opt.zeroGrad();
+          const loss = crossEntropy(net.forward(xb), yAll.indexSelect(0, ix));
+          loss.backward();
+          opt.step();
+          return loss;
+        },
+      });
     } finally {
-      opt.zeroGrad();
+      releaseOptimizer(opt);
       yAll.dispose();
     }
     net.eval();
