@@ -29,7 +29,7 @@
  * Fashion-MNIST or the test images. Standalone (small sizes, the cached LeNet of `npm run eval`):
  *
  *   npx tsx examples/eval-gradients.ts [--n 300] [--n-train N] [--backend cpu|webgpu] [--epochs 12]
- *     [--part all|ood|failure] [--challenge attacks|fgsm] [--no-introspective]
+ *     [--part all|ood|failure|shift] [--challenge attacks|fgsm] [--no-introspective]
  *     [--stage2-hidden H] [--stage2-epochs E] [--confidnet-split valAugmented|val|train]
  *     [--confidnet-aug ROWS] [--no-confidnet-heads] [--no-confidnet-select] [--confidnet-sel-fit trainAugmented|train]
  *     [--confidnet-sel-rows ROWS] [--confidnet-sel-epochs E] [--confidnet-ft-epochs E] [--confidnet-ft-lr LR]
@@ -77,6 +77,7 @@ import {
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rng } from './toy-random.js';
+import { type Augment, gatherBatch } from './mnist-training.js';
 
 export interface GradientEvalContext {
   model: LeNet5;
@@ -135,6 +136,10 @@ export interface GradientEvalContext {
   stage2?: { hidden?: number; epochs?: number; lr?: number };
   /** Fit and evaluate the introspective classifier and the shift table (default true). */
   introspective?: boolean;
+  /** Training rows of the introspective H (default: the whole training split). */
+  introspectiveRows?: number;
+  /** Augmented copies of those rows added to H's training set (default {@link INTROSPECTIVE_FIT}'s 1). */
+  introspectiveCopies?: number;
   /** Where evalFailure writes its risk–coverage and error precision–recall plots (SVG); none if absent. */
   outDir?: string;
 }
@@ -291,14 +296,13 @@ export async function evalGradientOod(ctx: GradientEvalContext): Promise<Results
   challenge.dispose();
   log(`  stage-2 H fitted on ${nTr} MNIST-train + ${r['ood.gradStage2.challengeRows']} challenge rows ('${protocol}', ${((performance.now() - t0) / 1000).toFixed(1)} s, final loss ${stage2.h.lastLoss.toFixed(4)})`);
   const withIntro = ctx.introspective ?? true;
-  const intro = new IntrospectiveClassifier(model, { name: 'introspectiveMsp', stage2: { epochs: 20, seed: 0 } });
-  if (withIntro) await intro.fit({ x: xTrain, labels: yTrain, numClasses: 10, batchSize: bs });
+  const intro = withIntro ? await fitIntrospective(ctx, model, bs) : null;
   const detectors: [string, Detector][] = [
     ['msp', mspDetector(model)],
     ['gradNormSum', gradientNormDetector(model)],
     ['gradStage2', stage2],
     ['gradNorm', gradNormDetector(model)],
-    ...(withIntro ? [['introspectiveMsp', intro] as [string, Detector]] : []),
+    ...(intro ? [['introspectiveMsp', intro] as [string, Detector]] : []),
   ];
   const cleanScores = new Map<string, Float64Array>();
   for (const [id, d] of detectors) {
@@ -337,10 +341,80 @@ export async function evalGradientOod(ctx: GradientEvalContext): Promise<Results
     log(`  attacks.${name}: accuracy ${r[`attacks.${name}.accuracy`].toFixed(4)}; AUROC all / successful (${ok.length}) ${detectors.map(([id]) => `${id} ${r[`attacks.${name}.${id}.auroc`].toFixed(3)}/${(r[`attacks.${name}.${id}.aurocSuccessful`] ?? NaN).toFixed(3)}`).join(', ')}`);
   }
   // Introspective learning vs the plain LeNet under MNIST-C-style shifts (MNIST_C_SHIFTS).
-  if (withIntro) Object.assign(r, await evalShift(ctx, model, intro, xTest, testLabels, bs));
+  if (intro) Object.assign(r, await evalShift(ctx, model, intro, xTest, testLabels, bs));
   stage2.h.dispose();
-  intro.h.dispose();
+  intro?.h.dispose();
   for (const t of [xTrain, yTrain, xTest, yTest, xF]) t.dispose();
+  return r;
+}
+
+/**
+ * The introspective H of the eval: the paper's one-pass features (`questions: 'allOnes'`, the
+ * gradient (K·p − 1)[a, 1]ᵀ of the last layer's weights and bias against the all-ones label,
+ * normalised; 10·85 = 850 features for LeNet-5), an MLP with 64 hidden units, Adam 1e-3, 5 epochs.
+ * Its training rows are the whole training split plus one augmented copy of it, made with the
+ * classifier's OWN training augmentation ({@link INTROSPECTIVE_AUGMENT}): H sees the same image
+ * distribution as the network it reads, and none of the shift table's corruptions.
+ */
+export const INTROSPECTIVE_FIT = { questions: 'allOnes' as const, bias: true, augmentedCopies: 1, stage2: { hidden: 64, epochs: 5, lr: 1e-3, seed: 0 } };
+
+/** The eval LeNet's training augmentation (rotation ±12°, scale ±10%, shift ±2 px), reused for H's copies. */
+export const INTROSPECTIVE_AUGMENT: Augment = { maxShift: 2, maxRotate: 12, maxScale: 0.1 };
+
+/**
+ * Fits the introspective classifier H ({@link INTROSPECTIVE_FIT}) on the first
+ * `introspectiveRows` training rows (default all) plus `introspectiveCopies` augmented copies
+ * (copy c drawn with Philox seed 7000 + c).
+ */
+export async function fitIntrospective(ctx: GradientEvalContext, model: LeNet5, bs: number): Promise<IntrospectiveClassifier> {
+  const t0 = performance.now();
+  const rows = Math.min(ctx.introspectiveRows ?? ctx.train.count, ctx.train.count);
+  const copies = ctx.introspectiveCopies ?? INTROSPECTIVE_FIT.augmentedCopies;
+  const idx = Int32Array.from({ length: rows }, (_, i) => i);
+  const xs = new Float32Array(rows * 784 * (1 + copies));
+  const ys = new Int32Array(rows * (1 + copies));
+  xs.set(ctx.train.images.subarray(0, rows * 784));
+  ys.set(ctx.train.labels.subarray(0, rows));
+  for (let c = 1; c <= copies; c++) {
+    const g = gatherBatch(ctx.train, idx, INTROSPECTIVE_AUGMENT, 7000 + c, 0);
+    xs.set(g.x, c * rows * 784);
+    ys.set(g.y, c * rows);
+  }
+  const x = tensor(xs, [ys.length, 1, 28, 28], { backend: ctx.backend });
+  const { questions, bias, stage2 } = INTROSPECTIVE_FIT;
+  const intro = new IntrospectiveClassifier(model, { name: 'introspectiveMsp', questions, bias, stage2 });
+  try {
+    await intro.fit({ x, labels: ys, numClasses: 10, batchSize: bs });
+  } finally {
+    x.dispose();
+  }
+  ctx.log?.(`  introspective H fitted on ${rows} training rows + ${copies} augmented ${copies === 1 ? 'copy' : 'copies'} (${((performance.now() - t0) / 1000).toFixed(1)} s, final loss ${intro.h.lastLoss.toFixed(4)})`);
+  return intro;
+}
+
+/**
+ * The introspective part alone (`--part shift`): fits H, scores the LeNet's MSP and H's MSP on
+ * MNIST-test vs Fashion-MNIST (`ood.msp.*`, `ood.introspectiveMsp.*`) and runs {@link evalShift}.
+ */
+export async function evalIntrospective(ctx: GradientEvalContext): Promise<Results> {
+  const bs = ctx.batchSize ?? 128;
+  const nTe = ctx.nTest ?? ctx.test.count;
+  const model = ctx.model.eval();
+  const r: Results = {};
+  const intro = await fitIntrospective(ctx, model, bs);
+  const xTest = images(ctx, ctx.test, nTe);
+  const xF = images(ctx, ctx.fashion, nTe);
+  try {
+    for (const [id, d] of [['msp', mspDetector(model)], ['introspectiveMsp', intro]] as [string, Detector][]) {
+      putOod(r, id, await scoreAll(d, xTest, bs), await scoreAll(d, xF, bs));
+      ctx.log?.(`  ood.${id}: AUROC ${r[`ood.${id}.auroc`].toFixed(4)}  FPR95 ${r[`ood.${id}.fpr95`].toFixed(4)}`);
+    }
+    Object.assign(r, await evalShift(ctx, model, intro, xTest, ctx.test.labels.subarray(0, nTe), bs));
+  } finally {
+    intro.h.dispose();
+    xTest.dispose();
+    xF.dispose();
+  }
   return r;
 }
 
@@ -719,7 +793,7 @@ if (isMain) {
   const backend = await init({ backend: arg('backend', 'cpu') as 'cpu' | 'webgpu' });
   const n = Number(arg('n', '300'));
   const nTrain = Number(arg('n-train', String(n)));
-  const part = arg('part', 'all'); // all | ood | failure
+  const part = arg('part', 'all'); // all | ood | failure | shift (the introspective H alone)
   const cnSplit = arg('confidnet-split', 'valAugmented') as 'val' | 'valAugmented' | 'train';
   const cnAug = Number(arg('confidnet-aug', '4000'));
   const selEpochs = arg('confidnet-sel-epochs', '');
@@ -738,7 +812,8 @@ if (isMain) {
     ...(selEpochs ? { confidnetSelEpochs: Number(selEpochs) } : {}), ...(ftEpochs ? { confidnetFtEpochs: Number(ftEpochs) } : {}), ...(ftLr ? { confidnetFtLr: Number(ftLr) } : {}),
     stage2: { ...(hidden ? { hidden: Number(hidden) } : {}), ...(epochs ? { epochs: Number(epochs) } : {}) } };
   const t0 = performance.now();
-  const results = { ...(part !== 'failure' ? await evalGradientOod(ctx) : {}), ...(part !== 'ood' ? await evalFailure(ctx) : {}) };
+  const results = part === 'shift' ? await evalIntrospective(ctx)
+    : { ...(part !== 'failure' ? await evalGradientOod(ctx) : {}), ...(part !== 'ood' ? await evalFailure(ctx) : {}) };
   console.log(JSON.stringify(results, null, 1));
   console.log(shiftTable(results));
   console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);

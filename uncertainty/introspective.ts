@@ -10,7 +10,21 @@
  *
  * so all K×B gradients come from one broadcast product (p_b − e_Q) ⊗ a_b, [B, K, K, D], with no
  * backward pass and no loop over Q or b. Each (b, Q) gradient is L2-normalised (it equals
- * (p_b − e_Q)/‖p_b − e_Q‖ ⊗ a_b/‖a_b‖) and the K of them are concatenated → features [B, K·K·D].
+ * (p_b − e_Q)/‖p_b − e_Q‖ ⊗ a_b/‖a_b‖) and the K of them are concatenated → features [B, K·K·D]
+ * (`questions: 'each'`, the default).
+ *
+ * `questions: 'allOnes'` is the paper's one-pass form (its Sec. 4: the K questions asked at once
+ * with the all-ones label 1_K): the gradient of Σ_Q J(ŷ, e_Q), which by linearity is
+ *
+ *   Σ_Q (p − e_Q) aᵀ = (K·p − 1) aᵀ ,  features [B, K·D] ,
+ *
+ * K times smaller; it keeps the "how far is p from every class" information in one matrix.
+ * `bias: true` appends the bias gradient ∂J/∂b = (p − e_Q) (or K·p − 1): it is the weight
+ * gradient of an input augmented with a constant 1, so D becomes D + 1 and, when normalising,
+ * [a, 1] is normalised as a whole (the normalised gradient of [W | b]).
+ *
+ * Sign: the features are gradients, not scores; the detector's score below is higher = more
+ * uncertain.
  *
  * Stage 2: a small MLP H on the features re-predicts the class ({@link IntrospectiveClassifier}).
  * As a detector, score = −max_k softmax(H(features))_k (the introspective MSP; higher = more
@@ -45,6 +59,13 @@ export interface IntrospectiveOptions {
   layer?: string;
   /** L2-normalise each (sample, introspective class) gradient (default true). */
   normalize?: boolean;
+  /**
+   * 'each' (default): one gradient per introspective class Q, (p − e_Q)aᵀ → [B, K·K·D];
+   * 'allOnes': the single gradient against the all-ones label, (K·p − 1)aᵀ → [B, K·D].
+   */
+  questions?: 'each' | 'allOnes';
+  /** Append the last layer's bias gradient (its input gets a constant 1: D → D + 1; default false). */
+  bias?: boolean;
 }
 
 function lastLinear(what: string, model: Module, layer?: string): Linear {
@@ -61,8 +82,9 @@ function lastLinear(what: string, model: Module, layer?: string): Linear {
 }
 
 /**
- * Introspective features [B, K·K·D] of `model` on x (formula in the module comment): one forward
- * pass with a hook on the last Linear (input a [B, D], logits z [B, K]).
+ * Introspective features of `model` on x (formula in the module comment): [B, K·K·D'] for
+ * `questions: 'each'`, [B, K·D'] for 'allOnes', D' = D (+1 with `bias`). One forward pass with a
+ * hook on the last Linear (input a [B, D], logits z [B, K]).
  */
 export function introspectiveFeatures(model: Module, x: Tensor, opts: IntrospectiveOptions = {}): Tensor {
   const lin = lastLinear('introspectiveFeatures', model, opts.layer);
@@ -81,18 +103,27 @@ export function introspectiveFeatures(model: Module, x: Tensor, opts: Introspect
     const A = a as Tensor;
     const Z = z as Tensor;
     if (A.rank !== 2 || Z.rank !== 2) throw new ShapeError(`introspectiveFeatures: the last Linear must map [B, D] to logits [B, K], got ${fmtShape(A.shape)} → ${fmtShape(Z.shape)}`);
-    const [B, D] = A.shape;
+    const [B, D0] = A.shape;
     const K = Z.shape[1];
+    const questions = opts.questions ?? 'each';
+    if (questions !== 'each' && questions !== 'allOnes') throw new ArgumentError(`introspectiveFeatures: questions must be 'each' or 'allOnes', got ${String(questions)}`);
     return tidy(() => noGrad(() => {
       const p = softmax(Z, 1); // [B, K]
-      const eye = fromHost(Array.from({ length: K * K }, (_, i) => (i % (K + 1) === 0 ? 1 : 0)), [1, K, K], Z.dtype, Z.backend);
-      let d = p.reshape([B, 1, K]).sub(eye); // [B, Q, K]: p_b − e_Q
-      let av = A;
+      const Q = questions === 'each' ? K : 1;
+      let d: Tensor;
+      if (questions === 'each') {
+        const eye = fromHost(Array.from({ length: K * K }, (_, i) => (i % (K + 1) === 0 ? 1 : 0)), [1, K, K], Z.dtype, Z.backend);
+        d = p.reshape([B, 1, K]).sub(eye); // [B, Q, K]: p_b − e_Q
+      } else {
+        d = p.mul(K).sub(1).reshape([B, 1, K]); // [B, 1, K]: K·p_b − 1 = Σ_Q (p_b − e_Q)
+      }
+      let av = opts.bias ? concat([A, fromHost(new Array(B).fill(1), [B, 1], A.dtype, A.backend)], 1) : A;
+      const D = opts.bias ? D0 + 1 : D0;
       if (opts.normalize ?? true) {
         d = d.div(sqrt(sum(square(d), 2, true)).add(1e-12));
-        av = A.div(sqrt(sum(square(A), 1, true)).add(1e-12));
+        av = av.div(sqrt(sum(square(av), 1, true)).add(1e-12));
       }
-      return d.reshape([B, K, K, 1]).mul(av.reshape([B, 1, 1, D])).reshape([B, K * K * D]);
+      return d.reshape([B, Q, K, 1]).mul(av.reshape([B, 1, 1, D])).reshape([B, Q * K * D]);
     }));
   } finally {
     h.remove();
