@@ -143,7 +143,7 @@ if (run.has('explain') || run.has('gradients') || run.has('gradcon') || run.has(
       const t0 = performance.now();
       console.log('=== eval group: gradients');
       // Full size by default (all test / Fashion rows, 2000 training rows); --gradients-n N uses N
-      // test and N Fashion rows, --gradients-n-train M the first M training rows (stage-2 H, introspective H).
+      // test and N Fashion rows, --gradients-n-train M the first M training rows (stage-2 H; the introspective H always uses the whole training split).
       const gn = arg('gradients-n', '');
       const gnt = arg('gradients-n-train', '');
       const ctx = {
