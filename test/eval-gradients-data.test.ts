@@ -2,7 +2,8 @@
 // images) and ConfidNet's shifted copies. Shapes, ranges, the ε-ball, no leaks and reproducible shifted copies.
 import { describe, expect, it } from 'vitest';
 import { LeNet5, fromHost, manualSeed, memory, setBackend, uniform } from '../node.js';
-import { CHALLENGE_EPSILON, challengeSet, shiftedCopies } from '../examples/eval-gradients.js';
+import { CHALLENGE_EPSILON, INTROSPECTIVE_FIT, challengeSet, fitIntrospective, shiftedCopies } from '../examples/eval-gradients.js';
+import { introspectiveFeatures, type ImageSet, tensor } from '../node.js';
 import { cpu } from './helpers/backends.js';
 
 function setup() {
@@ -77,6 +78,24 @@ describe('gradients eval: challenge data and shifted copies', () => {
     expect(diff).toBeGreaterThan(0);
     s1.dispose();
     s2.dispose();
+    expect(memory().liveTensors).toBe(before);
+  });
+
+  it("fitIntrospective: H on the one-pass features with bias (K·(D + 1) = 850 for LeNet-5), no leaks", async () => {
+    const { be, model } = setup();
+    const n = 12;
+    const images = new Float32Array(n * 784);
+    for (let i = 0; i < images.length; i++) images[i] = ((i * 2654435761) % 1000) / 1000;
+    const set = { images, labels: Int32Array.from({ length: n }, (_, i) => i % 10), count: n } as ImageSet;
+    const before = memory().liveTensors;
+    const intro = await fitIntrospective({ model, backend: be, train: set, test: set, fashion: set, introspectiveCopies: 1 }, model, 8);
+    const x = tensor(images.subarray(0, 3 * 784), [3, 1, 28, 28], { backend: be });
+    const f = introspectiveFeatures(model, x, { questions: INTROSPECTIVE_FIT.questions, bias: INTROSPECTIVE_FIT.bias });
+    expect(f.shape).toEqual([3, 850]);
+    const z = intro.logits(x);
+    expect(z.shape).toEqual([3, 10]);
+    for (const t of [x, f, z]) t.dispose();
+    intro.h.dispose();
     expect(memory().liveTensors).toBe(before);
   });
 });

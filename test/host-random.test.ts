@@ -106,6 +106,12 @@ describe('host generator (mulberry32) and the shared mini-batch loop', () => {
     const feats = fromHost(Array.from({ length: N * D }, () => rng.normal()), [N, D], 'float32');
     const labels = Array.from({ length: N }, (_, i) => (i * 7) % 3);
     const opts = { hidden: 6, epochs: 4, batchSize: 16, seed: 5, lr: 3e-3 };
+    // No leak: fit + dispose leaves the live-tensor count as it was (the standardisation's
+    // intermediates leaked 3 tensors per fit before).
+    const live = memory().liveTensors;
+    const probe = await new Stage2Classifier(opts).fit(feats, labels, 3);
+    probe.dispose();
+    expect(memory().liveTensors).toBe(live);
     const st = await new Stage2Classifier(opts).fit(feats, labels, 3);
     const got = await st.logits(feats);
     // The pre-refactor algorithm, step by step.

@@ -81,8 +81,9 @@ export class Stage2Classifier {
     const net = new Sequential(new Linear(D, hidden), new ReLU(), new Linear(hidden, numClasses));
     await net.to(be);
     if (features.dtype !== 'float32') await net.to(features.dtype);
-    this.mu = keep(noGrad(() => mean(features, 0, true)));
-    this.sd = keep(noGrad(() => sqrt(variance(features, 0, true).add(1e-12)).add(1e-6)));
+    // tidy: the intermediates of the standard deviation (variance, +1e-12, sqrt) are freed.
+    this.mu = keep(tidy(() => noGrad(() => mean(features, 0, true))));
+    this.sd = keep(tidy(() => noGrad(() => sqrt(variance(features, 0, true).add(1e-12)).add(1e-6))));
     const opt = new Adam(net.parameters(), { lr: this.opts.lr ?? 1e-3, weightDecay: this.opts.weightDecay ?? 0 });
     const bs = Math.min(this.opts.batchSize ?? 128, N);
     const epochs = this.opts.epochs ?? 30;
