@@ -24,7 +24,7 @@ export { WeightedSampler, ClassBalancedSampler, classBalancedWeights, classWeigh
 export { seededPermutation, sortKeyPermutation } from './data/permutation.js';
 export { fit, evaluate, type FitOptions, type EpochInfo, type BatchInfo, type LossFn } from './train.js';
 export { LeNet5 } from './models/lenet.js';
-export { perSampleGrads, perSampleGradNorms, withLayerGradients, type LayerGradients, type PerSampleLoss, type PerSampleOptions, type PerSampleNorms, type NormMethod } from './per-sample-grads.js';
+export { perSampleGrads, perSampleGradNorms, perSampleGradUnitNorms, withLayerGradients, type PerSampleUnitNorms, type LayerGradients, type PerSampleLoss, type PerSampleOptions, type PerSampleNorms, type NormMethod } from './per-sample-grads.js';
 // Variational (Bayes by backprop) layers.
 export {
   LinearVariational, Conv2dVariational, accumulatedKl, elboLoss, gaussianKl, reparameterise, isVariational, variationalLogits, variationalProbs,

@@ -56,6 +56,7 @@ import {
   mul,
   rsqrt,
   square,
+  concat,
   sub,
   stack,
   sum,
@@ -357,5 +358,50 @@ export function perSampleGradNorms(model: Module, lossFn: PerSampleLoss, x: Tens
       return stack(cols, 1);
     });
     return { names, norms, methods };
+  });
+}
+
+export interface PerSampleUnitNorms {
+  /** Parameter names, in column order; parameter `names[i]` owns columns `offsets[i] .. offsets[i + 1] − 1`. */
+  names: string[];
+  /** Column offsets of each parameter (length names.length + 1; the last one is U). */
+  offsets: number[];
+  /** [B, U]: squared L2 norm of each sample's gradient, per slice along each parameter's first axis. */
+  norms: Tensor;
+}
+
+/**
+ * Squared norms of the per-sample gradients per UNIT, [B, U]: for each selected parameter θ of
+ * shape [n, ...], the n values ‖∂L_b/∂θ[j]‖² (j along θ's first axis: a Linear's output rows, a
+ * Conv2d's output channels, a ConvTranspose2d's input channels, the elements of a bias or a
+ * BatchNorm affine vector). Summing a parameter's columns gives its column of
+ * {@link perSampleGradNorms}. Linear with one position: ‖∂L_b/∂W[j]‖² = δ_bj²·‖a_b‖² (ghost, no
+ * [B, out, in]); everything else is materialised as in {@link perSampleGrads} and reduced.
+ * Same errors as {@link perSampleGrads}.
+ */
+export function perSampleGradUnitNorms(model: Module, lossFn: PerSampleLoss, x: Tensor, y?: Tensor, opts: PerSampleOptions = {}): PerSampleUnitNorms {
+  return withCaptured('perSampleGradUnitNorms', model, lossFn, x, y, opts, (sites, B) => {
+    const names: string[] = [];
+    const offsets = [0];
+    const norms = tidy(() => {
+      const cols: Tensor[] = [];
+      const push = (name: string, t: Tensor) => {
+        names.push(name);
+        cols.push(t);
+        offsets.push(offsets[offsets.length - 1] + t.shape[1]);
+      };
+      for (const s of sites) {
+        if (s.module instanceof Linear && linearViews(s, B).A.shape[1] === 1) {
+          const { A, D } = linearViews(s, B);
+          const d2 = square(D.reshape([B, -1]));
+          if (s.wanted.weight) push(s.wanted.weight, mul(d2, sum(square(A.reshape([B, -1])), 1, true)));
+          if (s.wanted.bias) push(s.wanted.bias, d2);
+          continue;
+        }
+        for (const [name, g] of siteGrads(s, B)) push(name, g.rank > 2 ? sum(square(g), g.shape.map((_, i) => i).slice(2)) : square(g));
+      }
+      return concat(cols, 1);
+    });
+    return { names, offsets, norms };
   });
 }

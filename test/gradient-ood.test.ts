@@ -64,6 +64,26 @@ describe('gradient features of the confounding label (Lee & AlRegib)', () => {
     close(await confoundingLoss(z).data(), X.map((r) => -softmax(r).reduce((s, p) => s + Math.log(p), 0)), 1e-12);
   });
 
+  it("granularity 'unit': exact per-output-unit squared norms (δ_bj²·‖a_b‖² for weights, δ_bj² for biases)", async () => {
+    setBackend(cpu);
+    const m = net('float64');
+    const x = fromHost(X.flat(), [3, 3], 'float64');
+    const f = gradientFeatures(m, x, { granularity: 'unit' });
+    expect(f.names).toEqual([
+      ...[0, 1, 2, 3].map((j) => `0.weight[${j}]`), ...[0, 1, 2, 3].map((j) => `0.bias[${j}]`),
+      ...[0, 1, 2].map((j) => `2.weight[${j}]`), ...[0, 1, 2].map((j) => `2.bias[${j}]`),
+    ]);
+    expect(f.norms.shape).toEqual([3, 14]);
+    const want = X.map((xr) => {
+      const { pre, h, z } = forward(xr);
+      const dz = softmax(z).map((p) => 3 * p - 1);
+      const dh = h.map((_, j) => (pre[j] > 0 ? W2.reduce((s, w, i) => s + w[j] * dz[i], 0) : 0));
+      return [...dh.map((d) => d * d * sq(xr)), ...dh.map((d) => d * d), ...dz.map((d) => d * d * sq(h)), ...dz.map((d) => d * d)];
+    });
+    close(await f.norms.data(), want.flat(), 1e-12);
+    expect(() => gradientFeatures(m, x, { granularity: 'row' as 'unit' })).toThrow(/granularity must be 'tensor' or 'unit'/);
+  });
+
   it('sigmoid: dL/dz = σ(z) − 1', async () => {
     setBackend(cpu);
     const m = net('float64');

@@ -26,6 +26,7 @@ import {
   tidy,
   perSampleGrads,
   perSampleGradNorms,
+  perSampleGradUnitNorms,
 } from '../node.js';
 import { runtime } from '../engine/runtime.js';
 import { cpu, requireWebGPU } from './helpers/backends.js';
@@ -171,6 +172,72 @@ describe('perSampleGrads: equal to a loop of single-sample backward passes (floa
     });
   }
 
+  /** The reference unit norms: each sample's gradient of `name`, squared and summed per slice of its first axis. */
+  function unitRef(ref: Map<string, number[][]>, name: string, units: number): number[][] {
+    return ref.get(name)!.map((row) => {
+      const per = row.length / units;
+      return Array.from({ length: units }, (_, j) => row.slice(j * per, (j + 1) * per).reduce((a, v) => a + v * v, 0));
+    });
+  }
+
+  for (const [label, make, xShape] of [
+    ['conv + linear', () => convNet(), [3, 3, 7, 7]],
+    ['ConvTranspose2d + eval-mode BatchNorm', () => transposeNet(new Rng(44)), [1, 4, 4, 4]],
+  ] as [string, () => Module, number[]][]) {
+    it(`perSampleGradUnitNorms (${label}): per first-axis slice, equal to the loop; sums give perSampleGradNorms`, async () => {
+      setBackend(cpu);
+      manualSeed(23);
+      const model = await make().to('float64');
+      const rng = new Rng(61);
+      const x = input(rng, xShape);
+      const B = xShape[0];
+      const y = labels(rng, B, 5);
+      const ref = await loopGrads(model, x, y);
+      const before = memory().liveTensors;
+      const u = perSampleGradUnitNorms(model, ce, x, y);
+      const params = model.namedParameters();
+      expect(u.names).toEqual(params.map(([n]) => n));
+      expect(u.offsets).toEqual(params.reduce((o, [, p]) => [...o, o[o.length - 1] + p.shape[0]], [0]));
+      const U = u.offsets[u.offsets.length - 1];
+      expect(u.norms.shape).toEqual([B, U]);
+      const uv = await u.norms.data();
+      const t = perSampleGradNorms(model, ce, x, y);
+      const tv = await t.norms.data();
+      params.forEach(([name, p], i) => {
+        const units = p.shape[0];
+        const want = unitRef(ref, name, units);
+        const got = Array.from({ length: B }, (_, b) => Array.from({ length: units }, (_, j) => uv[b * U + u.offsets[i] + j]));
+        expectRel(got.flat(), want.flat(), 1e-10);
+        const l = t.names.indexOf(name);
+        expectRel(got.map((r) => r.reduce((a, v) => a + v, 0)), Array.from({ length: B }, (_, b) => tv[b * t.names.length + l]), 1e-10);
+      });
+      u.norms.dispose();
+      t.norms.dispose();
+      expect(memory().liveTensors).toBe(before);
+    });
+  }
+
+  it('perSampleGradUnitNorms on sequences [B, T, in] (materialised) equals the loop', async () => {
+    setBackend(cpu);
+    manualSeed(5);
+    const lin = await new Linear(6, 4).to('float64');
+    const model = new Sequential(lin);
+    const x = input(new Rng(9), [3, 2, 6]);
+    const loss = (out: Tensor) => sum(out.mul(out), [1, 2]);
+    const ref = new Map<string, number[][]>([['0.weight', []], ['0.bias', []]]);
+    for (let b = 0; b < 3; b++) {
+      const gs = tidy(() => gradients(sum(loss(model.forward(slice(x, [b], [1, 2, 6])))), [lin.weight, lin.bias!]));
+      ref.get('0.weight')!.push(Array.from(await gs[0].data()));
+      ref.get('0.bias')!.push(Array.from(await gs[1].data()));
+      gs.forEach((g) => g.dispose());
+    }
+    const u = perSampleGradUnitNorms(model, loss, x);
+    expect(u.offsets).toEqual([0, 4, 8]);
+    const uv = await u.norms.data();
+    const want = [unitRef(ref, '0.weight', 4), unitRef(ref, '0.bias', 4)];
+    expectRel(uv, [0, 1, 2].flatMap((b) => [...want[0][b], ...want[1][b]]), 1e-10);
+  });
+
   it('params selects a subset (names or tensors)', async () => {
     setBackend(cpu);
     manualSeed(1);
@@ -263,6 +330,7 @@ describe('perSampleGrads: WebGPU matches the CPU reference', () => {
       const wantData = new Map<string, Float32Array>();
       for (const [k, t] of Object.entries(want)) wantData.set(k, (await t.data()) as Float32Array);
       const wantNorms = await wantN.norms.data();
+      const wantU = await perSampleGradUnitNorms(model, ce, xh, yh).norms.data();
       await model.to(gpu);
       setBackend(gpu);
       const x = await xh.to(gpu);
@@ -271,7 +339,9 @@ describe('perSampleGrads: WebGPU matches the CPU reference', () => {
       for (const [k, t] of Object.entries(got)) expectRel(await t.data(), wantData.get(k)!, 2e-4, 1e-6);
       const gotN = perSampleGradNorms(model, ce, x, y);
       expectRel(await gotN.norms.data(), wantNorms, 2e-4, 1e-6);
-      dispose([got, gotN.norms, x, y]);
+      const gotU = perSampleGradUnitNorms(model, ce, x, y);
+      expectRel(await gotU.norms.data(), wantU, 2e-4, 1e-6);
+      dispose([got, gotN.norms, gotU.norms, x, y]);
     }
   });
 });

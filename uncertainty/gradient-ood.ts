@@ -52,7 +52,7 @@ import {
 import { NotFittedError } from './errors.js';
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers/linear.js';
-import { type PerSampleOptions, perSampleGradNorms, withLayerGradients } from '../nn/per-sample-grads.js';
+import { type PerSampleOptions, perSampleGradNorms, perSampleGradUnitNorms, withLayerGradients } from '../nn/per-sample-grads.js';
 import { type Detector, type DetectorInput, type FitData, forEachBatch } from './detector.js';
 import { type Stage2Options, Stage2Classifier } from './stage2.js';
 
@@ -75,6 +75,13 @@ export function confoundingLoss(logits: Tensor, activation: ConfoundingActivatio
 export interface GradientFeatureOptions extends PerSampleOptions {
   /** p = softmax(z) (default) or sigmoid(z) in the confounding loss. */
   confounding?: ConfoundingActivation;
+  /**
+   * 'tensor' (default, the paper's features): one squared norm per parameter tensor, [B, L].
+   * 'unit' (a dubito extension): one squared norm per slice along each parameter's first axis —
+   * per output unit of a Linear, per output channel of a Conv2d, per bias element
+   * ({@link perSampleGradUnitNorms}), [B, U]; a parameter's unit norms sum to its tensor norm.
+   */
+  granularity?: 'tensor' | 'unit';
 }
 
 /**
@@ -84,7 +91,15 @@ export interface GradientFeatureOptions extends PerSampleOptions {
  */
 export function gradientFeatures(model: Module, x: Tensor, opts: GradientFeatureOptions = {}): { names: string[]; norms: Tensor } {
   const act = opts.confounding ?? 'softmax';
-  const r = perSampleGradNorms(model, (out) => confoundingLoss(out, act), x, undefined, opts);
+  const g = opts.granularity ?? 'tensor';
+  if (g !== 'tensor' && g !== 'unit') throw new ArgumentError(`gradientFeatures: granularity must be 'tensor' or 'unit', got '${g as string}'`);
+  const loss = (out: Tensor) => confoundingLoss(out, act);
+  if (g === 'unit') {
+    const r = perSampleGradUnitNorms(model, loss, x, undefined, opts);
+    const names = r.names.flatMap((n, i) => Array.from({ length: r.offsets[i + 1] - r.offsets[i] }, (_, j) => `${n}[${j}]`));
+    return { names, norms: r.norms };
+  }
+  const r = perSampleGradNorms(model, loss, x, undefined, opts);
   return { names: r.names, norms: r.norms };
 }
 
